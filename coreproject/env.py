@@ -1,0 +1,97 @@
+"""Typed reads of environment variables.
+
+A bad value never raises here: it is recorded in ``ERRORS`` with the variable's
+name and the default is used, so ``manage.py check`` (eval/checks.py) can report
+every problem at once, naming the variable at fault.
+"""
+
+import os
+
+ERRORS: list[tuple[str, str]] = []
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name):
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def string(name, default=""):
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def boolean(name, default=False):
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    ERRORS.append((name, f"{name}={value!r} is not a boolean (use 1/0/true/false/yes/no)"))
+    return default
+
+
+def integer(name, default, *, minimum=None, maximum=None):
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        ERRORS.append((name, f"{name}={value!r} is not an integer"))
+        return default
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        ERRORS.append((name, f"{name}={number} is out of range [{minimum}, {maximum}]"))
+        return default
+    return number
+
+
+def number(name, default, *, minimum=None):
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        result = float(value)
+    except ValueError:
+        ERRORS.append((name, f"{name}={value!r} is not a number"))
+        return default
+    if minimum is not None and result < minimum:
+        ERRORS.append((name, f"{name}={result} must be at least {minimum}"))
+        return default
+    return result
+
+
+def items(name, default=()):
+    value = _raw(name)
+    if value is None or value == "":
+        return list(default)
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def choice(name, default, choices):
+    value = string(name, default)
+    if value not in choices:
+        ERRORS.append((name, f"{name}={value!r} must be one of {', '.join(choices)}"))
+        return default
+    return value
+
+
+def rate(name, default):
+    """Parse ``N/s``, ``N/m`` or ``N/h`` into (count, seconds)."""
+    value = string(name, default)
+    periods = {"s": 1, "m": 60, "h": 3600}
+    try:
+        count, period = value.split("/")
+        parsed = (int(count), periods[period.strip().lower()[0]])
+        if parsed[0] < 1:
+            raise ValueError
+        return parsed
+    except (ValueError, KeyError, IndexError):
+        ERRORS.append((name, f"{name}={value!r} must look like 30/m (count per s, m or h)"))
+        count, period = default.split("/")
+        return int(count), periods[period[0]]

@@ -1,0 +1,216 @@
+"""Settings, all read from the environment (see README "Settings").
+
+Bad values are reported by ``manage.py check`` (eval/checks.py) naming the
+variable at fault, instead of crashing at import time.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from coreproject import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = Path(env.string("DJANGO_LOCAL_DIR", str(BASE_DIR / ".local")))
+
+DEBUG = env.boolean("DJANGO_DEBUG", False)
+
+
+def _local_secret_key():
+    """A generated key kept in .local/ so sessions survive restarts."""
+    path = LOCAL_DIR / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+    except FileExistsError:  # another process won the race
+        return path.read_text().strip()
+
+
+SECRET_KEY = env.string("DJANGO_SECRET_KEY") or _local_secret_key()
+SECRET_KEY_FROM_ENV = bool(env.string("DJANGO_SECRET_KEY"))
+
+ALLOWED_HOSTS = env.items("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.items("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "eval",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "coreproject.urls"
+WSGI_APPLICATION = "coreproject.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------
+DATABASE_URL = env.string("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+_database = dj_database_url.parse(DATABASE_URL)
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + IMMEDIATE transactions + a busy timeout let the web, the worker and
+    # the daemon write at once without "database is locked".
+    _database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.number("SQLITE_BUSY_TIMEOUT_SECONDS", 20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so worker threads and subprocesses in tests share it.
+    _database["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
+elif _database["ENGINE"] == "django.db.backends.postgresql":
+    _database.setdefault("OPTIONS", {})
+    _database["OPTIONS"].setdefault("application_name", env.string("DATABASE_APPLICATION_NAME", "eval"))
+    if env.boolean("DATABASE_POOL", False):
+        _database["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": env.integer("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        }
+    else:
+        _database["CONN_MAX_AGE"] = env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+        _database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Security (production defaults; DEBUG relaxes what needs TLS) -----------
+SECURE_SSL_REDIRECT = env.boolean("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.integer("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Job engine ---------------------------------------------------------------
+JOB_TRANSPORT = env.choice("JOB_TRANSPORT", "db", ["db", "pubsub"])
+PUBSUB_PROJECT_ID = env.string("PUBSUB_PROJECT_ID", "local-eval")
+PUBSUB_TOPIC = env.string("PUBSUB_TOPIC", "llm-jobs")
+PUBSUB_SUBSCRIPTION = env.string("PUBSUB_SUBSCRIPTION", "llm-jobs-worker")
+PUBSUB_DEAD_LETTER_TOPIC = env.string("PUBSUB_DEAD_LETTER_TOPIC", "llm-jobs-dead-letter")
+PUBSUB_MAX_DELIVERY_ATTEMPTS = env.integer("PUBSUB_MAX_DELIVERY_ATTEMPTS", 10, minimum=5, maximum=100)
+
+ANTHROPIC_API_KEY = env.string("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env.string("ANTHROPIC_BASE_URL")
+ANTHROPIC_MODELS = env.items("ANTHROPIC_MODELS", ["claude-sonnet-4-5:64000", "claude-haiku-4-5:64000"])
+ANTHROPIC_MAX_CONCURRENCY = env.integer("ANTHROPIC_MAX_CONCURRENCY", 50, minimum=1)
+GEMINI_API_KEY = env.string("GEMINI_API_KEY")
+GEMINI_BASE_URL = env.string("GEMINI_BASE_URL")
+GEMINI_MODELS = env.items("GEMINI_MODELS", ["gemini-2.5-pro:65536", "gemini-2.5-flash:65536"])
+GEMINI_MAX_CONCURRENCY = env.integer("GEMINI_MAX_CONCURRENCY", 50, minimum=1)
+ECHO_CHUNK_DELAY_MS = env.integer("ECHO_CHUNK_DELAY_MS", 50, minimum=0)
+ECHO_ENABLED = env.boolean("ECHO_ENABLED", True)
+PROVIDER_REQUEST_TIMEOUT_SECONDS = env.number("PROVIDER_REQUEST_TIMEOUT_SECONDS", 60, minimum=0.1)
+
+WORKER_CONCURRENCY = env.integer("WORKER_CONCURRENCY", 16, minimum=1, maximum=1000)
+WORKER_PROCESSES = env.integer("WORKER_PROCESSES", 1, minimum=0, maximum=64)
+WORKER_SHUTDOWN_GRACE_SECONDS = env.number("WORKER_SHUTDOWN_GRACE_SECONDS", 10, minimum=0)
+WORKER_DB_THREADS = env.integer("WORKER_DB_THREADS", 4, minimum=1, maximum=32)
+WORKER_POLL_INTERVAL_MS = env.integer("WORKER_POLL_INTERVAL_MS", 200, minimum=10)
+WORKER_FLUSH_INTERVAL_MS = env.integer("WORKER_FLUSH_INTERVAL_MS", 1000, minimum=50)
+JOB_LEASE_SECONDS = env.number("JOB_LEASE_SECONDS", 60, minimum=0.5)
+JOB_MAX_ATTEMPTS = env.integer("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=100)
+JOB_TIMEOUT_SECONDS = env.number("JOB_TIMEOUT_SECONDS", 600, minimum=0.5)
+JOB_RETRY_BASE_DELAY_SECONDS = env.number("JOB_RETRY_BASE_DELAY_SECONDS", 2, minimum=0)
+JOB_RETRY_MAX_DELAY_SECONDS = env.number("JOB_RETRY_MAX_DELAY_SECONDS", 120, minimum=0)
+JOB_REPUBLISH_AFTER_SECONDS = env.number("JOB_REPUBLISH_AFTER_SECONDS", 300, minimum=1)
+
+TASK_SOURCE = env.string("TASK_SOURCE")
+TASK_SOURCE_NAME = env.string("TASK_SOURCE_NAME")
+SYNC_INTERVAL_SECONDS = env.number("SYNC_INTERVAL_SECONDS", 60, minimum=0.1)
+
+POLL_INTERVAL_MS = env.integer("POLL_INTERVAL_MS", 2000, minimum=100)
+POLL_OUTPUT_CHARS = env.integer("POLL_OUTPUT_CHARS", 2000, minimum=1)
+MAX_PROMPT_CHARS = env.integer("MAX_PROMPT_CHARS", 200_000, minimum=1)
+API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 1_000_000, minimum=1024)
+JOB_CREATE_RATE = env.rate("JOB_CREATE_RATE", "30/m")
+MAX_QUEUED_JOBS_PER_USER = env.integer("MAX_QUEUED_JOBS_PER_USER", 200, minimum=1)
+METRICS_TOKEN = env.string("METRICS_TOKEN")
+GUNICORN_BIND = env.string("GUNICORN_BIND", "127.0.0.1:8000")
+
+# --- Logging ----------------------------------------------------------------
+LOG_FORMAT = env.choice("LOG_FORMAT", "text", ["text", "json"])
+LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "coreproject.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "google": {"level": "WARNING"},
+    },
+}
+
+ENV_ERRORS = env.ERRORS

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from eval import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("eval.urls")),
+]

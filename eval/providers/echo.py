@@ -1,0 +1,37 @@
+"""The offline demo model: streams the prompt back, one word per token."""
+
+import asyncio
+import re
+from decimal import Decimal
+
+from django.conf import settings
+
+from eval.providers.base import GenerationRequest, GenerationResult, ModelInfo, Provider
+
+
+class EchoProvider(Provider):
+    name = "echo"
+    label = "Echo (offline demo)"
+    demo = True
+    max_temperature = 2.0
+
+    def models(self):
+        return [ModelInfo("echo", 4096)]
+
+    def cost(self, model, input_tokens, output_tokens):
+        return Decimal("0")
+
+    async def stream(self, request: GenerationRequest, on_text):
+        delay = settings.ECHO_CHUNK_DELAY_MS / 1000
+        words = re.findall(r"\S+\s*", request.prompt)
+        text, tokens, stop_reason = [], 0, "end_turn"
+        for word in words:
+            if tokens >= request.max_tokens:
+                stop_reason = "max_tokens"
+                break
+            if delay:
+                await asyncio.sleep(delay)
+            tokens += 1
+            text.append(word)
+            on_text(word, tokens)
+        return GenerationResult("".join(text), stop_reason, input_tokens=len(words), output_tokens=tokens)

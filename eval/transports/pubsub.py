@@ -1,0 +1,210 @@
+"""The ``pubsub`` transport (production).
+
+Messages carry only the job id (data) and ``task_id``/``provider``
+attributes, never the prompt. The subscriber callback runs on the client's
+thread pool: it parses the id, hands it to the asyncio loop and returns. The
+message is acked when the row is settled (terminal, running elsewhere,
+unknown) and nacked when this worker hands the job back; a job in retry
+backoff keeps its message (the client extends the lease) until it is due.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+
+from django.conf import settings
+
+from eval.jobs import lifecycle
+
+log = logging.getLogger(__name__)
+
+_publisher = None
+_publisher_lock = threading.Lock()
+
+
+def topic_path():
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient.topic_path(settings.PUBSUB_PROJECT_ID, settings.PUBSUB_TOPIC)
+
+
+def subscription_path(name=None):
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient.subscription_path(
+        settings.PUBSUB_PROJECT_ID, name or settings.PUBSUB_SUBSCRIPTION
+    )
+
+
+def get_publisher():
+    """One publisher client per process (it owns a gRPC channel and threads)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            from google.cloud import pubsub_v1
+
+            # One message per batch: a job id is tiny and latency matters more.
+            _publisher = pubsub_v1.PublisherClient(
+                batch_settings=pubsub_v1.types.BatchSettings(max_messages=1, max_latency=0.001)
+            )
+        return _publisher
+
+
+def reset_publisher():
+    global _publisher
+    with _publisher_lock:
+        _publisher = None
+
+
+def publish(job_ids, timeout=10.0):
+    """Publish one message per job and mark the published ones. Returns the count."""
+    from eval.models import LLMJob
+
+    publisher = get_publisher()
+    topic = topic_path()
+    rows = LLMJob.objects.filter(id__in=job_ids).values_list("id", "task_id", "provider")
+    futures = [
+        (
+            job_id,
+            publisher.publish(topic, str(job_id).encode(), task_id=str(task_id), provider=provider),
+        )
+        for job_id, task_id, provider in rows
+    ]
+    published = []
+    for job_id, future in futures:
+        try:
+            future.result(timeout=timeout)
+            published.append(job_id)
+        except Exception as error:
+            log.warning("publish failed for job %s: %s", job_id, error, extra={"job_id": job_id})
+    if published:
+        lifecycle.mark_published(published)
+    return len(published)
+
+
+def parse_job_id(data):
+    """The job id in a message, or None if the message is malformed."""
+    try:
+        return uuid.UUID(data.decode("utf-8").strip())
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+
+
+class PubSubTransport:
+    name = "pubsub"
+
+    def __init__(self, executor, *, once=False, max_jobs=None, subscription=None):
+        self.executor = executor
+        self.once = once
+        self.max_jobs = max_jobs
+        self.claimed = 0
+        self.subscription = subscription_path(subscription)
+        self._inbox: asyncio.Queue | None = None
+        self._held = {}  # job_id -> message awaiting a retry or running here
+        self._loop = None
+        self.malformed = 0
+
+    # Runs on the client's callback threads: hand off and return at once.
+    def _callback(self, message):
+        try:
+            job_id = parse_job_id(message.data)
+            if job_id is None:
+                self.malformed += 1
+                log.error("acking malformed message %s (data %r)", message.message_id, message.data[:100])
+                message.ack()
+                return
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, (job_id, message))
+        except Exception:  # an exception here would nack and loop the message
+            log.exception("could not hand off message %s; acking it", getattr(message, "message_id", "?"))
+            message.ack()
+
+    async def run(self, stopping: asyncio.Event):
+        from google.cloud import pubsub_v1
+
+        self._loop = asyncio.get_running_loop()
+        self._inbox = asyncio.Queue()
+        subscriber = pubsub_v1.SubscriberClient()
+        flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
+        future = subscriber.subscribe(self.subscription, callback=self._callback, flow_control=flow)
+        log.info("subscribed to %s (flow control %d)", self.subscription, self.executor.concurrency)
+        idle_since = time.monotonic()
+        try:
+            while not stopping.is_set():
+                if self.max_jobs is not None and self.claimed >= self.max_jobs and not self.executor.running:
+                    return
+                if future.done():
+                    error = future.exception()
+                    raise RuntimeError(f"the Pub/Sub stream stopped: {error}")
+                try:
+                    job_id, message = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
+                except TimeoutError:
+                    if self.once and not self.executor.running and not self._held:
+                        if time.monotonic() - idle_since > 2:
+                            return
+                    continue
+                idle_since = time.monotonic()
+                await self._receive(job_id, message)
+        finally:
+            future.cancel()
+            try:
+                future.result(timeout=10)
+            except Exception:
+                pass
+            self._nack_held()
+            subscriber.close()
+
+    async def _receive(self, job_id, message):
+        if self.max_jobs is not None and self.claimed >= self.max_jobs:
+            message.nack()  # not ours to take any more
+            return
+        try:
+            outcome = await self.executor.db.call(lifecycle.claim, job_id, self.executor.worker_id)
+        except Exception:
+            log.exception("claim failed; nacking", extra={"job_id": job_id})
+            message.nack()
+            return
+        if outcome.job is not None:
+            self.claimed += 1
+            self._held[job_id] = message
+            self.executor.start_job(outcome.job, on_settled=self._settled)
+        elif outcome.reason == "not_yet":
+            # In retry backoff: keep the message and try again when due.
+            self._held[job_id] = message
+            delay = max(0.0, (outcome.available_at - _now()).total_seconds())
+            self._loop.call_later(delay, self._redeliver, job_id)
+        else:
+            # Terminal, unknown, or live on another worker (its lease guards it):
+            # a duplicate never starts a second model call.
+            log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
+            message.ack()
+
+    def _redeliver(self, job_id):
+        message = self._held.pop(job_id, None)
+        if message is not None:
+            self._inbox.put_nowait((job_id, message))
+
+    def _settled(self, job_id, outcome):
+        if outcome.status == "queued" and outcome.retry_at is not None:
+            # Our own transient retry: keep the message until the backoff ends.
+            self._loop.call_later(max(0.0, outcome.retry_at - time.monotonic()), self._redeliver, job_id)
+            return
+        message = self._held.pop(job_id, None)
+        if message is None:
+            return
+        if outcome.status == "handed_back":
+            message.nack()  # redelivered to another worker at once
+        else:
+            message.ack()
+
+    def _nack_held(self):
+        for message in self._held.values():
+            message.nack()
+        self._held.clear()
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()

@@ -1,0 +1,56 @@
+"""Database access for the async worker.
+
+All ORM calls run on a small fixed pool of threads, so a worker with hundreds
+of jobs in flight holds at most WORKER_DB_THREADS connections. A lost
+connection (database restart) is closed and the call retried with backoff.
+"""
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
+
+log = logging.getLogger(__name__)
+
+
+def _reset_connection(_retry_state=None):
+    try:
+        connection.close()
+    except Exception:  # the connection is already broken; closing may fail too
+        pass
+
+
+class Database:
+    def __init__(self, threads, *, retry_for_seconds=120.0):
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="worker-db")
+        self._retry_for_seconds = retry_for_seconds
+        self.calls = 0
+
+    def _run(self, fn, *args, **kwargs):
+        close_old_connections()
+        for attempt in Retrying(
+            retry=retry_if_exception_type((OperationalError, InterfaceError)),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(self._retry_for_seconds),
+            before_sleep=lambda state: (_reset_connection(), before_sleep_log(log, logging.WARNING)(state)),
+            reraise=True,
+        ):
+            with attempt:
+                return fn(*args, **kwargs)
+
+    async def call(self, fn, *args, **kwargs):
+        self.calls += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(self._run, fn, *args, **kwargs))
+
+    def close(self):
+        def _close():
+            _reset_connection()
+
+        futures = [self._pool.submit(_close) for _ in range(self._pool._max_workers)]
+        for future in futures:
+            future.result(timeout=5)
+        self._pool.shutdown(wait=True)

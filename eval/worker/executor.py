@@ -1,0 +1,322 @@
+"""Runs claimed jobs: many in flight on one asyncio loop.
+
+Streamed text is kept in memory and written by one flusher about once a
+second for all jobs together (whatever the token rate); the same pass renews
+leases, picks up cancel requests and writes the worker's heartbeat.
+Transports only deliver claimed jobs here and learn when each is settled.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from eval.jobs import lifecycle
+from eval.jobs.errors import ProviderError
+from eval.models import WorkerHeartbeat
+from eval.providers import get_provider
+from eval.providers.base import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id():
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class RunState:
+    job: lifecycle.ClaimedJob
+    parts: list = field(default_factory=list)
+    tokens: int = 0
+    message: str = ""
+    dirty: bool = False
+    generating_since: float | None = None
+    lease_renewed: float = field(default_factory=time.monotonic)
+    stop_reason: str = ""  # why we cancelled the task: cancel | shutdown | lost
+    task: asyncio.Task | None = None
+
+    def on_text(self, delta, tokens_so_far):
+        self.parts.append(delta)
+        self.tokens = tokens_so_far
+        self.dirty = True
+
+    @property
+    def output(self):
+        return "".join(self.parts)
+
+    def progress_update(self):
+        max_tokens = max(self.job.max_tokens, 1)
+        progress = min(99, self.tokens * 100 // max_tokens)
+        message = self.message
+        if self.generating_since is not None and self.tokens:
+            elapsed = max(time.monotonic() - self.generating_since, 1e-3)
+            left = (max_tokens - self.tokens) / (self.tokens / elapsed)
+            message = f"Generating: {self.tokens} tokens, ~{left:.0f} s left at most"
+        return lifecycle.ProgressUpdate(self.job.id, self.job.attempt, progress, message, self.output, self.tokens)
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended, for the transport: ``settled`` rows need no more
+    delivery (terminal, or requeued by us for a retry at ``retry_at``)."""
+
+    status: str  # succeeded | failed | cancelled | queued | handed_back | lost
+    retry_at: float | None = None
+
+
+class Executor:
+    def __init__(self, *, database, worker_id=None, concurrency=None, transport_name=""):
+        self.db = database
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency or settings.WORKER_CONCURRENCY
+        self.transport_name = transport_name
+        self.running: dict = {}
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.jobs_finished = 0  # settled attempts of any kind, for --max-jobs
+        self.slot_freed = asyncio.Event()
+        self._semaphores = {}
+        self._flusher = None
+        self._last_heartbeat = 0.0
+        self.started_at = timezone.now()
+
+    # --- capacity ---------------------------------------------------------------
+    @property
+    def free_slots(self):
+        return max(0, self.concurrency - len(self.running))
+
+    def _semaphore(self, provider):
+        if provider.name not in self._semaphores:
+            self._semaphores[provider.name] = asyncio.Semaphore(provider.max_concurrency)
+        return self._semaphores[provider.name]
+
+    # --- lifecycle of the executor -------------------------------------------------
+    async def start(self):
+        await self.db.call(self._write_heartbeat, initial=True)
+        self._flusher = asyncio.create_task(self._flush_forever(), name="flusher")
+
+    def start_job(self, job, on_settled=None):
+        """Run a claimed job in the background; ``on_settled(job_id, Outcome)`` at the end."""
+        state = RunState(job, message=f"Waiting for {job.model}")
+        self.running[job.id] = state
+        state.task = asyncio.create_task(self._run(state, on_settled), name=f"job-{job.id}")
+        return state.task
+
+    async def drain(self, grace):
+        """Wait up to ``grace`` s for running jobs, then hand back the rest."""
+        if self.running:
+            log.info("waiting up to %.0f s for %d running job(s)", grace, len(self.running))
+            await asyncio.wait([s.task for s in self.running.values()], timeout=grace)
+        leftovers = list(self.running.values())
+        for state in leftovers:
+            state.stop_reason = "shutdown"
+            state.task.cancel()
+        if leftovers:
+            await asyncio.wait([s.task for s in leftovers], timeout=30)
+
+    async def close(self):
+        if self._flusher:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+        await self.db.call(self._write_heartbeat, stopped=True)
+        for name in list(self._semaphores):
+            provider = get_provider(name)
+            if provider is not None:
+                await provider.aclose()
+
+    # --- one job -----------------------------------------------------------------
+    async def _run(self, state, on_settled):
+        job = state.job
+        extra = {"job_id": job.id, "worker_id": self.worker_id, "attempt": job.attempt}
+        outcome = Outcome("lost")
+        try:
+            outcome = await self._attempt(state, extra)
+        except Exception:  # never let one job take the worker down
+            log.exception("job crashed the executor", extra=extra)
+        finally:
+            self.running.pop(job.id, None)
+            self.jobs_finished += 1
+            if outcome.status == "succeeded":
+                self.jobs_done += 1
+            elif outcome.status == "failed":
+                self.jobs_failed += 1
+            self.slot_freed.set()
+            if on_settled is not None:
+                on_settled(job.id, outcome)
+        return outcome
+
+    async def _attempt(self, state, extra):
+        job = state.job
+        provider = get_provider(job.provider)
+        call = lambda fn, **kw: self.db.call(fn, job.id, self.worker_id, job.attempt, **kw)  # noqa: E731
+        if provider is None:
+            await call(
+                lifecycle.fail,
+                code="bad_request",
+                message=f"provider {job.provider!r} is not configured on this worker",
+            )
+            return Outcome("failed")
+        request = GenerationRequest(
+            model=job.model,
+            prompt=job.prompt,
+            max_tokens=job.max_tokens,
+            system=job.params.get("system", ""),
+            temperature=job.params.get("temperature"),
+        )
+        try:
+            async with asyncio.timeout(settings.JOB_TIMEOUT_SECONDS):
+                async with self._semaphore(provider):
+                    state.generating_since = time.monotonic()
+                    state.message = f"Generating with {job.model}"
+                    state.dirty = True
+                    result = await provider.stream(request, state.on_text)
+        except asyncio.CancelledError:
+            return await self._stopped(state, call, extra)
+        except TimeoutError:
+            log.warning("job timed out", extra=extra)
+            await call(
+                lifecycle.fail,
+                code="timed_out",
+                message=f"The job ran past JOB_TIMEOUT_SECONDS ({settings.JOB_TIMEOUT_SECONDS:g} s)",
+                output=state.output,
+                output_tokens=state.tokens,
+            )
+            return Outcome("failed")
+        except ProviderError as error:
+            return await self._provider_error(state, error, call, extra)
+        except Exception as error:  # an SDK or code error we did not map: retry, it may pass
+            log.exception("unexpected error in provider call", extra=extra)
+            error = ProviderError("server_error", f"Unexpected error: {type(error).__name__}")
+            return await self._provider_error(state, error, call, extra)
+
+        cost = provider.cost(job.model, result.input_tokens, result.output_tokens)
+        ok = await call(
+            lifecycle.succeed,
+            output=result.text,
+            stop_reason=result.stop_reason,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost=cost,
+        )
+        if not ok:
+            log.warning("finished a job this worker no longer holds; result dropped", extra=extra)
+            return Outcome("lost")
+        log.info("job succeeded", extra=extra)
+        return Outcome("succeeded")
+
+    async def _stopped(self, state, call, extra):
+        reason = state.stop_reason
+        if reason == "cancel":
+            await call(lifecycle.finish_cancel, output=state.output, output_tokens=state.tokens)
+            log.info("job cancelled", extra=extra)
+            return Outcome("cancelled")
+        if reason == "shutdown":
+            await call(lifecycle.hand_back)
+            log.info("job handed back", extra=extra)
+            return Outcome("handed_back")
+        return Outcome("lost")
+
+    async def _provider_error(self, state, error, call, extra):
+        job = state.job
+        if not error.transient:
+            log.warning("job failed: %s", error.code, extra=extra)
+            await call(
+                lifecycle.fail, code=error.code, message=error.message, output=state.output, output_tokens=state.tokens
+            )
+            return Outcome("failed")
+        status, delay = await call(
+            lifecycle.retry_later,
+            code=error.code,
+            message=error.message,
+            retry_after=error.retry_after,
+            max_attempts=job.max_attempts,
+        )
+        log.warning("transient error %s -> %s", error.code, status, extra=extra)
+        if status == "queued":
+            return Outcome("queued", retry_at=time.monotonic() + delay)
+        return Outcome("failed" if status == "failed" else "lost")
+
+    # --- the flusher ----------------------------------------------------------------
+    async def _flush_forever(self):
+        interval = settings.WORKER_FLUSH_INTERVAL_MS / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("flush failed; will retry")
+
+    async def flush(self):
+        now = time.monotonic()
+        renew_every = settings.JOB_LEASE_SECONDS / 3
+        updates, renewals = [], []
+        for state in list(self.running.values()):
+            if state.dirty:
+                state.dirty = False
+                state.lease_renewed = now
+                updates.append(state.progress_update())
+            elif now - state.lease_renewed >= renew_every:
+                state.lease_renewed = now
+                renewals.append((state.job.id, state.job.attempt))
+        heartbeat = now - self._last_heartbeat >= 5
+        if heartbeat:
+            self._last_heartbeat = now
+        lost, cancels = await self.db.call(self._flush_sync, updates, renewals, heartbeat, bool(self.running))
+        for job_id in lost:
+            self._stop(job_id, "lost")
+        for job_id in cancels:
+            self._stop(job_id, "cancel")
+
+    def _flush_sync(self, updates, renewals, heartbeat, any_running):
+        lost = set()
+        if updates:
+            lost |= lifecycle.record_progress(self.worker_id, updates)
+        if renewals:
+            lost |= lifecycle.renew_leases(self.worker_id, renewals)
+        cancels = lifecycle.cancel_requests(self.worker_id) if any_running else set()
+        if heartbeat:
+            self._write_heartbeat()
+        return lost, cancels
+
+    def _stop(self, job_id, reason):
+        state = self.running.get(job_id)
+        if state is not None and state.task is not None and not state.stop_reason:
+            if reason == "lost":
+                log.warning("lease lost; abandoning the attempt", extra={"job_id": job_id})
+            state.stop_reason = reason
+            state.task.cancel()
+
+    def _write_heartbeat(self, initial=False, stopped=False):
+        now = timezone.now()
+        values = {
+            "last_seen": now,
+            "jobs_done": self.jobs_done,
+            "jobs_failed": self.jobs_failed,
+            "in_flight": len(self.running),
+        }
+        if stopped:
+            values["stopped_at"] = now
+        if initial:
+            WorkerHeartbeat.objects.update_or_create(
+                worker_id=self.worker_id,
+                defaults=values,
+                create_defaults={
+                    **values,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "transport": self.transport_name,
+                    "started_at": self.started_at,
+                },
+            )
+        else:
+            WorkerHeartbeat.objects.filter(worker_id=self.worker_id).update(**values)

@@ -1,0 +1,71 @@
+"""The worker process: one asyncio loop, one executor, one transport."""
+
+import asyncio
+import logging
+import signal
+
+from django.conf import settings
+
+from eval.worker.database import Database
+from eval.worker.executor import Executor
+
+log = logging.getLogger(__name__)
+
+
+def make_transport(name, executor, **options):
+    if name == "pubsub":
+        from eval.transports.pubsub import PubSubTransport
+
+        return PubSubTransport(executor, **options)
+    from eval.transports.db import DbTransport
+
+    return DbTransport(executor, **options)
+
+
+async def serve(*, transport="db", concurrency=None, once=False, max_jobs=None, stopping=None, worker_id=None):
+    """Run until stopped (SIGTERM/SIGINT), or until --once/--max-jobs says so.
+
+    On a stop: take no new work, let running jobs finish within
+    WORKER_SHUTDOWN_GRACE_SECONDS, hand back the rest."""
+    loop = asyncio.get_running_loop()
+    stopping = stopping or asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, _on_signal, stopping, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+            pass
+
+    database = Database(settings.WORKER_DB_THREADS)
+    executor = Executor(database=database, concurrency=concurrency, transport_name=transport, worker_id=worker_id)
+    await executor.start()
+    log.info(
+        "worker %s started: transport=%s concurrency=%d",
+        executor.worker_id,
+        transport,
+        executor.concurrency,
+        extra={"worker_id": executor.worker_id},
+    )
+    runner = make_transport(transport, executor, once=once, max_jobs=max_jobs)
+    try:
+        await runner.run(stopping)
+        grace = settings.WORKER_SHUTDOWN_GRACE_SECONDS if stopping.is_set() else None
+        await executor.drain(grace)
+    finally:
+        if executor.running:  # the transport failed: do not strand jobs
+            await executor.drain(settings.WORKER_SHUTDOWN_GRACE_SECONDS)
+        await executor.close()
+        database.close()
+        log.info(
+            "worker %s stopped: %d done, %d failed",
+            executor.worker_id,
+            executor.jobs_done,
+            executor.jobs_failed,
+            extra={"worker_id": executor.worker_id},
+        )
+    return executor
+
+
+def _on_signal(stopping, signum):
+    if not stopping.is_set():
+        log.info("got %s: finishing running jobs, taking no new ones", signal.Signals(signum).name)
+    stopping.set()
