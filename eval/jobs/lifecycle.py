@@ -18,8 +18,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Concat
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from eval.jobs import errors
@@ -513,7 +513,11 @@ def expire_leases(now=None):
                 output="",
                 error_code="lease_expired",
                 error_message=text,
-                message=Concat(Value("Worker lost; retrying (attempt "), F("attempts") + 1, Value(")")),
+                message=Concat(
+                    Value("Worker lost; retrying (attempt "),
+                    Cast(F("attempts") + 1, output_field=CharField()),
+                    Value(")"),
+                ),
                 published_at=now if settings.JOB_TRANSPORT == "db" else None,
                 updated_at=now,
             )

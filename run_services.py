@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Supervise the product's processes: gunicorn, the job worker(s), the sync daemon.
+
+Each child runs in its own process group with its output prefixed by its
+name. A child that dies is restarted with backoff (a crash loop is reported
+loudly); SIGTERM/SIGINT are forwarded to every group, and stragglers are
+killed after a grace period, so no process outlives the supervisor.
+
+    python run_services.py [--only web|worker|daemon] [--dry-run]
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+def _env_int(name, default):
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        sys.exit(f"run_services: {name} must be an integer")
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list
+    role: str
+    process: subprocess.Popen | None = None
+    restarts: list = field(default_factory=list)  # monotonic times of recent restarts
+    next_start: float = 0.0
+
+
+def plan(only=None):
+    """The services to run, as (name, argv, role)."""
+    services = []
+    if only in (None, "web"):
+        services.append(
+            Service("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                            "coreproject.wsgi:application"], "web")
+        )
+    if only in (None, "worker"):
+        count = _env_int("WORKER_PROCESSES", 1)
+        for index in range(count):
+            name = "worker" if count == 1 else f"worker{index + 1}"
+            services.append(Service(name, [PYTHON, str(ROOT / "manage.py"), "process_llm_jobs"], "worker"))
+    if only in (None, "daemon"):
+        services.append(Service("daemon", [PYTHON, str(ROOT / "run_sync_daemon.py")], "daemon"))
+    return services
+
+
+class Supervisor:
+    def __init__(self, services, *, grace=None, clock=time.monotonic, popen=subprocess.Popen):
+        self.services = services
+        self.grace = grace if grace is not None else float(os.environ.get("WORKER_SHUTDOWN_GRACE_SECONDS", 10)) + 5
+        self.clock = clock
+        self.popen = popen
+        self.stopping = False
+        self.width = max(len(s.name) for s in services)
+        self._print_lock = threading.Lock()
+
+    def log(self, name, line):
+        with self._print_lock:
+            sys.stdout.write(f"{name:<{self.width}} | {line}\n")
+            sys.stdout.flush()
+
+    def start(self, service):
+        service.process = self.popen(
+            service.argv,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: signals reach grandchildren too
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._pump, args=(service, service.process), daemon=True).start()
+        self.log("supervisor", f"started {service.name} (pid {service.process.pid})")
+
+    def _pump(self, service, process):
+        for line in process.stdout:
+            self.log(service.name, line.rstrip("\n"))
+
+    def signal_all(self, signum):
+        for service in self.services:
+            if service.process and service.process.poll() is None:
+                try:
+                    os.killpg(service.process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def request_stop(self, signum, _frame=None):
+        if not self.stopping:
+            self.log("supervisor", f"got {signal.Signals(signum).name}: stopping all services")
+        self.stopping = True
+
+    def run(self):
+        for service in self.services:
+            self.start(service)
+        while not self.stopping:
+            time.sleep(0.2)
+            now = self.clock()
+            for service in self.services:
+                if service.process is None:
+                    if now >= service.next_start and not self.stopping:
+                        self.start(service)
+                    continue
+                code = service.process.poll()
+                if code is None:
+                    continue
+                service.process = None
+                service.restarts = [t for t in service.restarts if now - t < 60] + [now]
+                delay = min(30.0, 0.5 * 2 ** (len(service.restarts) - 1))
+                service.next_start = now + delay
+                if len(service.restarts) >= 5:
+                    self.log("supervisor", f"!!! {service.name} is crash-looping: {len(service.restarts)} exits "
+                             f"in a minute (last exit code {code}); next restart in {delay:.0f} s")
+                else:
+                    self.log("supervisor", f"{service.name} exited with code {code}; restarting in {delay:.1f} s")
+        return self.shutdown()
+
+    def shutdown(self):
+        self.signal_all(signal.SIGTERM)
+        deadline = self.clock() + self.grace
+        while self.clock() < deadline and any(s.process and s.process.poll() is None for s in self.services):
+            time.sleep(0.1)
+        stragglers = [s.name for s in self.services if s.process and s.process.poll() is None]
+        if stragglers:
+            self.log("supervisor", f"killing {', '.join(stragglers)} after {self.grace:.0f} s grace")
+            self.signal_all(signal.SIGKILL)
+        for service in self.services:
+            if service.process:
+                service.process.wait()
+        self.log("supervisor", "all services stopped")
+        return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["web", "worker", "daemon"], help="run one role only")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    args = parser.parse_args(argv)
+    services = plan(args.only)
+    if args.dry_run:
+        for service in services:
+            print(f"{service.name}: {' '.join(service.argv)}")
+        return 0
+    if not services:
+        print("nothing to run (WORKER_PROCESSES=0?)", file=sys.stderr)
+        return 1
+    supervisor = Supervisor(services)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
