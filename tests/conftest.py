@@ -68,3 +68,82 @@ def outsider(db, django_user_model):
 @pytest.fixture
 def staff(db, django_user_model):
     return django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True)
+
+
+def test_database_url():
+    """A DATABASE_URL for subprocesses that points at the test database."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or "postgres"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+class WorkerThread:
+    """``serve()`` on its own event loop in a thread, stoppable like SIGTERM."""
+
+    def __init__(self, **options):
+        import threading
+
+        self.options = options
+        self.loop = None
+        self.stopping = None
+        self.executor = None
+        self.error = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self):
+        import asyncio
+
+        from eval.worker.service import serve
+
+        async def main():
+            self.loop = asyncio.get_running_loop()
+            self.stopping = asyncio.Event()
+            self._ready.set()
+            self.executor = await serve(stopping=self.stopping, **self.options)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # surfaced by join()
+            self.error = error
+            self._ready.set()
+
+    def start(self):
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self, timeout=30):
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        return self.join(timeout)
+
+    def join(self, timeout=30):
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "worker thread did not stop"
+        if self.error:
+            raise self.error
+        return self.executor
+
+
+@pytest.fixture
+def worker_thread():
+    started = []
+
+    def start(**options):
+        started.append(WorkerThread(**options).start())
+        return started[-1]
+
+    yield start
+    for worker in started:
+        if worker._thread.is_alive():
+            worker.stop()

@@ -65,6 +65,8 @@ class DbTransport:
                 await self._sleep(stopping, poll)
         finally:
             self._stop_listening.set()
+            if self._listener is not None:
+                await asyncio.to_thread(self._listener.join, 5)
 
     async def _sleep(self, stopping, timeout):
         waiters = [

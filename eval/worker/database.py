@@ -8,6 +8,7 @@ connection (database restart) is closed and the call retried with backoff.
 import asyncio
 import functools
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
@@ -47,10 +48,18 @@ class Database:
         return await loop.run_in_executor(self._pool, functools.partial(self._run, fn, *args, **kwargs))
 
     def close(self):
+        """Close every pool thread's connection (each from its own thread)."""
+        threads = self._pool._max_workers
+        barrier = threading.Barrier(threads)
+
         def _close():
+            barrier.wait(timeout=10)  # one task per thread
             _reset_connection()
 
-        futures = [self._pool.submit(_close) for _ in range(self._pool._max_workers)]
+        futures = [self._pool.submit(_close) for _ in range(threads)]
         for future in futures:
-            future.result(timeout=5)
+            try:
+                future.result(timeout=15)
+            except Exception:
+                log.warning("could not close a worker database connection", exc_info=True)
         self._pool.shutdown(wait=True)

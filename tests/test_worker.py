@@ -1,0 +1,203 @@
+"""The worker end to end on the db transport: real processes, real signals."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from eval.jobs import lifecycle
+from eval.models import JobStatus, LLMJob, WorkerHeartbeat
+from eval.worker.service import serve
+from tests.conftest import test_database_url
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORDS = " ".join(f"w{i}" for i in range(60))
+
+
+def queue(task, **params):
+    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", params=params or None)
+    return job
+
+
+def row(job):
+    return LLMJob.objects.get(pk=job.pk)
+
+
+def test_it_runs_queued_jobs_to_success(make_task, fast_jobs):
+    jobs = [queue(make_task(prompt=f"hello {i} world")) for i in range(5)]
+    executor = asyncio.run(serve(transport="db", once=True, concurrency=3))
+    for i, job in enumerate(jobs):
+        done = row(job)
+        assert done.status == JobStatus.SUCCEEDED, done.message
+        assert (done.output, done.output_tokens, done.progress, done.attempts) == (f"hello {i} world", 3, 100, 1)
+        assert done.stop_reason == "end_turn" and done.cost_usd == 0 and done.finished_at
+    beat = WorkerHeartbeat.objects.get(worker_id=executor.worker_id)
+    assert (beat.jobs_done, beat.jobs_failed, beat.in_flight) == (5, 0, 0) and beat.stopped_at
+
+
+def test_max_tokens_stops_the_stream(task, fast_jobs):
+    job = queue(task, max_tokens=2)
+    asyncio.run(serve(once=True))
+    done = row(job)
+    assert (done.output, done.stop_reason, done.status) == ("one two ", "max_tokens", JobStatus.SUCCEEDED)
+
+
+def test_partial_output_and_progress_grow_while_streaming(make_task, fast_jobs, worker_thread):
+    fast_jobs.ECHO_CHUNK_DELAY_MS = 20
+    job = queue(make_task(prompt=WORDS), max_tokens=60)
+    worker = worker_thread()
+    seen = []
+
+    def partial():
+        current = row(job)
+        if current.status == JobStatus.RUNNING and current.output:
+            seen.append((current.progress, current.output, current.message))
+        return len(seen) >= 3 or current.status == JobStatus.SUCCEEDED
+
+    wait_for(partial, message="partial output")
+    wait_for(lambda: row(job).status == JobStatus.SUCCEEDED, message="success")
+    worker.stop()
+    assert seen, "never saw the job running with partial output"
+    for progress, output, message in seen:
+        assert WORDS.startswith(output) and 0 < progress < 100
+        assert message.startswith("Generating: ")
+    assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen)
+    assert row(job).progress == 100
+
+
+def test_progress_is_written_about_once_a_second_whatever_the_token_rate(make_task, settings, worker_thread):
+    settings.ECHO_CHUNK_DELAY_MS = 10  # 100 tokens a second for 1.2 s
+    settings.WORKER_FLUSH_INTERVAL_MS = 1000
+    job = queue(make_task(prompt=" ".join(["tok"] * 120)), max_tokens=200)
+    worker = worker_thread()
+    wait_for(lambda: row(job).status == JobStatus.SUCCEEDED, message="success")
+    worker.stop()
+    # created (1) + claim (1) + at most ~2 progress writes + success (1)
+    assert row(job).version <= 5
+
+
+def test_cancel_stops_a_running_stream_within_two_seconds(make_task, fast_jobs, worker_thread):
+    fast_jobs.ECHO_CHUNK_DELAY_MS = 50
+    fast_jobs.WORKER_FLUSH_INTERVAL_MS = 1000
+    job = queue(make_task(prompt=WORDS))
+    worker = worker_thread()
+    wait_for(lambda: row(job).status == JobStatus.RUNNING, message="running")
+    time.sleep(0.3)
+    asked = time.monotonic()
+    lifecycle.request_cancel(job.pk, by="alice")
+    wait_for(lambda: row(job).status == JobStatus.CANCELLED, timeout=5, message="cancelled")
+    elapsed = time.monotonic() - asked
+    worker.stop()
+    done = row(job)
+    assert elapsed <= 2.0
+    assert done.message == "Cancelled by alice" and WORDS.startswith(done.output) and done.output != WORDS
+
+
+def test_a_whole_job_timeout_fails_the_job(task, fast_jobs, make_task):
+    fast_jobs.ECHO_CHUNK_DELAY_MS = 100
+    fast_jobs.JOB_TIMEOUT_SECONDS = 0.5
+    job = queue(make_task(prompt=WORDS))
+    asyncio.run(serve(once=True))
+    done = row(job)
+    assert (done.status, done.error_code) == (JobStatus.FAILED, "timed_out")
+    assert "JOB_TIMEOUT_SECONDS" in done.error_message
+
+
+def test_max_jobs_exits_after_n_jobs(make_task, fast_jobs):
+    jobs = [queue(make_task()) for _ in range(4)]
+    asyncio.run(serve(max_jobs=2, concurrency=1))
+    assert sorted(row(j).status for j in jobs) == ["queued", "queued", "succeeded", "succeeded"]
+
+
+def test_a_lost_lease_abandons_the_attempt_without_writing(make_task, fast_jobs, worker_thread):
+    fast_jobs.ECHO_CHUNK_DELAY_MS = 50
+    job = queue(make_task(prompt=WORDS))
+    worker = worker_thread()
+    wait_for(lambda: row(job).status == JobStatus.RUNNING, message="running")
+    # Someone else now holds the job (as after a lease expiry and a new claim).
+    LLMJob.objects.filter(pk=job.pk).update(worker_id="other-worker")
+    wait_for(lambda: not worker.executor or not worker.executor.running, timeout=5, message="abandon")
+    time.sleep(0.3)
+    worker.stop()
+    current = row(job)
+    assert current.status == JobStatus.RUNNING and current.worker_id == "other-worker"
+
+
+# --- real processes and signals -----------------------------------------------------------------
+
+
+def spawn_worker(**env):
+    environment = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "ECHO_CHUNK_DELAY_MS": "100",
+        "JOB_LEASE_SECONDS": "1",
+        "WORKER_FLUSH_INTERVAL_MS": "200",
+        "WORKER_POLL_INTERVAL_MS": "50",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "0.5",
+        "LOG_FORMAT": "json",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "process_llm_jobs", "--transport", "db"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigterm_hands_back_what_cannot_finish_and_exits_0(make_task):
+    job = queue(make_task(prompt=WORDS))
+    process = spawn_worker()
+    try:
+        wait_for(lambda: row(job).output, timeout=20, message="streaming")
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+    finally:
+        process.kill()
+    output = process.stdout.read()
+    assert code == 0, output
+    back = row(job)
+    assert (back.status, back.attempts, back.worker_id) == (JobStatus.QUEUED, 0, ""), output
+    assert "handed back" in output
+
+
+def test_sigterm_lets_a_short_job_finish_within_the_grace(make_task):
+    job = queue(make_task(prompt="a b c d e f"))
+    process = spawn_worker(WORKER_SHUTDOWN_GRACE_SECONDS="5")
+    try:
+        wait_for(lambda: row(job).status == JobStatus.RUNNING, timeout=20, message="running")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert row(job).status == JobStatus.SUCCEEDED
+
+
+def test_a_worker_killed_mid_stream_loses_nothing(make_task, fast_jobs):
+    job = queue(make_task(prompt=" ".join(["x"] * 30)))
+    process = spawn_worker()
+    try:
+        wait_for(lambda: row(job).output, timeout=20, message="streaming")
+        process.kill()  # SIGKILL: no hand-back, no final write
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    assert row(job).status == JobStatus.RUNNING
+    wait_for(lambda: lifecycle.expire_leases() == (1, 0), timeout=5, message="lease expiry")
+    assert row(job).status == JobStatus.QUEUED
+    asyncio.run(serve(once=True))
+    done = row(job)
+    assert (done.status, done.attempts, done.output) == (JobStatus.SUCCEEDED, 2, " ".join(["x"] * 30))
+    assert done.finished_at > done.created_at and done.finished_at <= timezone.now()
