@@ -147,3 +147,17 @@ def worker_thread():
     for worker in started:
         if worker._thread.is_alive():
             worker.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """The official Pub/Sub emulator, started once per test session."""
+    from tests.fakes.pubsub_emulator import PubSubEmulator, find_emulator
+
+    if find_emulator() is None:
+        reason = "Pub/Sub emulator not installed (Debian package google-cloud-cli-pubsub-emulator, needs Java)"
+        if require("REQUIRE_PUBSUB_EMULATOR"):
+            pytest.fail(reason + " and REQUIRE_PUBSUB_EMULATOR=1")
+        pytest.skip(reason)
+    with PubSubEmulator() as emulator:
+        yield emulator

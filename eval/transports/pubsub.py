@@ -65,13 +65,13 @@ def publish(job_ids, timeout=10.0):
     publisher = get_publisher()
     topic = topic_path()
     rows = LLMJob.objects.filter(id__in=job_ids).values_list("id", "task_id", "provider")
-    futures = [
-        (
-            job_id,
-            publisher.publish(topic, str(job_id).encode(), task_id=str(task_id), provider=provider),
-        )
-        for job_id, task_id, provider in rows
-    ]
+    futures = []
+    for job_id, task_id, provider in rows:
+        try:
+            data = str(job_id).encode()
+            futures.append((job_id, publisher.publish(topic, data, task_id=str(task_id), provider=provider)))
+        except Exception as error:  # e.g. the client refuses for a moment after a failed batch
+            log.warning("publish failed for job %s: %s", job_id, error, extra={"job_id": job_id})
     published = []
     for job_id, future in futures:
         try:
@@ -141,7 +141,7 @@ class PubSubTransport:
                     job_id, message = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
                 except TimeoutError:
                     if self.once and not self.executor.running and not self._held:
-                        if time.monotonic() - idle_since > 2:
+                        if time.monotonic() - idle_since > 1:
                             return
                     continue
                 idle_since = time.monotonic()

@@ -1,0 +1,119 @@
+"""The pubsub transport end to end on the official emulator, and its faults on the gRPC fake."""
+
+import asyncio
+import uuid
+import warnings
+
+import pytest
+from django.core.management import call_command
+from google.cloud import pubsub_v1
+
+from eval.jobs import lifecycle
+from eval.models import JobStatus, LLMJob
+from eval.transports import pubsub
+from eval.worker.service import serve
+from tests.fakes.pubsub_grpc import FakePubSubServer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pubsub]
+
+
+def use_pubsub(settings, monkeypatch, host):
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
+    name = uuid.uuid4().hex[:8]
+    settings.JOB_TRANSPORT = "pubsub"
+    settings.PUBSUB_PROJECT_ID = "test-project"
+    settings.PUBSUB_TOPIC = f"jobs-{name}"
+    settings.PUBSUB_SUBSCRIPTION = f"worker-{name}"
+    settings.PUBSUB_DEAD_LETTER_TOPIC = f"dead-{name}"
+    pubsub.reset_publisher()
+    call_command("pubsub_setup", "--ack-deadline", "10")
+
+
+@pytest.fixture
+def on_emulator(pubsub_emulator, settings, monkeypatch, fast_jobs):
+    use_pubsub(settings, monkeypatch, pubsub_emulator.host)
+    yield settings
+    pubsub.reset_publisher()
+
+
+def queue(task, **kw):
+    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", **kw)
+    return LLMJob.objects.get(pk=job.pk)
+
+
+def pull_all(settings, max_messages=50):
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        request = {"subscription": pubsub.subscription_path(), "max_messages": max_messages, "return_immediately": True}
+        with warnings.catch_warnings():  # return_immediately is deprecated, yet the way to not wait
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return list(subscriber.pull(request=request, timeout=5).received_messages)
+    finally:
+        subscriber.close()
+
+
+def test_jobs_are_published_after_commit_and_run_to_success(on_emulator, make_task):
+    jobs = [queue(make_task(prompt=f"hi {i}")) for i in range(5)]
+    assert all(job.published_at is not None for job in jobs)  # set once the message was accepted
+    asyncio.run(serve(transport="pubsub", once=True, concurrency=4))
+    for i, job in enumerate(jobs):
+        done = LLMJob.objects.get(pk=job.pk)
+        assert (done.status, done.output, done.attempts) == (JobStatus.SUCCEEDED, f"hi {i}", 1)
+    assert pull_all(on_emulator) == []  # every message acked
+
+
+def test_message_carries_only_the_id_and_attributes(on_emulator, make_task):
+    job = queue(make_task(prompt="secret prompt text"))
+    (received,) = pull_all(on_emulator)
+    assert received.message.data.decode() == str(job.pk)
+    assert dict(received.message.attributes) == {"task_id": str(job.task_id), "provider": "echo"}
+
+
+def test_a_duplicate_message_never_starts_a_second_call(on_emulator, make_task):
+    job = queue(make_task(prompt="one two three"))
+    assert pubsub.publish([job.pk]) == 1 and pubsub.publish([job.pk]) == 1  # three messages, one job
+    asyncio.run(serve(transport="pubsub", once=True, concurrency=4))
+    done = LLMJob.objects.get(pk=job.pk)
+    assert (done.status, done.attempts) == (JobStatus.SUCCEEDED, 1)  # claimed once: one model call
+    assert pull_all(on_emulator) == []
+
+
+def test_malformed_and_unknown_messages_are_acked_and_logged(on_emulator, make_task, caplog):
+    publisher = pubsub_v1.PublisherClient()
+    publisher.publish(pubsub.topic_path(), b"\xffnot a job").result(timeout=10)
+    publisher.publish(pubsub.topic_path(), str(uuid.uuid4()).encode()).result(timeout=10)
+    job = queue(make_task(prompt="still works"))
+    asyncio.run(serve(transport="pubsub", once=True))
+    assert LLMJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+    assert "malformed message" in caplog.text
+    assert pull_all(on_emulator) == []
+
+
+def test_a_cancelled_queued_job_message_is_acked_without_a_call(on_emulator, make_task):
+    job = queue(make_task())
+    lifecycle.request_cancel(job.pk, by="alice")
+    asyncio.run(serve(transport="pubsub", once=True))
+    assert LLMJob.objects.get(pk=job.pk).attempts == 0
+    assert pull_all(on_emulator) == []
+
+
+def test_a_publish_failure_leaves_the_job_queued_then_republished(settings, monkeypatch, fast_jobs, make_task):
+    import grpc
+
+    with FakePubSubServer(deadline_scale=0.1) as fake:
+        use_pubsub(settings, monkeypatch, fake.host)
+        fake.fail_next_publish(1, code=grpc.StatusCode.PERMISSION_DENIED)
+        job = queue(make_task(prompt="try again"))
+        assert job.status == JobStatus.QUEUED and job.published_at is None
+        assert lifecycle.jobs_to_republish() == [job.pk]
+        assert lifecycle.republish_unpublished() == 1
+        assert LLMJob.objects.get(pk=job.pk).published_at is not None
+        asyncio.run(serve(transport="pubsub", once=True))
+        assert LLMJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+        pubsub.reset_publisher()
+
+
+def test_pubsub_setup_is_idempotent(on_emulator, capsys):
+    call_command("pubsub_setup")
+    out = capsys.readouterr().out
+    assert out.count("exists") == 3 and "created" not in out
