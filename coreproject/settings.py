@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "eval.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "coreproject.urls"
@@ -91,8 +92,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": env.number("SQLITE_BUSY_TIMEOUT_SECONDS", 20),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so worker threads and subprocesses in tests share it.
-    _database["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
+    # A file, not :memory:, so worker threads and subprocesses in tests share
+    # it; named after the database so parallel suites do not collide.
+    _name = Path(_database["NAME"])
+    _database["TEST"] = {"NAME": str(_name.with_name(f"test_{_name.name}"))}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].setdefault("application_name", env.string("DATABASE_APPLICATION_NAME", "eval"))

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from eval.jobs import lifecycle
 from eval.jobs.errors import JobError
 from eval.models import LLMJob, Review, Task, WorkerHeartbeat
+from eval.models_tokens import ApiToken
 
 
 @admin.register(Task)
@@ -60,3 +61,44 @@ class ReviewAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("worker_id", "hostname", "pid", "transport", "last_seen", "jobs_done", "jobs_failed", "in_flight")
     readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here or on the user's /tokens/ page; the secret is
+    shown once, in the confirmation message, and only its hash is kept."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix", "user__username")
+    raw_id_fields = ("user",)
+    actions = ["revoke_tokens"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name")
+        return ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("user", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        token, raw = ApiToken.issue(obj.user, obj.name)
+        obj.pk = token.pk
+        obj.prefix, obj.key_hash, obj.created_at = token.prefix, token.key_hash, token.created_at
+        self.message_user(
+            request, f"Token for {obj.user}: {raw} — copy it now, it will not be shown again.", messages.WARNING
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request, queryset):
+        count = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            token.revoke()
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s).")

@@ -173,3 +173,6 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return self.worker_id
+
+
+from eval.models_tokens import ApiToken  # noqa: E402,F401  (API tokens, web issue)

@@ -1,12 +1,108 @@
-"""HTML pages (the review console arrives with the web issue)."""
+"""HTML pages: the task list, the review page, the staff dashboard and the
+API token page. Job cards are drawn and kept live by eval/static/eval/*.js
+from the JSON API; these views only render the frame and the task text."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from eval.models import JobStatus, LLMJob, Task
+from eval.api.access import is_reviewer, is_staff
+from eval.api.queries import search_tasks, task_page
+from eval.models import Review, Task
+from eval.models_tokens import ApiToken
+from eval.providers import available_providers
+
+MAX_TOKENS_PER_USER = 20
+
+
+def _cursor(request, name):
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() else None
 
 
 @login_required
-def home(request):
-    counts = {status: LLMJob.objects.filter(status=status).count() for status in JobStatus.values}
-    return render(request, "eval/home.html", {"task_count": Task.objects.count(), "job_counts": counts})
+def task_list(request):
+    user = request.user
+    status = request.GET.get("status", "")
+    if status not in Task.Status.values:
+        status = ""
+    q = request.GET.get("q", "").strip()
+    context = {"q": q, "status": status, "statuses": Task.Status.values, "reviewer": is_reviewer(user)}
+    if context["reviewer"]:
+        tasks = search_tasks(status=status, q=q)
+        rows, next_cursor, prev_cursor = task_page(
+            tasks, user, after=_cursor(request, "after"), before=_cursor(request, "before")
+        )
+        total = tasks.count()
+        reviewed = Review.objects.filter(reviewer=user, task__in=tasks).count()
+        context.update(
+            tasks=rows,
+            next_cursor=next_cursor,
+            prev_cursor=prev_cursor,
+            total=total,
+            reviewed=reviewed,
+            percent=round(100 * reviewed / total) if total else 0,
+        )
+    return render(request, "eval/task_list.html", context)
+
+
+@login_required
+def review(request, task_id):
+    if not is_reviewer(request.user):
+        raise Http404("no such task")
+    task = get_object_or_404(Task, pk=task_id)
+    previous = Task.objects.filter(id__lt=task.id).order_by("-id").values_list("id", flat=True).first()
+    following = Task.objects.filter(id__gt=task.id).order_by("id").values_list("id", flat=True).first()
+    providers = [
+        {"name": p.name, "label": p.label, "demo": p.demo, "models": p.models()} for p in available_providers()
+    ]
+    my_review = Review.objects.filter(task=task, reviewer=request.user).first()
+    return render(
+        request,
+        "review.html",
+        {
+            "task": task,
+            "previous_id": previous,
+            "next_id": following,
+            "providers": providers,
+            "review": my_review,
+            "ratings": range(1, 6),
+            "poll_interval_ms": settings.POLL_INTERVAL_MS,
+        },
+    )
+
+
+@login_required
+def dashboard(request):
+    if not is_staff(request.user):
+        raise PermissionDenied("staff only")
+    return render(request, "eval/dashboard.html", {"poll_interval_ms": settings.POLL_INTERVAL_MS})
+
+
+@login_required
+def tokens(request):
+    created = None
+    error = ""
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()[:100]
+        if not name:
+            error = "Give the token a name."
+        elif ApiToken.objects.active().filter(user=request.user).count() >= MAX_TOKENS_PER_USER:
+            error = f"You already have {MAX_TOKENS_PER_USER} active tokens; revoke one first."
+        else:
+            _, created = ApiToken.issue(request.user, name)
+    rows = ApiToken.objects.filter(user=request.user)
+    response = render(request, "eval/tokens.html", {"tokens": rows, "created": created, "error": error})
+    response["Cache-Control"] = "no-store"  # the new token is shown once
+    return response
+
+
+@login_required
+@require_POST
+def revoke_token(request, token_id):
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    token.revoke()
+    return redirect("tokens")

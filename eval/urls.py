@@ -1,7 +1,13 @@
-from django.urls import path
+from django.urls import include, path
 
 from eval import pages
 
 urlpatterns = [
-    path("", pages.home, name="home"),
+    path("", pages.task_list, name="home"),
+    path("tasks/", pages.task_list, name="task-list"),
+    path("tasks/<int:task_id>/", pages.review, name="review"),
+    path("dashboard/", pages.dashboard, name="dashboard"),
+    path("tokens/", pages.tokens, name="tokens"),
+    path("tokens/<int:token_id>/revoke", pages.revoke_token, name="token-revoke"),
+    path("api/", include("eval.api.urls")),
 ]

@@ -13,11 +13,12 @@ bump ``version`` (the poll's ETag).
 import hashlib
 import logging
 import random
+import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, F, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
@@ -301,28 +302,66 @@ class ProgressUpdate:
 
 
 def record_progress(worker_id, updates):
-    """Write many jobs' progress in one transaction and renew their leases.
+    """Write many jobs' progress in ONE statement and renew their leases.
 
     Returns the ids this worker no longer holds (lease lost)."""
+    if not updates:
+        return set()
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    lost = set()
-    with transaction.atomic():
-        for update in updates:
-            changed = _held(update.job_id, worker_id, update.attempt).update(
-                **_bump(
-                    progress=min(update.progress, 99),
-                    message=update.message[:300],
-                    output=update.output,
-                    output_tokens=update.output_tokens,
-                    lease_expires_at=lease,
-                    heartbeat_at=now,
-                    updated_at=now,
-                )
-            )
-            if not changed:
-                lost.add(update.job_id)
-    return lost
+    written = _update_held_many(
+        worker_id,
+        [(u.job_id, u.attempt, min(u.progress, 99), u.message[:300], u.output, u.output_tokens) for u in updates],
+        columns=[("progress", "integer"), ("message", "text"), ("output", "text"), ("output_tokens", "integer")],
+        constants={"lease_expires_at": lease, "heartbeat_at": now, "updated_at": now},
+    )
+    return {u.job_id for u in updates} - written
+
+
+def _update_held_many(worker_id, rows, *, columns, constants):
+    """One UPDATE for many held jobs: ``rows`` are (job_id, attempt, *values of
+    ``columns``); each row is fenced like ``_held`` (id, running, worker,
+    attempt) and bumps ``version``. Returns the ids written.
+
+    Building one ORM update per job costs ~0.8 ms of Python each; a worker
+    with 200 jobs in flight would spend a good part of a core on that."""
+    table = LLMJob._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    kinds = ["uuid", "integer"] + [kind for _, kind in columns]
+    # PostgreSQL cannot infer the types of a VALUES list of parameters.
+    row_sql = "(" + ", ".join(f"%s::{kind}" if postgres else "%s" for kind in kinds) + ")"
+    names = ["job_id", "attempt"] + [name for name, _ in columns]
+    params = []
+    for job_id, *rest in rows:
+        params.append(job_id if postgres else _uuid_hex(job_id))
+        params.extend(rest)
+    assignments = [f"{name} = v.{name}" for name, _ in columns]
+    assignments += [f"{name} = %s" for name in constants]
+    assignments.append("version = j.version + 1")
+    params += [_adapt(value) for value in constants.values()]
+    sql = (
+        f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "
+        f"UPDATE {table} AS j SET {', '.join(assignments)} FROM v "
+        "WHERE j.id = v.job_id AND j.status = %s AND j.worker_id = %s AND j.attempts = v.attempt "
+        "RETURNING id"  # SQLite allows only the target table's bare columns here
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, RUNNING.value, worker_id])
+        return {_as_uuid(row[0]) for row in cursor.fetchall()}
+
+
+def _uuid_hex(value):
+    return value.hex if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).hex
+
+
+def _as_uuid(value):
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _adapt(value):
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
 
 
 def renew_leases(worker_id, held):
@@ -370,6 +409,48 @@ def succeed(job_id, worker_id, attempt, *, output, stop_reason, input_tokens=Non
                 updated_at=now,
             )
         )
+    )
+
+
+def succeed_many(worker_id, results):
+    """Record many successes in one statement: ``results`` are dicts with the
+    keyword arguments of ``succeed`` plus ``job_id`` and ``attempt``.
+    Returns the ids written (the others were no longer held)."""
+    if not results:
+        return set()
+    now = timezone.now()
+    rows = [
+        (
+            r["job_id"],
+            r["attempt"],
+            r["output"],
+            _hash(r["output"]),
+            r.get("stop_reason") or "",
+            r.get("input_tokens"),
+            r.get("output_tokens"),
+            None if r.get("cost") is None else str(r["cost"]),
+        )
+        for r in results
+    ]
+    return _update_held_many(
+        worker_id,
+        rows,
+        columns=[
+            ("output", "text"),
+            ("output_hash", "text"),
+            ("stop_reason", "text"),
+            ("input_tokens", "integer"),
+            ("output_tokens", "integer"),
+            ("cost_usd", "numeric"),
+        ],
+        constants={
+            "status": JobStatus.SUCCEEDED.value,
+            "progress": 100,
+            "message": "Done",
+            "finished_at": now,
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
     )
 
 

@@ -131,7 +131,9 @@ class AnthropicProvider(Provider):
         if request.system:
             params["system"] = request.system
         if request.temperature is not None:
-            params["temperature"] = request.temperature
+            # anthropic >= 1.0 dropped `temperature` from the typed signature (the API still takes
+            # it, though models after Opus 4.6 reject non-default values): send it in the body.
+            params["extra_body"] = {"temperature": request.temperature}
 
         parts = []
         deltas = 0

@@ -25,12 +25,16 @@ class EchoProvider(Provider):
         delay = settings.ECHO_CHUNK_DELAY_MS / 1000
         words = re.findall(r"\S+\s*", request.prompt)
         text, tokens, stop_reason = [], 0, "end_turn"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for word in words:
             if tokens >= request.max_tokens:
                 stop_reason = "max_tokens"
                 break
             if delay:
-                await asyncio.sleep(delay)
+                # Paced on its own clock, like a real server: a busy client loop
+                # receives chunks late but does not slow the stream down.
+                await asyncio.sleep(max(0.0, started + (tokens + 1) * delay - loop.time()))
             tokens += 1
             text.append(word)
             on_text(word, tokens)

@@ -4,6 +4,7 @@ The SDK does not retry by default and we keep it that way: the job lifecycle own
 and backoff, so every failure is mapped to a :class:`ProviderError` here.
 """
 
+import contextlib
 import email.utils
 import re
 import time
@@ -161,29 +162,30 @@ class GeminiProvider(Provider):
             stream = await client.aio.models.generate_content_stream(
                 model=request.model, contents=request.prompt, config=config
             )
-            async for chunk in stream:
-                started = True
-                feedback = chunk.prompt_feedback
-                if feedback is not None and _name(feedback.block_reason) not in _UNSPECIFIED:
-                    reason = _name(feedback.block_reason)
-                    raise ProviderError("refused", f"Gemini blocked the prompt (block reason: {reason.lower()})")
-                usage = chunk.usage_metadata
-                if usage is not None:
-                    if usage.prompt_token_count is not None:
-                        input_tokens = usage.prompt_token_count
-                    if usage.candidates_token_count is not None or usage.thoughts_token_count is not None:
-                        output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-                candidate = chunk.candidates[0] if chunk.candidates else None
-                if candidate is None:
-                    continue
-                content = candidate.content
-                for part in (content.parts if content is not None else None) or []:
-                    if part.text and not part.thought:
-                        chunks += 1
-                        parts.append(part.text)
-                        on_text(part.text, max(chunks, output_tokens or 0))
-                if _name(candidate.finish_reason) not in _UNSPECIFIED:
-                    finish = _name(candidate.finish_reason)
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    started = True
+                    feedback = chunk.prompt_feedback
+                    if feedback is not None and _name(feedback.block_reason) not in _UNSPECIFIED:
+                        reason = _name(feedback.block_reason)
+                        raise ProviderError("refused", f"Gemini blocked the prompt (block reason: {reason.lower()})")
+                    usage = chunk.usage_metadata
+                    if usage is not None:
+                        if usage.prompt_token_count is not None:
+                            input_tokens = usage.prompt_token_count
+                        if usage.candidates_token_count is not None or usage.thoughts_token_count is not None:
+                            output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+                    candidate = chunk.candidates[0] if chunk.candidates else None
+                    if candidate is None:
+                        continue
+                    content = candidate.content
+                    for part in (content.parts if content is not None else None) or []:
+                        if part.text and not part.thought:
+                            chunks += 1
+                            parts.append(part.text)
+                            on_text(part.text, max(chunks, output_tokens or 0))
+                    if _name(candidate.finish_reason) not in _UNSPECIFIED:
+                        finish = _name(candidate.finish_reason)
         except errors.APIError as exc:
             raise self._api_error(exc) from exc
         except httpx2.TimeoutException as exc:

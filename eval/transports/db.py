@@ -51,7 +51,7 @@ class DbTransport:
                 jobs = []
                 if limit:
                     try:
-                        jobs = await self.executor.db.call(lifecycle.claim_next, self.executor.worker_id, limit)
+                        jobs = await self.executor.db.claim(lifecycle.claim_next, self.executor.worker_id, limit)
                     except Exception:
                         log.exception("claim failed; retrying")
                 for job in jobs:

@@ -160,7 +160,7 @@ class PubSubTransport:
             message.nack()  # not ours to take any more
             return
         try:
-            outcome = await self.executor.db.call(lifecycle.claim, job_id, self.executor.worker_id)
+            outcome = await self.executor.db.claim(lifecycle.claim, job_id, self.executor.worker_id)
         except Exception:
             log.exception("claim failed; nacking", extra={"job_id": job_id})
             message.nack()

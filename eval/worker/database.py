@@ -27,6 +27,9 @@ def _reset_connection(_retry_state=None):
 class Database:
     def __init__(self, threads, *, retry_for_seconds=120.0):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="worker-db")
+        # Claims get their own thread and connection, so new work is never
+        # queued behind a burst of progress and final writes.
+        self._claim_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-db-claim")
         self._retry_for_seconds = retry_for_seconds
         self.calls = 0
 
@@ -47,19 +50,25 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(self._run, fn, *args, **kwargs))
 
+    async def claim(self, fn, *args, **kwargs):
+        self.calls += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._claim_pool, functools.partial(self._run, fn, *args, **kwargs))
+
     def close(self):
         """Close every pool thread's connection (each from its own thread)."""
-        threads = self._pool._max_workers
-        barrier = threading.Barrier(threads)
+        for pool in (self._pool, self._claim_pool):
+            threads = pool._max_workers
+            barrier = threading.Barrier(threads)
 
-        def _close():
-            barrier.wait(timeout=10)  # one task per thread
-            _reset_connection()
+            def _close(barrier=barrier):
+                barrier.wait(timeout=10)  # one task per thread
+                _reset_connection()
 
-        futures = [self._pool.submit(_close) for _ in range(threads)]
-        for future in futures:
-            try:
-                future.result(timeout=15)
-            except Exception:
-                log.warning("could not close a worker database connection", exc_info=True)
-        self._pool.shutdown(wait=True)
+            futures = [pool.submit(_close) for _ in range(threads)]
+            for future in futures:
+                try:
+                    future.result(timeout=15)
+                except Exception:
+                    log.warning("could not close a worker database connection", exc_info=True)
+            pool.shutdown(wait=True)

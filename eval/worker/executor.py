@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from eval.jobs import lifecycle
@@ -40,6 +41,7 @@ class RunState:
     generating_since: float | None = None
     lease_renewed: float = field(default_factory=time.monotonic)
     stop_reason: str = ""  # why we cancelled the task: cancel | shutdown | lost
+    finishing: bool = False
     task: asyncio.Task | None = None
 
     def on_text(self, delta, tokens_so_far):
@@ -84,6 +86,8 @@ class Executor:
         self.slot_freed = asyncio.Event()
         self._semaphores = {}
         self._flusher = None
+        self._pending_writes = []
+        self._writer = None
         self._last_heartbeat = 0.0
         self.started_at = timezone.now()
 
@@ -114,12 +118,12 @@ class Executor:
         if self.running:
             log.info("waiting up to %.0f s for %d running job(s)", grace, len(self.running))
             await asyncio.wait([s.task for s in self.running.values()], timeout=grace)
-        leftovers = list(self.running.values())
-        for state in leftovers:
-            state.stop_reason = "shutdown"
-            state.task.cancel()
-        if leftovers:
-            await asyncio.wait([s.task for s in leftovers], timeout=30)
+        for state in self.running.values():
+            if not state.finishing:
+                state.stop_reason = "shutdown"
+                state.task.cancel()
+        if self.running:
+            await asyncio.wait([s.task for s in self.running.values()], timeout=30)
 
     async def close(self):
         if self._flusher:
@@ -158,7 +162,11 @@ class Executor:
     async def _attempt(self, state, extra):
         job = state.job
         provider = get_provider(job.provider)
-        call = lambda fn, **kw: self.db.call(fn, job.id, self.worker_id, job.attempt, **kw)  # noqa: E731
+
+        async def call(fn, **kwargs):
+            state.finishing = True  # too late to cancel: the outcome is being written
+            return await self._write(fn, (job.id, self.worker_id, job.attempt), kwargs)
+
         if provider is None:
             await call(
                 lifecycle.fail,
@@ -246,6 +254,30 @@ class Executor:
             return Outcome("queued", retry_at=time.monotonic() + delay)
         return Outcome("failed" if status == "failed" else "lost")
 
+    # --- final writes, committed in groups ----------------------------------------------
+    async def _write(self, fn, args, kwargs):
+        """Queue one lifecycle write; writes that arrive together share one transaction."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((fn, args, kwargs, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="writer")
+        return await future
+
+    async def _write_batches(self):
+        while self._pending_writes:
+            batch, self._pending_writes = self._pending_writes, []
+            try:
+                results = await self.db.call(_run_batch, [(fn, args, kwargs) for fn, args, kwargs, _ in batch])
+            except Exception as error:
+                results = [error] * len(batch)
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
     # --- the flusher ----------------------------------------------------------------
     async def _flush_forever(self):
         interval = settings.WORKER_FLUSH_INTERVAL_MS / 1000
@@ -290,7 +322,7 @@ class Executor:
 
     def _stop(self, job_id, reason):
         state = self.running.get(job_id)
-        if state is not None and state.task is not None and not state.stop_reason:
+        if state is not None and state.task is not None and not state.stop_reason and not state.finishing:
             if reason == "lost":
                 log.warning("lease lost; abandoning the attempt", extra={"job_id": job_id})
             state.stop_reason = reason
@@ -320,3 +352,33 @@ class Executor:
             )
         else:
             WorkerHeartbeat.objects.filter(worker_id=self.worker_id).update(**values)
+
+
+def _run_batch(operations):
+    """Run lifecycle writes in one transaction (one commit for many jobs);
+    successes, the common case, share one statement. If a write raises a
+    database error, run them one by one so the others land."""
+    try:
+        with transaction.atomic():
+            return _run_grouped(operations)
+    except (OperationalError, InterfaceError):
+        raise  # the connection is gone: Database retries the whole batch
+    except Exception:
+        results = []
+        for fn, args, kwargs in operations:
+            try:
+                results.append(fn(*args, **kwargs))
+            except Exception as error:
+                results.append(error)
+        return results
+
+
+def _run_grouped(operations):
+    successes = [(args, kwargs) for fn, args, kwargs in operations if fn is lifecycle.succeed]
+    written = set()
+    by_worker = {}
+    for (job_id, worker_id, attempt), kwargs in successes:
+        by_worker.setdefault(worker_id, []).append({"job_id": job_id, "attempt": attempt, **kwargs})
+    for worker_id, results in by_worker.items():
+        written |= lifecycle.succeed_many(worker_id, results)
+    return [args[0] in written if fn is lifecycle.succeed else fn(*args, **kwargs) for fn, args, kwargs in operations]

@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""Worker benchmark: throughput, efficiency, memory and latency of process_llm_jobs.
+
+Two workloads, each a 1-s job of 20 chunks x 50 ms:
+  overhead   the offline `echo` model (ECHO_CHUNK_DELAY_MS=50, a 20-word prompt)
+  realistic  the Anthropic fake (tests/fakes/llm_server.py) in its own process,
+             called through the real anthropic SDK
+
+Rows: transport db on PostgreSQL and on SQLite, pubsub on the official
+emulator (PostgreSQL behind it) x concurrency 1, 16, 64, 200, ONE worker
+process each. For every row the real `manage.py process_llm_jobs` runs as a
+subprocess over a pre-filled queue; figures come from the database's own
+timestamps (first claim to last finish), the child's rusage (peak RSS) and
+PostgreSQL's statistics (connections held, rows updated).
+
+Light load (one job per 100 ms into an idle worker): enqueue-to-claim
+p50/p99 and cancel-to-cancelled p99.
+
+    .venv/bin/python bench/worker.py [--quick] [--only overhead|realistic]
+        [--configs db-postgres,db-sqlite,pubsub] [--concurrency 1,16,64,200]
+
+It prints a table; it is a measurement, not a pass/fail test.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_BENCH_DB = "evalbench_worker"
+WORKER_APP_NAME = "bench-worker"
+PROMPT = " ".join(f"word{i}" for i in range(20))  # echo: 20 chunks
+
+
+# --- orchestration (the parent process; no Django here) -----------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_url(database):
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+def reset_postgres():
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+
+
+def child_env(database_url, extra):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-not-secret-" + "x" * 40,
+        "LOG_LEVEL": "WARNING",
+        "ECHO_CHUNK_DELAY_MS": "50",
+        "JOB_LEASE_SECONDS": "60",
+        **extra,
+    }
+    return env
+
+
+def run_phase(args, env):
+    """Run this script in --phase mode under ``env``; return its JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"phase {args} failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def migrate(env):
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300
+    )
+
+
+class Services:
+    """The Pub/Sub emulator and the Anthropic fake, started when needed."""
+
+    def __init__(self):
+        self.emulator = None
+        self.fake = None
+        self.fake_url = None
+
+    def start_emulator(self):
+        if self.emulator is None:
+            from tests.fakes.pubsub_emulator import PubSubEmulator, find_emulator
+
+            if find_emulator() is None:
+                return None
+            self.emulator = PubSubEmulator()
+            self.emulator.start()
+        return self.emulator.host
+
+    def start_fake(self):
+        if self.fake is None:
+            port = free_port()
+            self.fake = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.llm_server", "--port", str(port), "--chunks", "20", "--delay",
+                 "0.05"],
+                cwd=ROOT,
+                start_new_session=True,
+            )
+            self.fake_url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        return self.fake_url
+
+    def stop(self):
+        if self.emulator:
+            self.emulator.stop()
+        if self.fake:
+            os.killpg(self.fake.pid, signal.SIGTERM)
+            self.fake.wait(10)
+
+
+def provider_env(workload, services):
+    if workload == "realistic":
+        return {
+            "ANTHROPIC_API_KEY": "bench-key",
+            "ANTHROPIC_BASE_URL": services.start_fake(),
+            "ANTHROPIC_MODELS": "claude-bench:4096",
+            "ANTHROPIC_MAX_CONCURRENCY": "1000",
+            "PROVIDER_REQUEST_TIMEOUT_SECONDS": "30",
+        }
+    return {}
+
+
+def config_env(config, services, sqlite_path):
+    if config == "db-sqlite":
+        return f"sqlite:///{sqlite_path}", {"JOB_TRANSPORT": "db"}
+    if config == "db-postgres":
+        return pg_url(PG_BENCH_DB), {"JOB_TRANSPORT": "db", "DATABASE_APPLICATION_NAME": WORKER_APP_NAME}
+    host = services.start_emulator()
+    if host is None:
+        return None, None
+    return pg_url(PG_BENCH_DB), {
+        "JOB_TRANSPORT": "pubsub",
+        "PUBSUB_EMULATOR_HOST": host,
+        "PUBSUB_PROJECT_ID": "bench",
+        "PUBSUB_TOPIC": f"bench-{int(time.time() * 1000)}",
+        "PUBSUB_SUBSCRIPTION": f"bench-sub-{int(time.time() * 1000)}",
+        "PUBSUB_DEAD_LETTER_TOPIC": f"bench-dead-{int(time.time() * 1000)}",
+        "DATABASE_APPLICATION_NAME": WORKER_APP_NAME,
+    }
+
+
+def jobs_for(concurrency, quick):
+    rounds = 2 if quick else 4
+    return max(concurrency * rounds, 8 if quick else 10)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer jobs per row")
+    parser.add_argument("--only", choices=["overhead", "realistic"])
+    parser.add_argument("--configs", default="db-postgres,db-sqlite,pubsub")
+    parser.add_argument("--concurrency", default="1,16,64,200")
+    parser.add_argument("--provider", default="echo", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="echo", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-concurrency", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        return phase(args)
+
+    workloads = [args.only] if args.only else ["overhead", "realistic"]
+    configs = args.configs.split(",")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    services = Services()
+    rows, latency = [], []
+    tmp = tempfile.mkdtemp(prefix="bench-worker-")
+    try:
+        for workload in workloads:
+            provider, model = ("anthropic", "claude-bench") if workload == "realistic" else ("echo", "echo")
+            for config in configs:
+                sqlite_path = Path(tmp) / f"{workload}-{config}.sqlite3"
+                url, extra = config_env(config, services, sqlite_path)
+                if url is None:
+                    print(f"skipping {config}: the Pub/Sub emulator is not installed", file=sys.stderr)
+                    continue
+                env = child_env(url, {**extra, **provider_env(workload, services)})
+                if config != "db-sqlite":
+                    reset_postgres()
+                migrate(env)
+                if config == "pubsub":
+                    subprocess.run([sys.executable, "manage.py", "pubsub_setup"], env=env, cwd=ROOT, check=True,
+                                   capture_output=True, timeout=60)
+                for level in levels:
+                    result = run_phase(
+                        ["--phase", "throughput", "--jobs", str(jobs_for(level, args.quick)), "--worker-concurrency",
+                         str(level), "--provider", provider, "--model", model],
+                        env,
+                    )
+                    result.update(workload=workload, config=config, concurrency=level)
+                    rows.append(result)
+                    print(f"  {workload:9} {config:11} c={level:<3} {result['jobs_per_s']:7.1f} jobs/s "
+                          f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB", file=sys.stderr)
+                result = run_phase(["--phase", "latency", "--provider", provider, "--model", model], env)
+                result.update(workload=workload, config=config)
+                latency.append(result)
+                print(f"  {workload:9} {config:11} light load: claim p50 {result['claim_p50_ms']:.1f} ms",
+                      file=sys.stderr)
+    finally:
+        services.stop()
+    print_tables(rows, latency)
+
+
+def print_tables(rows, latency):
+    print()
+    print("Throughput (one worker process; 1-s jobs of 20 chunks x 50 ms)")
+    header = (f"{'workload':10} {'transport/db':14} {'conc':>4} {'jobs':>5} {'jobs/s':>7} {'effic.':>7} "
+              f"{'peak RSS':>9} {'DB conns':>8} {'upd/job':>8} {'upd/s/job':>9}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        conns = "-" if r["db_connections"] is None else str(r["db_connections"])
+        print(f"{r['workload']:10} {r['config']:14} {r['concurrency']:>4} {r['jobs']:>5} {r['jobs_per_s']:>7.1f} "
+              f"{r['efficiency']:>7.3f} {r['peak_rss_mb']:>6.0f} MB {conns:>8} {r['updates_per_job']:>8.2f} "
+              f"{r['updates_per_job_second']:>9.2f}")
+    print()
+    print("Light load (one job per 100 ms, idle worker)")
+    header = f"{'workload':10} {'transport/db':14} {'claim p50':>10} {'claim p99':>10} {'cancel p99':>11}"
+    print(header)
+    print("-" * len(header))
+    for r in latency:
+        print(f"{r['workload']:10} {r['config']:14} {r['claim_p50_ms']:>7.1f} ms {r['claim_p99_ms']:>7.1f} ms "
+              f"{r['cancel_p99_ms']:>8.0f} ms")
+    print()
+    print("efficiency = jobs/s / (concurrency / 1 s); upd/job = row updates of eval_llmjob per job (PostgreSQL:")
+    print("pg_stat n_tup_upd, incl. lease renewals; SQLite: version bumps); upd/s/job = upd/job / seconds a job runs")
+
+
+# --- phases (a child process with DATABASE_URL etc. set) -------------------------------------
+
+
+def setup_django():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coreproject.settings")
+    import django
+
+    django.setup()
+
+
+def spawn_worker(concurrency, once=True):
+    argv = [sys.executable, str(ROOT / "manage.py"), "process_llm_jobs", "--concurrency", str(concurrency)]
+    if once:
+        argv.append("--once")
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_child(process):
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024  # MB (Linux reports KB)
+
+
+def pg_stat(sql):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def row_updates():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        from django.db.models import Sum
+
+        from eval.models import LLMJob
+
+        return LLMJob.objects.aggregate(total=Sum("version"))["total"] or 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT n_tup_upd + n_tup_hot_upd * 0 FROM pg_stat_user_tables WHERE relname = 'eval_llmjob'")
+        return cursor.fetchone()[0]
+
+
+def phase(args):
+    setup_django()
+    from django.db import connection
+
+    from eval.jobs import lifecycle
+    from eval.models import LLMJob, Task
+
+    LLMJob.objects.all().delete()
+    task, _ = Task.objects.get_or_create(source="bench", external_id="bench", defaults={"prompt": PROMPT})
+    if args.phase == "throughput":
+        for _ in range(args.jobs):
+            lifecycle.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
+        before = row_updates()
+        worker = spawn_worker(args.worker_concurrency)
+        peak_connections = [0]
+        stop = threading.Event()
+
+        def sample():
+            from django.db import connection as conn
+
+            while not stop.wait(0.2):
+                count = pg_stat(
+                    f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{WORKER_APP_NAME}'"
+                )
+                if count is not None:
+                    peak_connections[0] = max(peak_connections[0], count)
+            conn.close()
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        rss = wait_child(worker)
+        stop.set()
+        sampler.join()
+        if worker.returncode != 0:
+            raise SystemExit(f"worker exited {worker.returncode}: {worker.stderr.read()[-2000:]}")
+        done = LLMJob.objects.filter(status="succeeded")
+        count = done.count()
+        if count != args.jobs:
+            statuses = list(LLMJob.objects.values_list("status", "error_code").distinct())
+            raise SystemExit(f"only {count}/{args.jobs} jobs succeeded: {statuses}")
+        first = min(done.values_list("started_at", flat=True))
+        last = max(done.values_list("finished_at", flat=True))
+        seconds = (last - first).total_seconds()
+        # A job's own time (first chunk to last): the nominal 1 s per job.
+        jobs_per_s = count / seconds
+        updates = row_updates() - before
+        if connection.vendor != "postgresql":
+            updates -= count  # version starts at 1 (the insert)
+        result = {
+            "jobs": count,
+            "seconds": seconds,
+            "jobs_per_s": jobs_per_s,
+            "efficiency": jobs_per_s / args.worker_concurrency,
+            "peak_rss_mb": rss,
+            "db_connections": peak_connections[0] if connection.vendor == "postgresql" else None,
+            "updates_per_job": updates / count,
+            "updates_per_job_second": updates / count / 1.0,
+        }
+    else:
+        result = latency_phase(args, task)
+    print(json.dumps(result))
+    return 0
+
+
+def latency_phase(args, task):
+    from django.utils import timezone
+
+    from eval.jobs import lifecycle
+    from eval.models import LLMJob
+
+    worker = spawn_worker(16, once=False)
+    try:
+        time.sleep(3)  # let it start and go idle
+        claim_ms = []
+        for _ in range(50):
+            job, _ = lifecycle.create_job(task=task, provider=args.provider, model=args.model,
+                                          params={"max_tokens": 100})
+            time.sleep(0.1)
+            claim_ms.append(job)
+        deadline = time.monotonic() + 30
+        while LLMJob.objects.filter(status="queued").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        claims = []
+        for job in LLMJob.objects.filter(pk__in=[j.pk for j in claim_ms]):
+            if job.started_at:
+                # started_at is written by the claim of the last attempt
+                claims.append((job.started_at - job.created_at).total_seconds() * 1000)
+        while LLMJob.objects.exclude(status__in=["succeeded", "failed", "cancelled"]).exists():
+            time.sleep(0.1)
+        # Cancel-to-cancelled: long jobs cancelled while streaming.
+        long_task = type(task).objects.create(source="bench", external_id=f"long-{time.time()}",
+                                              prompt=" ".join(["w"] * 200))
+        cancel_ms = []
+        for _ in range(20):
+            job, _ = lifecycle.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
+            while LLMJob.objects.get(pk=job.pk).status != "running":
+                time.sleep(0.01)
+            time.sleep(0.3)
+            asked = timezone.now()
+            lifecycle.request_cancel(job.pk, by="bench")
+            while True:
+                row = LLMJob.objects.get(pk=job.pk)
+                if row.status == "cancelled":
+                    cancel_ms.append((row.finished_at - asked).total_seconds() * 1000)
+                    break
+                time.sleep(0.01)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    claims.sort()
+    return {
+        "claim_p50_ms": statistics.median(claims),
+        "claim_p99_ms": claims[max(0, int(len(claims) * 0.99) - 1)],
+        "cancel_p99_ms": sorted(cancel_ms)[max(0, int(len(cancel_ms) * 0.99) - 1)],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "field"?}}``."""
+
+from django.http import JsonResponse
+
+STATUS = {
+    "unauthenticated": 401,
+    "csrf_failed": 403,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "idempotency_conflict": 409,
+    "invalid": 400,
+    "too_large": 413,
+    "rate_limited": 429,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code, message, *, field=None, headers=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def response(self):
+        return error_response(self.code, self.message, field=self.field, headers=self.headers)
+
+
+def error_response(code, message, *, field=None, headers=None):
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    response = JsonResponse({"error": body}, status=STATUS[code])
+    response["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def not_found(what="not found"):
+    return ApiError("not_found", what)
+
+
+def invalid(message, field=None):
+    return ApiError("invalid", message, field=field)

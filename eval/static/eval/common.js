@@ -1,0 +1,95 @@
+/* Shared helpers: CSRF, JSON calls, local times. No framework, no build step.
+   Text from the server is always inserted with textContent, never as HTML. */
+(function () {
+  "use strict";
+
+  function cookie(name) {
+    const prefix = name + "=";
+    for (const part of document.cookie.split(";")) {
+      const item = part.trim();
+      if (item.startsWith(prefix)) return decodeURIComponent(item.slice(prefix.length));
+    }
+    return "";
+  }
+
+  /* fetch() a JSON endpoint. Resolves to {ok, status, data, headers}; network
+     errors resolve too ({ok: false, status: 0}) so callers have one path. */
+  async function api(method, url, body, headers) {
+    const init = {
+      method: method,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: Object.assign({ Accept: "application/json" }, headers || {}),
+    };
+    if (method !== "GET" && method !== "HEAD") {
+      init.headers["X-CSRFToken"] = cookie("csrftoken");
+      if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+    }
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (error) {
+      return { ok: false, status: 0, data: null, headers: new Headers(), error: error };
+    }
+    let data = null;
+    if (response.status !== 204 && response.status !== 304) {
+      try {
+        data = await response.json();
+      } catch (error) {
+        data = null;
+      }
+    }
+    return { ok: response.ok, status: response.status, data: data, headers: response.headers };
+  }
+
+  function errorText(result) {
+    if (result.status === 0) return "Cannot reach the server.";
+    if (result.data && result.data.error) return result.data.error.message;
+    return "The server answered " + result.status + ".";
+  }
+
+  function localTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return isNaN(date) ? iso : date.toLocaleString();
+  }
+
+  /* Show every <time datetime> in the reader's own time zone. */
+  function localizeTimes(root) {
+    for (const el of (root || document).querySelectorAll("time[datetime]")) {
+      const iso = el.getAttribute("datetime");
+      if (!iso) continue;
+      const text = localTime(iso);
+      if (el.textContent !== text) el.textContent = text;
+      el.title = iso;
+    }
+  }
+
+  function setText(el, text) {
+    text = text == null ? "" : String(text);
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function typingInField(event) {
+    const t = event.target;
+    if (!t || !t.tagName) return false;
+    return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
+  }
+
+  window.Eval = Object.assign(window.Eval || {}, {
+    cookie: cookie,
+    api: api,
+    errorText: errorText,
+    localTime: localTime,
+    localizeTimes: localizeTimes,
+    setText: setText,
+    typingInField: typingInField,
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localizeTimes(document);
+  });
+})();

@@ -1,0 +1,331 @@
+"""Upsert a source's records into Task, by (source, external_id), in batches.
+
+Per batch: one SELECT of the existing rows' content hashes, then one upsert
+(INSERT ... ON CONFLICT DO UPDATE) of the new and changed records, so an
+unchanged record costs a hash and a dictionary lookup and writes nothing (a
+batch with nothing to write opens no transaction). Each batch commits on its
+own: a long sync never holds SQLite's write lock for more than one batch.
+
+After the whole source was read, tasks of this source that it no longer
+holds get ``missing_since`` (their reviews and jobs stay); a task that
+reappears has it cleared. A source that fails part way marks nothing
+missing. A record that is invalid but has an id keeps its task as it was
+(neither updated nor marked missing).
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from eval.models import Task
+from eval.sync.records import InvalidRecord, record_id, validate
+from eval.sync.sources import SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+MARK_BATCH_SIZE = 500
+ANALYZE_MIN_ROWS = 5000
+MAX_REPORTED_INVALID = 1000  # skipped records kept for the report (all are counted)
+MAX_SOURCE_NAME = 200  # Task.source max_length
+UPSERT_UPDATES = ["title", "prompt", "reference", "metadata", "content_hash", "updated_at"]
+
+
+class _TaskSql:
+    """The two hot statements, raw: the ORM's per-object work would cost more
+    than everything else a sync does.
+
+    - existing rows of a batch: one SELECT on the (source, external_id) index;
+    - new and changed records: INSERT ... ON CONFLICT (source, external_id)
+      DO UPDATE of the source's fields (status and created_at of an existing
+      row stay). PostgreSQL: one statement per batch, columns passed as
+      arrays and unnested; SQLite: executemany (its C loop is fast).
+    """
+
+    def __init__(self):
+        quote = connection.ops.quote_name
+        meta = Task._meta
+        self.postgres = connection.vendor == "postgresql"
+        col = {f.name: quote(f.column) for f in meta.concrete_fields}
+        table = quote(meta.db_table)
+        insert_columns = ", ".join(
+            col[name]
+            for name in (
+                "source",
+                "external_id",
+                "title",
+                "prompt",
+                "reference",
+                "metadata",
+                "content_hash",
+                "status",
+                "created_at",
+                "updated_at",
+            )
+        )
+        on_conflict = (
+            f"ON CONFLICT ({col['source']}, {col['external_id']}) DO UPDATE SET "
+            + ", ".join(f"{col[name]} = excluded.{col[name]}" for name in UPSERT_UPDATES)
+            + f", {col['missing_since']} = NULL"
+        )
+        select = (
+            f"SELECT {col['external_id']}, {col['id']}, {col['content_hash']}, {col['missing_since']} IS NOT NULL "
+            f"FROM {table} WHERE {col['source']} = %s AND {col['external_id']}"
+        )
+        if self.postgres:
+            self.select_sql = f"{select} = ANY(%s)"
+            self.upsert_sql = (
+                f"INSERT INTO {table} ({insert_columns}) "
+                "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.m AS jsonb), u.h, %s, %s, %s "
+                "FROM unnest(CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[]), "
+                "CAST(%s AS text[]), CAST(%s AS text[])) AS u(e, t, p, r, m, h) " + on_conflict
+            )
+        else:
+            self.select_sql = select + " IN ({})"
+            self.upsert_sql = f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            self.upsert_sql += on_conflict
+
+    def select_existing(self, source, external_ids):
+        if self.postgres:
+            return self.select_sql, [source, list(external_ids)]
+        return self.select_sql.format(", ".join(["%s"] * len(external_ids))), [source, *external_ids]
+
+    def upsert(self, cursor, source, records, stamp):
+        status = Task.Status.OPEN.value
+        if self.postgres:
+            columns = [[], [], [], [], [], []]
+            for record in records:
+                for values, value in zip(
+                    columns,
+                    (
+                        record.external_id,
+                        record.title,
+                        record.prompt,
+                        record.reference,
+                        record.metadata_json,
+                        record.content_hash,
+                    ),
+                    strict=True,
+                ):
+                    values.append(value)
+            cursor.execute(self.upsert_sql, [source, status, stamp, stamp, *columns])
+        else:
+            cursor.executemany(
+                self.upsert_sql,
+                [
+                    (
+                        source,
+                        record.external_id,
+                        record.title,
+                        record.prompt,
+                        record.reference,
+                        record.metadata_json,
+                        record.content_hash,
+                        status,
+                        stamp,
+                        stamp,
+                    )
+                    for record in records
+                ],
+            )
+
+
+class SyncInterrupted(Exception):
+    """A stop was asked between two batches (nothing is marked missing)."""
+
+
+@dataclass
+class SyncResult:
+    source: str
+    location: str
+    dry_run: bool = False
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    missing: int = 0  # newly marked missing by this sync
+    restored: int = 0  # were missing, back in the source
+    skipped: list = field(default_factory=list)  # [(where, reason)], at most MAX_REPORTED_INVALID
+    seconds: float = 0.0
+
+    @property
+    def records(self):
+        return self.created + self.updated + self.unchanged + self.invalid
+
+    @property
+    def written(self):
+        return self.created + self.updated + self.missing + self.restored
+
+    def counts(self):
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "missing": self.missing,
+            "restored": self.restored,
+        }
+
+    def summary(self):
+        counts = " ".join(f"{key}={value}" for key, value in self.counts().items())
+        rate = self.records / self.seconds if self.seconds > 0 else 0.0
+        dry = " (dry run: nothing written)" if self.dry_run else ""
+        return f"source={self.source} {counts} in {self.seconds:.2f} s ({rate:,.0f} records/s){dry}"
+
+
+def source_name(source, name=None):
+    name = (name or settings.TASK_SOURCE_NAME or source.name or "").strip()
+    if not name:
+        raise SourceError(f"{source}: cannot derive a source name; set TASK_SOURCE_NAME")
+    if len(name) > MAX_SOURCE_NAME:
+        raise SourceError(f"source name {name[:40]!r}... is longer than {MAX_SOURCE_NAME} characters")
+    return name
+
+
+def sync_tasks(location, *, name=None, dry_run=False, batch_size=BATCH_SIZE, should_stop=None):
+    """Sync one source into Task; return a SyncResult.
+
+    ``name`` overrides TASK_SOURCE_NAME and the derived name. ``should_stop``
+    is checked between batches (SyncInterrupted). Raises SourceError when the
+    source cannot be read."""
+    started = time.monotonic()
+    source = open_source(location)
+    result = SyncResult(source=source_name(source, name), location=str(source), dry_run=dry_run)
+    sync = _Sync(result, batch_size, should_stop)
+    sync.run(source.records())
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Sync:
+    def __init__(self, result, batch_size, should_stop):
+        self.result = result
+        self.source = result.source
+        self.dry_run = result.dry_run
+        self.batch_size = max(1, batch_size)
+        self.should_stop = should_stop or (lambda: False)
+        self.seen = set()  # external ids in the source (also the invalid ones with an id)
+        self.batch = []
+        self.sql = _TaskSql()
+        # PostgreSQL plans the per-batch SELECT from the table's statistics; on a
+        # table that grew a lot since its last ANALYZE (a first import) it scans
+        # the whole source for every batch. ANALYZE whenever this sync has
+        # written as many rows as the statistics knew of (at least
+        # ANALYZE_MIN_ROWS): a handful of cheap ANALYZEs, never a stale plan.
+        self.analyze = connection.vendor == "postgresql" and not self.dry_run
+        self.known_rows = self.analyzed_rows() if self.analyze else 0
+        self.written_since_analyze = 0
+
+    def skip(self, where, reason, data=None):
+        result = self.result
+        result.invalid += 1
+        if len(result.skipped) < MAX_REPORTED_INVALID:
+            result.skipped.append((where, reason))
+        external_id = record_id(data)
+        if external_id is not None:
+            self.seen.add(external_id)
+
+    def run(self, records):
+        seen = self.seen
+        batch, size = self.batch, self.batch_size
+        for label, position, data, error in records:
+            if error is not None:
+                self.skip(f"{label} {position}", error)
+                continue
+            try:
+                record = validate(data)
+            except InvalidRecord as invalid:
+                self.skip(f"{label} {position}", str(invalid), data)
+                continue
+            if record.external_id in seen:
+                self.skip(f"{label} {position}", f"duplicate id {record.external_id!r} (an earlier record has it)")
+                continue
+            seen.add(record.external_id)
+            batch.append(record)
+            if len(batch) >= size:
+                self.flush()
+                batch = self.batch
+        self.flush()
+        self.mark_missing()
+
+    def flush(self):
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        if self.should_stop():
+            raise SyncInterrupted
+        result = self.result
+        existing = self.existing([record.external_id for record in batch])
+        upserts, restore = [], []
+        for record in batch:
+            row = existing.get(record.external_id)
+            if row is None:
+                result.created += 1
+                upserts.append(record)
+            elif row[1] != record.content_hash:
+                result.updated += 1
+                result.restored += bool(row[2])
+                upserts.append(record)
+            else:
+                result.unchanged += 1
+                if row[2]:
+                    result.restored += 1
+                    restore.append(row[0])
+        if self.dry_run or not (upserts or restore):
+            return
+        now = timezone.now()
+        with transaction.atomic():
+            if upserts:
+                self.upsert(upserts, now)
+            if restore:
+                Task.objects.filter(pk__in=restore).update(missing_since=None, updated_at=now)
+        self.written_since_analyze += len(upserts)
+        if self.analyze and self.written_since_analyze >= max(ANALYZE_MIN_ROWS, self.known_rows):
+            self.refresh_statistics()
+
+    def analyzed_rows(self):
+        """Rows in the task table as its statistics last saw them (0 if never analyzed)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Task._meta.db_table])
+            row = cursor.fetchone()
+        return max(0, int(row[0])) if row else 0
+
+    def refresh_statistics(self):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Task._meta.db_table)}")
+        self.known_rows = self.analyzed_rows()
+        self.written_since_analyze = 0
+
+    def existing(self, external_ids):
+        """{external_id: (pk, content_hash, is_missing)} of this source's rows among those ids."""
+        with connection.cursor() as cursor:
+            cursor.execute(*self.sql.select_existing(self.source, external_ids))
+            return {external_id: (pk, digest, missing) for external_id, pk, digest, missing in cursor.fetchall()}
+
+    def upsert(self, records, now):
+        with connection.cursor() as cursor:
+            self.sql.upsert(cursor, self.source, records, connection.ops.adapt_datetimefield_value(now))
+
+    def mark_missing(self):
+        """Tasks of this source that the source no longer holds."""
+        if self.should_stop():
+            raise SyncInterrupted
+        gone = [
+            pk
+            for pk, external_id in Task.objects.filter(source=self.source, missing_since__isnull=True)
+            .values_list("id", "external_id")
+            .iterator(chunk_size=5000)
+            if external_id not in self.seen
+        ]
+        self.result.missing = len(gone)
+        if self.dry_run or not gone:
+            return
+        now = timezone.now()
+        for start in range(0, len(gone), MARK_BATCH_SIZE):
+            Task.objects.filter(pk__in=gone[start : start + MARK_BATCH_SIZE], missing_since__isnull=True).update(
+                missing_since=now, updated_at=now
+            )
