@@ -11,6 +11,7 @@ bump ``version`` (the poll's ETag).
 """
 
 import hashlib
+import json
 import logging
 import random
 import uuid
@@ -26,7 +27,7 @@ from django.utils import timezone
 from eval.jobs import errors
 from eval.jobs.errors import IdempotencyConflict, JobConflict
 from eval.jobs.validation import clean_job_request
-from eval.models import TERMINAL_STATUSES, JobStatus, LLMJob
+from eval.models import TERMINAL_STATUSES, JobStatus, LLMJob, Task
 
 log = logging.getLogger(__name__)
 
@@ -252,24 +253,57 @@ def _load_claimed(job_ids):
 def claim_next(worker_id, limit):
     """Claim up to ``limit`` queued jobs, interactive first (db transport).
 
-    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so racing workers never
-    wait on each other. SQLite: the IMMEDIATE transaction serialises claims.
+    One UPDATE ... RETURNING over a sub-select, then one read of the prompts.
+    PostgreSQL: the sub-select takes FOR UPDATE SKIP LOCKED, so racing workers
+    never wait on each other or claim the same row. SQLite: one statement is
+    one write transaction, so claims are serialised.
     """
     if limit <= 0:
         return []
     now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            LLMJob.objects.filter(_claimable(now))
-            .order_by("-priority", "available_at", "created_at")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
+    table = LLMJob._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    lock = "FOR UPDATE SKIP LOCKED" if postgres else ""
+    when = _adapt(now)
+    lease = _adapt(now + timedelta(seconds=settings.JOB_LEASE_SECONDS))
+    # MATERIALIZED: otherwise PostgreSQL may re-run the LIMITed sub-select
+    # per row and claim more than ``limit`` jobs.
+    sql = f"""
+        WITH picked AS MATERIALIZED (
+            SELECT id FROM {table}
+            WHERE status = %s AND available_at <= %s AND NOT cancel_requested
+            ORDER BY priority DESC, available_at, created_at
+            LIMIT %s {lock}
         )
-        if not ids:
-            return []
-        LLMJob.objects.filter(_claimable(now), id__in=ids).update(**_claim_values(worker_id, now))
-    claimed = _load_claimed(ids)
-    return [job for job in claimed if job.attempt]
+        UPDATE {table} SET
+            status = %s, worker_id = %s, attempts = attempts + 1,
+            lease_expires_at = %s, heartbeat_at = %s, started_at = %s, updated_at = %s,
+            message = 'Waiting for ' || model, progress = 0, output = '',
+            error_code = '', error_message = '', version = version + 1
+        WHERE id IN (SELECT id FROM picked) AND status = %s
+        RETURNING id, attempts, max_attempts, task_id, provider, model, params
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [QUEUED.value, when, limit, RUNNING.value, worker_id, lease, when, when, when, QUEUED.value]
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    prompts = dict(Task.objects.filter(id__in={row[3] for row in rows}).values_list("id", "prompt"))
+    return [
+        ClaimedJob(
+            id=_as_uuid(job_id),
+            attempt=attempts,
+            max_attempts=max_attempts,
+            task_id=task_id,
+            provider=provider,
+            model=model,
+            prompt=prompts[task_id],
+            params=json.loads(params) if isinstance(params, str | bytes) else (params or {}),
+        )
+        for job_id, attempts, max_attempts, task_id, provider, model, params in rows
+    ]
 
 
 def claim(job_id, worker_id):

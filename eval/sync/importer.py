@@ -43,7 +43,12 @@ class _TaskSql:
     - new and changed records: INSERT ... ON CONFLICT (source, external_id)
       DO UPDATE of the source's fields (status and created_at of an existing
       row stay). PostgreSQL: one statement per batch, columns passed as
-      arrays and unnested; SQLite: executemany (its C loop is fast).
+      binary arrays and unnested; SQLite: executemany (its C loop is fast).
+
+    On PostgreSQL these run on a server-side-binding psycopg cursor over
+    Django's connection (inside Django's transaction): Django's default
+    client-side binding would quote every array element in Python, which
+    costs more than the insert itself.
     """
 
     def __init__(self):
@@ -77,17 +82,25 @@ class _TaskSql:
             f"FROM {table} WHERE {col['source']} = %s AND {col['external_id']}"
         )
         if self.postgres:
-            self.select_sql = f"{select} = ANY(%s)"
+            self.select_sql = f"{select} = ANY(CAST(%b AS text[]))"
             self.upsert_sql = (
                 f"INSERT INTO {table} ({insert_columns}) "
                 "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.m AS jsonb), u.h, %s, %s, %s "
-                "FROM unnest(CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[]), "
-                "CAST(%s AS text[]), CAST(%s AS text[])) AS u(e, t, p, r, m, h) " + on_conflict
+                "FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), "
+                "CAST(%b AS text[]), CAST(%b AS text[])) AS u(e, t, p, r, m, h) " + on_conflict
             )
         else:
             self.select_sql = select + " IN ({})"
             self.upsert_sql = f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             self.upsert_sql += on_conflict
+
+    def cursor(self):
+        if not self.postgres:
+            return connection.cursor()
+        import psycopg
+
+        connection.ensure_connection()
+        return psycopg.Cursor(connection.connection)
 
     def select_existing(self, source, external_ids):
         if self.postgres:
@@ -214,8 +227,10 @@ class _Sync:
         # PostgreSQL plans the per-batch SELECT from the table's statistics; on a
         # table that grew a lot since its last ANALYZE (a first import) it scans
         # the whole source for every batch. ANALYZE whenever this sync has
-        # written as many rows as the statistics knew of (at least
-        # ANALYZE_MIN_ROWS): a handful of cheap ANALYZEs, never a stale plan.
+        # written four times the rows the statistics knew of (at least
+        # ANALYZE_MIN_ROWS): once the statistics show how rows spread over
+        # sources, the plan stays right as the table grows, so a few cheap
+        # early ANALYZEs suffice (autovacuum refreshes them later).
         self.analyze = connection.vendor == "postgresql" and not self.dry_run
         self.known_rows = self.analyzed_rows() if self.analyze else 0
         self.written_since_analyze = 0
@@ -284,7 +299,7 @@ class _Sync:
             if restore:
                 Task.objects.filter(pk__in=restore).update(missing_since=None, updated_at=now)
         self.written_since_analyze += len(upserts)
-        if self.analyze and self.written_since_analyze >= max(ANALYZE_MIN_ROWS, self.known_rows):
+        if self.analyze and self.written_since_analyze >= max(ANALYZE_MIN_ROWS, 4 * self.known_rows):
             self.refresh_statistics()
 
     def analyzed_rows(self):
@@ -302,12 +317,12 @@ class _Sync:
 
     def existing(self, external_ids):
         """{external_id: (pk, content_hash, is_missing)} of this source's rows among those ids."""
-        with connection.cursor() as cursor:
+        with self.sql.cursor() as cursor:
             cursor.execute(*self.sql.select_existing(self.source, external_ids))
             return {external_id: (pk, digest, missing) for external_id, pk, digest, missing in cursor.fetchall()}
 
     def upsert(self, records, now):
-        with connection.cursor() as cursor:
+        with self.sql.cursor() as cursor:
             self.sql.upsert(cursor, self.source, records, connection.ops.adapt_datetimefield_value(now))
 
     def mark_missing(self):
