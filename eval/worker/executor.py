@@ -94,7 +94,10 @@ class Executor:
     # --- capacity ---------------------------------------------------------------
     @property
     def free_slots(self):
-        return max(0, self.concurrency - len(self.running))
+        # A job whose model call has ended only waits for its final write:
+        # its slot goes to the next job at once, so the two overlap.
+        busy = sum(1 for state in self.running.values() if not state.finishing)
+        return max(0, self.concurrency - busy)
 
     def _semaphore(self, provider):
         if provider.name not in self._semaphores:
@@ -165,6 +168,7 @@ class Executor:
 
         async def call(fn, **kwargs):
             state.finishing = True  # too late to cancel: the outcome is being written
+            self.slot_freed.set()
             return await self._write(fn, (job.id, self.worker_id, job.attempt), kwargs)
 
         if provider is None:
