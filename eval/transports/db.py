@@ -33,8 +33,7 @@ class DbTransport:
         loop = asyncio.get_running_loop()
         poll = settings.WORKER_POLL_INTERVAL_MS / 1000
         if connection.vendor == "postgresql":
-            self._start_listener(loop)
-            poll = max(poll, 1.0)  # NOTIFY wakes us; polling only catches delayed retries
+            self._start_listener(loop)  # NOTIFY wakes us at once; polling catches delayed retries
         try:
             while not stopping.is_set():
                 # Clear before claiming, so a wake-up during the claim is not lost.
@@ -99,7 +98,7 @@ class DbTransport:
                     delay = 0.5
                     loop.call_soon_threadsafe(self._wake.set)  # catch up on what we missed
                     while not self._stop_listening.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        for _ in conn.notifies(timeout=0.25, stop_after=1):
                             loop.call_soon_threadsafe(self._wake.set)
             except Exception as error:
                 if self._stop_listening.is_set():

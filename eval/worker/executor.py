@@ -79,6 +79,8 @@ class Executor:
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.transport_name = transport_name
+        # (job id, attempt) -> RunState: an attempt that is writing its end
+        # may overlap the next attempt of the same job.
         self.running: dict = {}
         self.jobs_done = 0
         self.jobs_failed = 0
@@ -112,7 +114,7 @@ class Executor:
     def start_job(self, job, on_settled=None):
         """Run a claimed job in the background; ``on_settled(job_id, Outcome)`` at the end."""
         state = RunState(job, message=f"Waiting for {job.model}")
-        self.running[job.id] = state
+        self.running[(job.id, job.attempt)] = state
         state.task = asyncio.create_task(self._run(state, on_settled), name=f"job-{job.id}")
         return state.task
 
@@ -151,7 +153,7 @@ class Executor:
         except Exception:  # never let one job take the worker down
             log.exception("job crashed the executor", extra=extra)
         finally:
-            self.running.pop(job.id, None)
+            self.running.pop((job.id, job.attempt), None)
             self.jobs_finished += 1
             if outcome.status == "succeeded":
                 self.jobs_done += 1
@@ -297,6 +299,8 @@ class Executor:
         renew_every = settings.JOB_LEASE_SECONDS / 3
         updates, renewals = [], []
         for state in list(self.running.values()):
+            if state.finishing:
+                continue  # its final write is on the way
             if state.dirty:
                 state.dirty = False
                 state.lease_renewed = now
@@ -308,29 +312,32 @@ class Executor:
         if heartbeat:
             self._last_heartbeat = now
         lost, cancels = await self.db.call(self._flush_sync, updates, renewals, heartbeat, bool(self.running))
-        for job_id in lost:
-            self._stop(job_id, "lost")
-        for job_id in cancels:
-            self._stop(job_id, "cancel")
+        for key in lost:
+            self._stop(self.running.get(key), "lost")
+        for state in list(self.running.values()):
+            if state.job.id in cancels:
+                self._stop(state, "cancel")
 
     def _flush_sync(self, updates, renewals, heartbeat, any_running):
         lost = set()
         if updates:
-            lost |= lifecycle.record_progress(self.worker_id, updates)
+            gone = lifecycle.record_progress(self.worker_id, updates)
+            lost |= {(u.job_id, u.attempt) for u in updates if u.job_id in gone}
         if renewals:
-            lost |= lifecycle.renew_leases(self.worker_id, renewals)
+            gone = lifecycle.renew_leases(self.worker_id, renewals)
+            lost |= {(job_id, attempt) for job_id, attempt in renewals if job_id in gone}
         cancels = lifecycle.cancel_requests(self.worker_id) if any_running else set()
         if heartbeat:
             self._write_heartbeat()
         return lost, cancels
 
-    def _stop(self, job_id, reason):
-        state = self.running.get(job_id)
-        if state is not None and state.task is not None and not state.stop_reason and not state.finishing:
-            if reason == "lost":
-                log.warning("lease lost; abandoning the attempt", extra={"job_id": job_id})
-            state.stop_reason = reason
-            state.task.cancel()
+    def _stop(self, state, reason):
+        if state is None or state.task is None or state.stop_reason or state.finishing:
+            return
+        if reason == "lost":
+            log.warning("lease lost; abandoning the attempt", extra={"job_id": state.job.id})
+        state.stop_reason = reason
+        state.task.cancel()
 
     def _write_heartbeat(self, initial=False, stopped=False):
         now = timezone.now()
