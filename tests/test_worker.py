@@ -201,3 +201,28 @@ def test_a_worker_killed_mid_stream_loses_nothing(make_task, fast_jobs):
     done = row(job)
     assert (done.status, done.attempts, done.output) == (JobStatus.SUCCEEDED, 2, " ".join(["x"] * 30))
     assert done.finished_at > done.created_at and done.finished_at <= timezone.now()
+
+
+def test_the_worker_survives_its_database_connections_being_cut(make_task):
+    """As after a PostgreSQL restart: every connection of the worker is killed."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server connections to cut")
+    first = queue(make_task(prompt="before the cut"))
+    process = spawn_worker(DATABASE_APPLICATION_NAME="test-worker-cut", ECHO_CHUNK_DELAY_MS="5")
+    try:
+        wait_for(lambda: row(first).status == JobStatus.SUCCEEDED, timeout=20, message="first job")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                ["test-worker-cut"],
+            )
+            assert cursor.fetchone()[0] >= 2  # the claim/write pool and the LISTEN connection
+        second = queue(make_task(prompt="after the cut"))
+        wait_for(lambda: row(second).status == JobStatus.SUCCEEDED, timeout=20, message="job after the cut")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert row(second).output == "after the cut"
