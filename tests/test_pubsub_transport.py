@@ -116,4 +116,17 @@ def test_a_publish_failure_leaves_the_job_queued_then_republished(settings, monk
 def test_pubsub_setup_is_idempotent(on_emulator, capsys):
     call_command("pubsub_setup")
     out = capsys.readouterr().out
-    assert out.count("exists") == 3 and "created" not in out
+    assert out.count("exists") == 5 and "created" not in out  # dead letter + 2 topics + 2 subscriptions
+
+
+def test_bulk_jobs_wait_behind_interactive_ones_on_their_own_subscription(on_emulator, make_task):
+    from eval.models import LLMJob as Job
+
+    bulk = [queue(make_task(prompt=f"bulk {i}"), priority=Job.Priority.BULK) for i in range(6)]
+    interactive = queue(make_task(prompt="now"))
+    (message,) = pull_all(on_emulator)  # the interactive subscription holds only the interactive job
+    assert message.message.data.decode() == str(interactive.pk)
+    pubsub.publish([interactive.pk])  # (we pulled without acking: announce it again)
+    asyncio.run(serve(transport="pubsub", once=True, concurrency=2))
+    assert Job.objects.filter(pk__in=[j.pk for j in bulk], status=JobStatus.SUCCEEDED).count() == 6
+    assert Job.objects.get(pk=interactive.pk).status == JobStatus.SUCCEEDED

@@ -24,18 +24,24 @@ _publisher = None
 _publisher_lock = threading.Lock()
 
 
-def topic_path():
+# Bulk jobs (enqueue_llm_jobs) go through their own topic and subscription, so
+# a backlog of thousands never sits in front of a reviewer's interactive job:
+# each subscription has its own flow-control budget in the worker.
+BULK_SUFFIX = "-bulk"
+
+
+def topic_path(bulk=False):
     from google.cloud import pubsub_v1
 
-    return pubsub_v1.PublisherClient.topic_path(settings.PUBSUB_PROJECT_ID, settings.PUBSUB_TOPIC)
+    name = settings.PUBSUB_TOPIC + (BULK_SUFFIX if bulk else "")
+    return pubsub_v1.PublisherClient.topic_path(settings.PUBSUB_PROJECT_ID, name)
 
 
-def subscription_path(name=None):
+def subscription_path(name=None, bulk=False):
     from google.cloud import pubsub_v1
 
-    return pubsub_v1.SubscriberClient.subscription_path(
-        settings.PUBSUB_PROJECT_ID, name or settings.PUBSUB_SUBSCRIPTION
-    )
+    name = (name or settings.PUBSUB_SUBSCRIPTION) + (BULK_SUFFIX if bulk else "")
+    return pubsub_v1.SubscriberClient.subscription_path(settings.PUBSUB_PROJECT_ID, name)
 
 
 def get_publisher():
@@ -63,12 +69,13 @@ def publish(job_ids, timeout=10.0):
     from eval.models import LLMJob
 
     publisher = get_publisher()
-    topic = topic_path()
-    rows = LLMJob.objects.filter(id__in=job_ids).values_list("id", "task_id", "provider")
+    topics = {False: topic_path(), True: topic_path(bulk=True)}
+    rows = LLMJob.objects.filter(id__in=job_ids).values_list("id", "task_id", "provider", "priority")
     futures = []
-    for job_id, task_id, provider in rows:
+    for job_id, task_id, provider, priority in rows:
         try:
             data = str(job_id).encode()
+            topic = topics[priority < LLMJob.Priority.INTERACTIVE]
             futures.append((job_id, publisher.publish(topic, data, task_id=str(task_id), provider=provider)))
         except Exception as error:  # e.g. the client refuses for a moment after a failed batch
             log.warning("publish failed for job %s: %s", job_id, error, extra={"job_id": job_id})
@@ -100,7 +107,7 @@ class PubSubTransport:
         self.once = once
         self.max_jobs = max_jobs
         self.claimed = 0
-        self.subscription = subscription_path(subscription)
+        self.subscriptions = [subscription_path(subscription), subscription_path(subscription, bulk=True)]
         self._inbox: asyncio.Queue | None = None
         self._held = {}  # job_id -> message awaiting a retry or running here
         self._loop = None
@@ -127,16 +134,18 @@ class PubSubTransport:
         self._inbox = asyncio.Queue()
         subscriber = pubsub_v1.SubscriberClient()
         flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
-        future = subscriber.subscribe(self.subscription, callback=self._callback, flow_control=flow)
-        log.info("subscribed to %s (flow control %d)", self.subscription, self.executor.concurrency)
+        futures = [
+            subscriber.subscribe(path, callback=self._callback, flow_control=flow) for path in self.subscriptions
+        ]
+        log.info("subscribed to %s (flow control %d each)", ", ".join(self.subscriptions), self.executor.concurrency)
         idle_since = time.monotonic()
         try:
             while not stopping.is_set():
                 if self.max_jobs is not None and self.claimed >= self.max_jobs and not self.executor.running:
                     return
-                if future.done():
-                    error = future.exception()
-                    raise RuntimeError(f"the Pub/Sub stream stopped: {error}")
+                for future in futures:
+                    if future.done():
+                        raise RuntimeError(f"the Pub/Sub stream stopped: {future.exception()}")
                 try:
                     job_id, message = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
                 except TimeoutError:
@@ -147,11 +156,12 @@ class PubSubTransport:
                 idle_since = time.monotonic()
                 await self._receive(job_id, message)
         finally:
-            future.cancel()
-            try:
-                future.result(timeout=10)
-            except Exception:
-                pass
+            for future in futures:
+                future.cancel()
+                try:
+                    future.result(timeout=10)
+                except Exception:
+                    pass
             self._nack_held()
             subscriber.close()
 

@@ -4,6 +4,8 @@ import logging
 
 from django.conf import settings
 
+from eval.transports.pubsub import BULK_SUFFIX
+
 log = logging.getLogger(__name__)
 
 
@@ -19,29 +21,35 @@ def ensure_resources(*, subscription=None, topic=None, ack_deadline_seconds=60):
     subscriber = pubsub_v1.SubscriberClient()
     report = []
     try:
-        topic_path = publisher.topic_path(project, topic)
         dead_path = publisher.topic_path(project, settings.PUBSUB_DEAD_LETTER_TOPIC)
-        for path in (topic_path, dead_path):
+        _ensure_topic(publisher, dead_path, report, exceptions)
+        # The interactive pair, then the bulk pair (eval/transports/pubsub.py).
+        for suffix in ("", BULK_SUFFIX):
+            topic_path = publisher.topic_path(project, topic + suffix)
+            _ensure_topic(publisher, topic_path, report, exceptions)
+            subscription_path = subscriber.subscription_path(project, subscription + suffix)
+            request = {
+                "name": subscription_path,
+                "topic": topic_path,
+                "ack_deadline_seconds": ack_deadline_seconds,
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead_path,
+                    "max_delivery_attempts": settings.PUBSUB_MAX_DELIVERY_ATTEMPTS,
+                },
+            }
             try:
-                publisher.create_topic(request={"name": path})
-                report.append((path, "created"))
+                subscriber.create_subscription(request=request)
+                report.append((subscription_path, "created"))
             except exceptions.AlreadyExists:
-                report.append((path, "exists"))
-        subscription_path = subscriber.subscription_path(project, subscription)
-        request = {
-            "name": subscription_path,
-            "topic": topic_path,
-            "ack_deadline_seconds": ack_deadline_seconds,
-            "dead_letter_policy": {
-                "dead_letter_topic": dead_path,
-                "max_delivery_attempts": settings.PUBSUB_MAX_DELIVERY_ATTEMPTS,
-            },
-        }
-        try:
-            subscriber.create_subscription(request=request)
-            report.append((subscription_path, "created"))
-        except exceptions.AlreadyExists:
-            report.append((subscription_path, "exists"))
+                report.append((subscription_path, "exists"))
     finally:
         subscriber.close()
     return report
+
+
+def _ensure_topic(publisher, path, report, exceptions):
+    try:
+        publisher.create_topic(request={"name": path})
+        report.append((path, "created"))
+    except exceptions.AlreadyExists:
+        report.append((path, "exists"))
