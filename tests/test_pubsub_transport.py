@@ -130,3 +130,11 @@ def test_bulk_jobs_wait_behind_interactive_ones_on_their_own_subscription(on_emu
     asyncio.run(serve(transport="pubsub", once=True, concurrency=2))
     assert Job.objects.filter(pk__in=[j.pk for j in bulk], status=JobStatus.SUCCEEDED).count() == 6
     assert Job.objects.get(pk=interactive.pk).status == JobStatus.SUCCEEDED
+
+
+def test_once_waits_for_jobs_longer_than_its_idle_time(on_emulator, make_task):
+    """--once stops when there is no work at all, not when no message came for a second."""
+    on_emulator.ECHO_CHUNK_DELAY_MS = 60  # 1.2 s per job
+    jobs = [queue(make_task(prompt=" ".join(["w"] * 20))) for _ in range(3)]
+    asyncio.run(serve(transport="pubsub", once=True, concurrency=1))
+    assert LLMJob.objects.filter(pk__in=[j.pk for j in jobs], status=JobStatus.SUCCEEDED).count() == 3

@@ -149,9 +149,10 @@ class PubSubTransport:
                 try:
                     job_id, message = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
                 except TimeoutError:
-                    if self.once and not self.executor.running and not self._held:
-                        if time.monotonic() - idle_since > 1:
-                            return
+                    if self.executor.running or self._held:
+                        idle_since = time.monotonic()  # idle means no work at all, not no new message
+                    elif self.once and time.monotonic() - idle_since > 1:
+                        return
                     continue
                 idle_since = time.monotonic()
                 await self._receive(job_id, message)
