@@ -45,8 +45,18 @@ def plan(only=None):
     services = []
     if only in (None, "web"):
         services.append(
-            Service("web", [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                            "coreproject.wsgi:application"], "web")
+            Service(
+                "web",
+                [
+                    PYTHON,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(ROOT / "deploy" / "gunicorn.conf.py"),
+                    "coreproject.wsgi:application",
+                ],
+                "web",
+            )
         )
     if only in (None, "worker"):
         count = _env_int("WORKER_PROCESSES", 1)
@@ -122,8 +132,11 @@ class Supervisor:
                 delay = min(30.0, 0.5 * 2 ** (len(service.restarts) - 1))
                 service.next_start = now + delay
                 if len(service.restarts) >= 5:
-                    self.log("supervisor", f"!!! {service.name} is crash-looping: {len(service.restarts)} exits "
-                             f"in a minute (last exit code {code}); next restart in {delay:.0f} s")
+                    self.log(
+                        "supervisor",
+                        f"!!! {service.name} is crash-looping: {len(service.restarts)} exits "
+                        f"in a minute (last exit code {code}); next restart in {delay:.0f} s",
+                    )
                 else:
                     self.log("supervisor", f"{service.name} exited with code {code}; restarting in {delay:.1f} s")
         return self.shutdown()
@@ -144,6 +157,29 @@ class Supervisor:
         return 0
 
 
+def prepare_metrics_dir():
+    """Point every child at one PROMETHEUS_MULTIPROC_DIR (eval/metrics.py): the
+    variable's value if set, else ``<DJANGO_LOCAL_DIR or .local>/prometheus``.
+    Cleaned at start: the sample files of processes that are gone are removed
+    (those of live processes are kept, so two supervisors on one machine, e.g.
+    ``--only web`` and ``--only worker``, can share the directory)."""
+    local = Path(os.environ.get("DJANGO_LOCAL_DIR") or ROOT / ".local")
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or local / "prometheus")
+    path.mkdir(parents=True, exist_ok=True)
+    for sample in path.glob("*_*.db"):
+        pid = sample.stem.rpartition("_")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            sample.unlink(missing_ok=True)
+        except PermissionError:  # alive, someone else's
+            pass
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["web", "worker", "daemon"], help="run one role only")
@@ -157,6 +193,7 @@ def main(argv=None):
     if not services:
         print("nothing to run (WORKER_PROCESSES=0?)", file=sys.stderr)
         return 1
+    prepare_metrics_dir()
     supervisor = Supervisor(services)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)

@@ -89,9 +89,7 @@ def run_phase(args, env):
 
 
 def migrate(env):
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300
-    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
 
 
 class Services:
@@ -116,8 +114,17 @@ class Services:
         if self.fake is None:
             port = free_port()
             self.fake = subprocess.Popen(
-                [sys.executable, "-m", "tests.fakes.llm_server", "--port", str(port), "--chunks", "20", "--delay",
-                 "0.05"],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.llm_server",
+                    "--port",
+                    str(port),
+                    "--chunks",
+                    "20",
+                    "--delay",
+                    "0.05",
+                ],
                 cwd=ROOT,
                 start_new_session=True,
             )
@@ -210,23 +217,43 @@ def main():
                     reset_postgres()
                 migrate(env)
                 if config == "pubsub":
-                    subprocess.run([sys.executable, "manage.py", "pubsub_setup"], env=env, cwd=ROOT, check=True,
-                                   capture_output=True, timeout=60)
+                    subprocess.run(
+                        [sys.executable, "manage.py", "pubsub_setup"],
+                        env=env,
+                        cwd=ROOT,
+                        check=True,
+                        capture_output=True,
+                        timeout=60,
+                    )
                 for level in levels:
                     result = run_phase(
-                        ["--phase", "throughput", "--jobs", str(jobs_for(level, args.quick)), "--worker-concurrency",
-                         str(level), "--provider", provider, "--model", model],
+                        [
+                            "--phase",
+                            "throughput",
+                            "--jobs",
+                            str(jobs_for(level, args.quick)),
+                            "--worker-concurrency",
+                            str(level),
+                            "--provider",
+                            provider,
+                            "--model",
+                            model,
+                        ],
                         env,
                     )
                     result.update(workload=workload, config=config, concurrency=level)
                     rows.append(result)
-                    print(f"  {workload:9} {config:11} c={level:<3} {result['jobs_per_s']:7.1f} jobs/s "
-                          f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB", file=sys.stderr)
+                    print(
+                        f"  {workload:9} {config:11} c={level:<3} {result['jobs_per_s']:7.1f} jobs/s "
+                        f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB",
+                        file=sys.stderr,
+                    )
                 result = run_phase(["--phase", "latency", "--provider", provider, "--model", model], env)
                 result.update(workload=workload, config=config)
                 latency.append(result)
-                print(f"  {workload:9} {config:11} light load: claim p50 {result['claim_p50_ms']:.1f} ms",
-                      file=sys.stderr)
+                print(
+                    f"  {workload:9} {config:11} light load: claim p50 {result['claim_p50_ms']:.1f} ms", file=sys.stderr
+                )
     finally:
         services.stop()
     print_tables(rows, latency)
@@ -235,23 +262,29 @@ def main():
 def print_tables(rows, latency):
     print()
     print("Throughput (one worker process; 1-s jobs of 20 chunks x 50 ms)")
-    header = (f"{'workload':10} {'transport/db':14} {'conc':>4} {'jobs':>5} {'jobs/s':>7} {'effic.':>7} "
-              f"{'peak RSS':>9} {'DB conns':>8} {'upd/job':>8} {'upd/s/job':>9}")
+    header = (
+        f"{'workload':10} {'transport/db':14} {'conc':>4} {'jobs':>5} {'jobs/s':>7} {'effic.':>7} "
+        f"{'peak RSS':>9} {'DB conns':>8} {'upd/job':>8} {'upd/s/job':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         conns = "-" if r["db_connections"] is None else str(r["db_connections"])
-        print(f"{r['workload']:10} {r['config']:14} {r['concurrency']:>4} {r['jobs']:>5} {r['jobs_per_s']:>7.1f} "
-              f"{r['efficiency']:>7.3f} {r['peak_rss_mb']:>6.0f} MB {conns:>8} {r['updates_per_job']:>8.2f} "
-              f"{r['updates_per_job_second']:>9.2f}")
+        print(
+            f"{r['workload']:10} {r['config']:14} {r['concurrency']:>4} {r['jobs']:>5} {r['jobs_per_s']:>7.1f} "
+            f"{r['efficiency']:>7.3f} {r['peak_rss_mb']:>6.0f} MB {conns:>8} {r['updates_per_job']:>8.2f} "
+            f"{r['updates_per_job_second']:>9.2f}"
+        )
     print()
     print("Light load (one job per 100 ms, idle worker)")
     header = f"{'workload':10} {'transport/db':14} {'claim p50':>10} {'claim p99':>10} {'cancel p99':>11}"
     print(header)
     print("-" * len(header))
     for r in latency:
-        print(f"{r['workload']:10} {r['config']:14} {r['claim_p50_ms']:>7.1f} ms {r['claim_p99_ms']:>7.1f} ms "
-              f"{r['cancel_p99_ms']:>8.0f} ms")
+        print(
+            f"{r['workload']:10} {r['config']:14} {r['claim_p50_ms']:>7.1f} ms {r['claim_p99_ms']:>7.1f} ms "
+            f"{r['cancel_p99_ms']:>8.0f} ms"
+        )
     print()
     print("efficiency = jobs/s / (concurrency / 1 s); upd/job = row updates of eval_llmjob per job (PostgreSQL:")
     print("pg_stat n_tup_upd, incl. lease renewals; SQLite: version bumps); upd/s/job = upd/job / seconds a job runs")
@@ -326,9 +359,7 @@ def phase(args):
             from django.db import connection as conn
 
             while not stop.wait(0.2):
-                count = pg_stat(
-                    f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{WORKER_APP_NAME}'"
-                )
+                count = pg_stat(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{WORKER_APP_NAME}'")
                 if count is not None:
                     peak_connections[0] = max(peak_connections[0], count)
             conn.close()
@@ -380,8 +411,9 @@ def latency_phase(args, task):
         time.sleep(3)  # let it start and go idle
         claim_ms = []
         for _ in range(50):
-            job, _ = lifecycle.create_job(task=task, provider=args.provider, model=args.model,
-                                          params={"max_tokens": 100})
+            job, _ = lifecycle.create_job(
+                task=task, provider=args.provider, model=args.model, params={"max_tokens": 100}
+            )
             time.sleep(0.1)
             claim_ms.append(job)
         deadline = time.monotonic() + 30
@@ -395,8 +427,9 @@ def latency_phase(args, task):
         while LLMJob.objects.exclude(status__in=["succeeded", "failed", "cancelled"]).exists():
             time.sleep(0.1)
         # Cancel-to-cancelled: long jobs cancelled while streaming.
-        long_task = type(task).objects.create(source="bench", external_id=f"long-{time.time()}",
-                                              prompt=" ".join(["w"] * 200))
+        long_task = type(task).objects.create(
+            source="bench", external_id=f"long-{time.time()}", prompt=" ".join(["w"] * 200)
+        )
         cancel_ms = []
         for _ in range(20):
             job, _ = lifecycle.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})

@@ -166,6 +166,10 @@ GEMINI_API_KEY = env.string("GEMINI_API_KEY")
 GEMINI_BASE_URL = env.string("GEMINI_BASE_URL")
 GEMINI_MODELS = env.items("GEMINI_MODELS", ["gemini-2.5-pro:65536", "gemini-2.5-flash:65536"])
 GEMINI_MAX_CONCURRENCY = env.integer("GEMINI_MAX_CONCURRENCY", 50, minimum=1)
+# Requests per minute per provider, shared by every worker process through the
+# database (eval/jobs/ratelimit.py); 0 = unlimited.
+ANTHROPIC_REQUESTS_PER_MINUTE = env.integer("ANTHROPIC_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
+GEMINI_REQUESTS_PER_MINUTE = env.integer("GEMINI_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
 ECHO_CHUNK_DELAY_MS = env.integer("ECHO_CHUNK_DELAY_MS", 50, minimum=0)
 ECHO_ENABLED = env.boolean("ECHO_ENABLED", True)
 PROVIDER_REQUEST_TIMEOUT_SECONDS = env.number("PROVIDER_REQUEST_TIMEOUT_SECONDS", 60, minimum=0.1)
@@ -206,9 +210,24 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "coreproject.logformat.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # Every line passes both filters: job_id/worker_id from the job's context,
+    # and secret values (API keys, METRICS_TOKEN, the secret key, the database
+    # password) replaced by [REDACTED] (coreproject/logformat.py).
+    "filters": {
+        "job_context": {"()": "coreproject.logformat.JobContextFilter"},
+        "redact_secrets": {"()": "coreproject.logformat.RedactSecretsFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["job_context", "redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Our handler only (Django's own console/mail handlers bypass the filters).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},

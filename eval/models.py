@@ -175,4 +175,5 @@ class WorkerHeartbeat(models.Model):
         return self.worker_id
 
 
+from eval.models_ratelimit import ProviderRateSlot  # noqa: E402,F401  (provider-wide rate limit, ops issue)
 from eval.models_tokens import ApiToken  # noqa: E402,F401  (API tokens, web issue)

@@ -53,10 +53,20 @@ def make_task(db):
     return make
 
 
+def reviewers_group():
+    """The migration's group (a transactional test's flush may have removed it)."""
+    from django.contrib.auth.models import Permission
+
+    group, created = Group.objects.get_or_create(name="reviewers")
+    if created:
+        group.permissions.add(Permission.objects.get(codename="review_task", content_type__app_label="eval"))
+    return group
+
+
 @pytest.fixture
 def reviewer(db, django_user_model):
     user = django_user_model.objects.create_user("alice", password="pw-alice-123")
-    user.groups.add(Group.objects.get(name="reviewers"))
+    user.groups.add(reviewers_group())
     return user
 
 

@@ -9,6 +9,7 @@ from django.db.models import Count, Min, Q
 from django.http import JsonResponse
 from django.utils import timezone
 
+from eval import metrics
 from eval.api import etag as etags
 from eval.api.access import is_reviewer, is_staff, may_manage_job, poll_state
 from eval.api.auth import endpoint
@@ -112,8 +113,11 @@ def poll_jobs(request, task_id):
     state = poll_state(user, task_id)
     if state is None:
         raise not_found("no such task")
-    if etags.matches(request, etags.poll_etag(user, task_id, state)):
-        return etags.not_modified(etags.poll_etag(user, task_id, state))
+    tag = etags.poll_etag(user, task_id, state)
+    if etags.matches(request, tag):
+        metrics.observe_poll(304)
+        return etags.not_modified(tag)
+    metrics.observe_poll(200)
     rows = list(poll_rows(task_id))
     body = {
         "task": task_id,

@@ -16,7 +16,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -47,6 +47,7 @@ class ClaimedJob:
     model: str
     prompt: str
     params: dict = field(default_factory=dict)
+    queued_at: object = None  # when it became claimable (queue-wait metric)
 
     @property
     def max_tokens(self):
@@ -238,7 +239,7 @@ def _claimable(now):
 
 def _load_claimed(job_ids):
     rows = LLMJob.objects.filter(id__in=job_ids).values(
-        "id", "attempts", "max_attempts", "task_id", "provider", "model", "params", "task__prompt"
+        "id", "attempts", "max_attempts", "task_id", "provider", "model", "params", "task__prompt", "available_at"
     )
     return [
         ClaimedJob(
@@ -250,6 +251,7 @@ def _load_claimed(job_ids):
             model=row["model"],
             prompt=row["task__prompt"],
             params=row["params"] or {},
+            queued_at=row["available_at"],
         )
         for row in rows
     ]
@@ -286,7 +288,7 @@ def claim_next(worker_id, limit):
             message = 'Waiting for ' || model, progress = 0, output = '',
             error_code = '', error_message = '', version = version + 1
         WHERE id IN (SELECT id FROM picked) AND status = %s
-        RETURNING id, attempts, max_attempts, task_id, provider, model, params
+        RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -306,8 +308,9 @@ def claim_next(worker_id, limit):
             model=model,
             prompt=prompts[task_id],
             params=json.loads(params) if isinstance(params, str | bytes) else (params or {}),
+            queued_at=_as_datetime(available_at),
         )
-        for job_id, attempts, max_attempts, task_id, provider, model, params in rows
+        for job_id, attempts, max_attempts, task_id, provider, model, params, available_at in rows
     ]
 
 
@@ -395,6 +398,15 @@ def _uuid_hex(value):
 
 def _as_uuid(value):
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _as_datetime(value):
+    """A timestamp read by raw SQL (SQLite gives text) as an aware datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def _adapt(value):

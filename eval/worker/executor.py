@@ -18,7 +18,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from coreproject import logformat
+from eval import metrics
+from eval.jobs import lifecycle, ratelimit
 from eval.jobs.errors import ProviderError
 from eval.models import WorkerHeartbeat
 from eval.providers import get_provider
@@ -42,7 +44,10 @@ class RunState:
     lease_renewed: float = field(default_factory=time.monotonic)
     stop_reason: str = ""  # why we cancelled the task: cancel | shutdown | lost
     finishing: bool = False
+    error_code: str = ""
+    usage: tuple = (None, None, None)  # input tokens, output tokens, cost
     task: asyncio.Task | None = None
+    claimed_at: object = field(default_factory=timezone.now)
 
     def on_text(self, delta, tokens_so_far):
         self.parts.append(delta)
@@ -77,6 +82,7 @@ class Executor:
     def __init__(self, *, database, worker_id=None, concurrency=None, transport_name=""):
         self.db = database
         self.worker_id = worker_id or new_worker_id()
+        logformat.set_process_worker_id(self.worker_id)
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.transport_name = transport_name
         # (job id, attempt) -> RunState: an attempt that is writing its end
@@ -146,7 +152,9 @@ class Executor:
     # --- one job -----------------------------------------------------------------
     async def _run(self, state, on_settled):
         job = state.job
+        logformat.bind(job_id=job.id, worker_id=self.worker_id)  # on every line of this task
         extra = {"job_id": job.id, "worker_id": self.worker_id, "attempt": job.attempt}
+        started = time.monotonic()
         outcome = Outcome("lost")
         try:
             outcome = await self._attempt(state, extra)
@@ -160,9 +168,26 @@ class Executor:
             elif outcome.status == "failed":
                 self.jobs_failed += 1
             self.slot_freed.set()
+            self._observe(state, outcome, time.monotonic() - started)
             if on_settled is not None:
                 on_settled(job.id, outcome)
         return outcome
+
+    def _observe(self, state, outcome, duration):
+        job = state.job
+        waited = (state.claimed_at - job.queued_at).total_seconds() if job.queued_at else None
+        tokens_in, tokens_out, cost = state.usage
+        metrics.observe_job(
+            job.provider,
+            job.model,
+            outcome.status,
+            state.error_code or None,
+            duration,
+            waited,
+            tokens_in,
+            tokens_out if tokens_out is not None else (state.tokens or None),
+            cost,
+        )
 
     async def _attempt(self, state, extra):
         job = state.job
@@ -188,6 +213,13 @@ class Executor:
             temperature=job.params.get("temperature"),
         )
         try:
+
+            def waiting(text, state=state):
+                state.message, state.dirty = text, True
+
+            # The shared per-provider rate limit, outside the job timeout: waiting
+            # for a slot during a bulk run must not fail jobs as timed_out.
+            await ratelimit.acquire(job.provider, call=self.db.call, on_wait=waiting)
             async with asyncio.timeout(settings.JOB_TIMEOUT_SECONDS):
                 async with self._semaphore(provider):
                     state.generating_since = time.monotonic()
@@ -197,6 +229,7 @@ class Executor:
         except asyncio.CancelledError:
             return await self._stopped(state, call, extra)
         except TimeoutError:
+            state.error_code = "timed_out"
             log.warning("job timed out", extra=extra)
             await call(
                 lifecycle.fail,
@@ -214,6 +247,7 @@ class Executor:
             return await self._provider_error(state, error, call, extra)
 
         cost = provider.cost(job.model, result.input_tokens, result.output_tokens)
+        state.usage = (result.input_tokens, result.output_tokens, cost)
         ok = await call(
             lifecycle.succeed,
             output=result.text,
@@ -242,6 +276,7 @@ class Executor:
 
     async def _provider_error(self, state, error, call, extra):
         job = state.job
+        state.error_code = error.code
         if not error.transient:
             log.warning("job failed: %s", error.code, extra=extra)
             await call(

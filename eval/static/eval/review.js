@@ -30,6 +30,7 @@
   let jobOrder = [];
   let lastRunButton = null;
   let preferredInitial = preferred.dataset.initial || "";
+  let diffChosen = false;
 
   // --- formatting -------------------------------------------------------------
   function duration(job) {
@@ -213,12 +214,11 @@
       preferred.value = preferredInitial;
       preferredInitial = "";
     }
-    const hadA = diffA.value;
-    const hadB = diffB.value;
     syncSelect(diffA, false);
     syncSelect(diffB, false);
-    if (!hadA && diffA.options.length) diffA.selectedIndex = 0;
-    if (!hadB && diffB.options.length > 1) diffB.selectedIndex = 1;
+    // Until the reviewer picks, compare the first two outputs.
+    if (!diffChosen && diffA.options.length) diffA.selectedIndex = 0;
+    if (!diffChosen && diffB.options.length > 1) diffB.selectedIndex = 1;
   }
 
   // --- actions --------------------------------------------------------------------
@@ -369,6 +369,11 @@
     button.addEventListener("click", () => launch(button));
   }
   document.getElementById("diff-button").addEventListener("click", showDiff);
+  for (const select of [diffA, diffB]) {
+    select.addEventListener("change", () => {
+      diffChosen = true;
+    });
+  }
   form.addEventListener("submit", saveReview);
   form.addEventListener("input", markDirty);
   document.addEventListener("keydown", onKey);

@@ -1,0 +1,254 @@
+"""``manage.py enqueue_llm_jobs``: queue one bulk LLM job per selected task.
+
+Exit codes: 0 ok (also a dry run, nothing selected, or the operator said no),
+1 error (unknown task ids, database error, interrupted), 2 usage (bad
+provider, model, params or option; confirmation needed but stdin is not a
+terminal).
+"""
+
+import json
+import logging
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, transaction
+from django.db.models import Exists, OuterRef
+from tqdm import tqdm
+
+from eval.jobs import lifecycle
+from eval.jobs.errors import InvalidJob
+from eval.jobs.validation import clean_job_request
+from eval.models import JobStatus, LLMJob, Task
+
+CHUNK_SIZE = 500
+SHOW_SKIPPED = 20
+
+
+def _id_list(values):
+    """``--ids 1 2 3`` and ``--ids 1,2,3`` alike."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue one bulk (low-priority) LLM job per selected task; interactive jobs from the review page "
+        "are still served first. By default the selection is every open task still present in its "
+        "source; --ids / --external-ids pick tasks explicitly (whatever their status, unless "
+        "--task-status is given). Asks for confirmation unless --yes; refuses (exit 2) when it would "
+        "have to ask and stdin is not a terminal."
+    )
+    stealth_options = ("stdin",)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--provider", required=True, help="provider name, e.g. anthropic, gemini, echo")
+        parser.add_argument("--model", required=True, help="a model the provider offers (see /api/models)")
+        parser.add_argument(
+            "--params",
+            default=None,
+            metavar="JSON",
+            help="job params as a JSON object: max_tokens, temperature, system (e.g. '{\"max_tokens\": 512}')",
+        )
+        parser.add_argument(
+            "--task-status",
+            choices=["open", "done", "all"],
+            default=None,
+            help="tasks with this status (default: open; with --ids/--external-ids: any)",
+        )
+        parser.add_argument(
+            "--ids",
+            nargs="+",
+            default=None,
+            metavar="ID",
+            help="task ids: the integer ids of /tasks/<id>/ and the API (space or comma separated)",
+        )
+        parser.add_argument(
+            "--external-ids",
+            nargs="+",
+            default=None,
+            metavar="EXTERNAL_ID",
+            help="task ids as given by their source (the source record's `id`; space separated); narrow with --source",
+        )
+        parser.add_argument("--source", default=None, help="only tasks synced from this source name")
+        parser.add_argument(
+            "--include-missing",
+            action="store_true",
+            help="also tasks that vanished from their source (always included when picked by id)",
+        )
+        parser.add_argument(
+            "--skip-existing",
+            action="store_true",
+            help="skip tasks that already have a queued, running or succeeded job for this provider and model",
+        )
+        parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most N tasks (lowest ids first)")
+        parser.add_argument("--user", default=None, metavar="USERNAME", help="record the jobs as created by this user")
+        parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help=f"jobs per transaction ({CHUNK_SIZE})")
+        parser.add_argument("--dry-run", action="store_true", help="print how many jobs would be created; create none")
+        parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    # --- checks ---------------------------------------------------------------------
+    def _usage(self, message):
+        return CommandError(message, returncode=2)
+
+    def _params(self, raw):
+        if raw is None:
+            return None
+        try:
+            params = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise self._usage(f"--params is not valid JSON: {error}") from None
+        if not isinstance(params, dict):
+            raise self._usage("--params must be a JSON object, e.g. '{\"max_tokens\": 512}'")
+        return params
+
+    def _validate_request(self, provider, model, params):
+        """Refuse a bad provider, model or params before selecting anything."""
+        try:
+            _, _, cleaned = clean_job_request(task=Task(prompt="probe"), provider=provider, model=model, params=params)
+        except InvalidJob as error:
+            raise self._usage(f"invalid job request: {error.message}") from None
+        return cleaned
+
+    def _user(self, username):
+        if username is None:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise self._usage(f"--user: no user named {username!r}")
+        return user
+
+    def _selection(self, options):
+        tasks = Task.objects.all()
+        explicit = options["ids"] is not None or options["external_ids"] is not None
+        if options["ids"] is not None:
+            raw = _id_list(options["ids"])
+            try:
+                ids = {int(value) for value in raw}
+            except ValueError:
+                bad = next(value for value in raw if not value.isdigit())
+                raise self._usage(f"--ids takes integer task ids (got {bad!r}); use --external-ids") from None
+            found = set(Task.objects.filter(id__in=ids).values_list("id", flat=True))
+            if ids - found:
+                missing = ", ".join(str(i) for i in sorted(ids - found)[:SHOW_SKIPPED])
+                raise CommandError(f"unknown task id(s): {missing}", returncode=1)
+            tasks = tasks.filter(id__in=ids)
+        if options["external_ids"] is not None:
+            external = set(options["external_ids"])
+            scoped = Task.objects.filter(external_id__in=external)
+            if options["source"]:
+                scoped = scoped.filter(source=options["source"])
+            found = set(scoped.values_list("external_id", flat=True))
+            if external - found:
+                missing = ", ".join(sorted(external - found)[:SHOW_SKIPPED])
+                raise CommandError(f"unknown external id(s): {missing}", returncode=1)
+            tasks = tasks.filter(external_id__in=external)
+        if options["source"]:
+            tasks = tasks.filter(source=options["source"])
+        status = options["task_status"] or ("all" if explicit else "open")
+        if status != "all":
+            tasks = tasks.filter(status=status)
+        if not explicit and not options["include_missing"]:
+            tasks = tasks.filter(missing_since__isnull=True)
+        if options["skip_existing"]:
+            live = LLMJob.objects.filter(
+                task=OuterRef("pk"),
+                provider=options["provider"],
+                model=options["model"],
+                status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED],
+            )
+            tasks = tasks.exclude(Exists(live))
+        ids = tasks.order_by("id").values_list("id", flat=True)
+        if options["limit"] is not None:
+            ids = ids[: options["limit"]]
+        return list(ids)
+
+    def _confirm(self, count, what, stdin):
+        if not stdin.isatty():
+            raise self._usage(
+                f"refusing to create {count} bulk job(s) for {what} without confirmation: "
+                "stdin is not a terminal (pass --yes)"
+            )
+        self.stdout.write(f"Create {count} bulk job(s) for {what}? [y/N] ", ending="")
+        self.stdout.flush()
+        answer = stdin.readline().strip().lower()
+        return answer in {"y", "yes"}
+
+    # --- the command ----------------------------------------------------------------
+    def handle(self, *args, **options):
+        provider, model = options["provider"], options["model"]
+        if options["limit"] is not None and options["limit"] < 1:
+            raise self._usage("--limit must be at least 1")
+        if options["chunk_size"] < 1:
+            raise self._usage("--chunk-size must be at least 1")
+        params = self._params(options["params"])
+        cleaned = self._validate_request(provider, model, params)
+        user = self._user(options["user"])
+        try:
+            ids = self._selection(options)
+        except DatabaseError as error:
+            raise CommandError(f"database error: {error}", returncode=1) from None
+
+        what = f"{provider}/{model} ({', '.join(f'{k}={v!r}' for k, v in cleaned.items())})"
+        if not ids:
+            self.stdout.write("No tasks selected; nothing to do.")
+            return
+        if options["dry_run"]:
+            self.stdout.write(f"Dry run: would create {len(ids)} bulk job(s) for {what}.")
+            return
+        if not options["yes"]:
+            stdin = options.get("stdin") or sys.stdin
+            if not self._confirm(len(ids), what, stdin):
+                self.stdout.write("Cancelled; no jobs created.")
+                return
+
+        # One "job queued" log line per job would drown the progress bar (-v 2 keeps them).
+        lifecycle_log = logging.getLogger(lifecycle.__name__)
+        quiet = options["verbosity"] < 2 and lifecycle_log.getEffectiveLevel() < logging.WARNING
+        if quiet:
+            previous, lifecycle_log.level = lifecycle_log.level, logging.WARNING
+        try:
+            created, skipped = self._create(ids, provider, model, params, user, options["chunk_size"])
+        finally:
+            if quiet:
+                lifecycle_log.setLevel(previous)
+        self.stdout.write(f"Created {created} bulk job(s) for {what}.")
+        if skipped:
+            self.stdout.write(f"Skipped {len(skipped)} task(s):")
+            for task_id, reason in skipped[:SHOW_SKIPPED]:
+                self.stdout.write(f"  task {task_id}: {reason}")
+            if len(skipped) > SHOW_SKIPPED:
+                self.stdout.write(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
+
+    def _create(self, ids, provider, model, params, user, chunk_size):
+        """One transaction per chunk; the lifecycle publishes each chunk's jobs when it commits."""
+        created, skipped = 0, []
+        stream = getattr(self.stderr, "_out", sys.stderr)
+        bar = tqdm(total=len(ids), unit="job", desc="Queueing", file=stream, disable=None, leave=False)
+        try:
+            for start in range(0, len(ids), chunk_size):
+                chunk = ids[start : start + chunk_size]
+                tasks = Task.objects.filter(id__in=chunk).only("id", "prompt").order_by("id")
+                in_chunk = 0
+                with transaction.atomic():
+                    for task in tasks:
+                        try:
+                            lifecycle.create_job(
+                                task=task,
+                                provider=provider,
+                                model=model,
+                                params=params,
+                                created_by=user,
+                                priority=LLMJob.Priority.BULK,
+                            )
+                            in_chunk += 1
+                        except InvalidJob as error:  # e.g. an empty or too long prompt
+                            skipped.append((task.pk, error.message))
+                created += in_chunk
+                bar.update(len(chunk))
+        except KeyboardInterrupt:
+            raise CommandError(f"interrupted: {created} job(s) were created before the stop", returncode=1) from None
+        except DatabaseError as error:
+            raise CommandError(f"database error after {created} job(s) were created: {error}", returncode=1) from None
+        finally:
+            bar.close()
+        return created, skipped
