@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,27 +34,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(ROOT))
+from bench.common import free_port, pg_url, reset_postgres  # noqa: E402
+
 PG_BENCH_DB = "evalbench_poll"
 OUTPUT_BYTES = 4096
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pg_url(database):
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
-
-
-def reset_database():
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
 
 
 def django_env(extra=None):
@@ -184,7 +167,7 @@ def main():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
 
-    reset_database()
+    reset_postgres(PG_BENCH_DB)
     env = django_env()
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
