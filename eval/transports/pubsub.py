@@ -28,6 +28,7 @@ _publisher_lock = threading.Lock()
 # a backlog of thousands never sits in front of a reviewer's interactive job:
 # each subscription has its own flow-control budget in the worker.
 BULK_SUFFIX = "-bulk"
+ONCE_MAX_IDLE_SECONDS = 30
 
 
 def topic_path(bulk=False):
@@ -151,7 +152,7 @@ class PubSubTransport:
                 except TimeoutError:
                     if self.executor.running or self._held:
                         idle_since = time.monotonic()  # idle means no work at all, not no new message
-                    elif self.once and time.monotonic() - idle_since > 1:
+                    elif self.once and await self._done_for_once(time.monotonic() - idle_since):
                         return
                     continue
                 idle_since = time.monotonic()
@@ -165,6 +166,21 @@ class PubSubTransport:
                     pass
             self._nack_held()
             subscriber.close()
+
+    async def _done_for_once(self, idle_seconds):
+        """--once: stop when idle and nothing is waiting for us (a message may
+        take a moment to arrive after the stream opens); give up on jobs whose
+        message never comes after ONCE_MAX_IDLE_SECONDS (the daemon republishes)."""
+        if idle_seconds < 1:
+            return False
+        if idle_seconds > ONCE_MAX_IDLE_SECONDS:
+            return True
+        from eval.models import JobStatus, LLMJob
+
+        def claimable_now():
+            return LLMJob.objects.filter(status=JobStatus.QUEUED, available_at__lte=_now()).exists()
+
+        return not await self.executor.db.call(claimable_now)
 
     async def _receive(self, job_id, message):
         if self.max_jobs is not None and self.claimed >= self.max_jobs:
