@@ -199,16 +199,9 @@ def main():
                 if config != "db-sqlite":
                     reset_postgres(PG_BENCH_DB)
                 migrate(env)
-                if config == "pubsub":
-                    subprocess.run(
-                        [sys.executable, "manage.py", "pubsub_setup"],
-                        env=env,
-                        cwd=ROOT,
-                        check=True,
-                        capture_output=True,
-                        timeout=60,
-                    )
                 for level in levels:
+                    if config == "pubsub":
+                        fresh_subscription(env)
                     result = run_phase(
                         [
                             "--phase",
@@ -231,6 +224,8 @@ def main():
                         f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB",
                         file=sys.stderr,
                     )
+                if config == "pubsub":
+                    fresh_subscription(env)
                 result = run_phase(["--phase", "latency", "--provider", provider, "--model", model], env)
                 result.update(workload=workload, config=config)
                 latency.append(result)
@@ -240,6 +235,17 @@ def main():
     finally:
         services.stop()
     print_tables(rows, latency)
+
+
+def fresh_subscription(env):
+    """A new topic and subscription for each measured run: the emulator keeps
+    sending to a consumer stream that has gone away (the real service notices),
+    so a second worker on the same subscription would wait for redelivery."""
+    stamp = f"{time.time_ns():x}"
+    env.update(PUBSUB_TOPIC=f"bench-{stamp}", PUBSUB_SUBSCRIPTION=f"bench-sub-{stamp}")
+    subprocess.run(
+        [sys.executable, "manage.py", "pubsub_setup"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=60
+    )
 
 
 def print_tables(rows, latency):
@@ -361,7 +367,8 @@ def phase(args):
         count = done.count()
         if count != args.jobs:
             statuses = list(LLMJob.objects.values_list("status", "error_code").distinct())
-            raise SystemExit(f"only {count}/{args.jobs} jobs succeeded: {statuses}")
+            log = worker.stderr.read()[-3000:]
+            raise SystemExit(f"only {count}/{args.jobs} jobs succeeded: {statuses[:5]}\nworker said:\n{log}")
         first = min(done.values_list("started_at", flat=True))
         last = max(done.values_list("finished_at", flat=True))
         seconds = (last - first).total_seconds()
@@ -412,7 +419,10 @@ def latency_phase(args, task):
             if job.started_at:
                 # started_at is written by the claim of the last attempt
                 claims.append((job.started_at - job.created_at).total_seconds() * 1000)
+        deadline = time.monotonic() + 60
         while LLMJob.objects.exclude(status__in=["succeeded", "failed", "cancelled"]).exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("light-load jobs did not finish within 60 s")
             time.sleep(0.1)
         # Cancel-to-cancelled: long jobs cancelled while streaming.
         long_task = type(task).objects.create(
@@ -421,12 +431,16 @@ def latency_phase(args, task):
         cancel_ms = []
         for _ in range(20):
             job, _ = lifecycle.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
+            deadline = time.monotonic() + 30
             while LLMJob.objects.get(pk=job.pk).status != "running":
+                if time.monotonic() > deadline:
+                    raise SystemExit("a job to cancel never started")
                 time.sleep(0.01)
             time.sleep(0.3)
             asked = timezone.now()
             lifecycle.request_cancel(job.pk, by="bench")
-            while True:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
                 row = LLMJob.objects.get(pk=job.pk)
                 if row.status == "cancelled":
                     cancel_ms.append((row.finished_at - asked).total_seconds() * 1000)
