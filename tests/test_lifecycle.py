@@ -319,3 +319,20 @@ def test_every_visible_change_bumps_the_version(task):
     lifecycle.succeed(job.pk, "w1", claimed.attempt, output="o", stop_reason="end_turn")
     versions.append(LLMJob.objects.get(pk=job.pk).version)
     assert versions == sorted(set(versions))
+
+
+def test_claim_many_claims_what_it_can_and_says_why_not_for_the_rest(make_task):
+    import uuid
+
+    fresh, other, done = (make_job(make_task()) for _ in range(3))
+    lifecycle.claim(other.pk, "elsewhere")
+    lifecycle.request_cancel(done.pk, by="alice")
+    unknown = uuid.uuid4()
+    outcomes = lifecycle.claim_many([fresh.pk, other.pk, done.pk, unknown, fresh.pk], "w1")
+    assert outcomes[fresh.pk].job.attempt == 1 and outcomes[fresh.pk].job.prompt
+    assert {k: o.reason for k, o in outcomes.items() if o.job is None} == {
+        other.pk: "running",
+        done.pk: "terminal",
+        unknown: "missing",
+    }
+    assert LLMJob.objects.get(pk=fresh.pk).worker_id == "w1"

@@ -267,20 +267,37 @@ def claim_next(worker_id, limit):
     """
     if limit <= 0:
         return []
+    return _claim_where("ORDER BY priority DESC, available_at, created_at LIMIT %s", [limit], worker_id)
+
+
+def claim_many(job_ids, worker_id):
+    """Claim the claimable jobs among ``job_ids`` in one statement (pubsub
+    transport: messages that arrive together). Returns {job_id: ClaimOutcome}
+    for every id asked, explaining the ones not claimed."""
+    job_ids = list(dict.fromkeys(job_ids))
+    if not job_ids:
+        return {}
+    postgres = connection.vendor == "postgresql"
+    ids = [job_id if postgres else _uuid_hex(job_id) for job_id in job_ids]
+    where = f"AND id IN ({', '.join(['%s'] * len(ids))})"
+    claimed = {job.id: ClaimOutcome(job) for job in _claim_where(where, ids, worker_id, pick_filter=True)}
+    missing = [job_id for job_id in job_ids if job_id not in claimed]
+    return {**claimed, **{job_id: _why_not_claimed(job_id) for job_id in missing}}
+
+
+def _claim_where(tail, tail_params, worker_id, pick_filter=False):
     now = timezone.now()
     table = LLMJob._meta.db_table
-    postgres = connection.vendor == "postgresql"
-    lock = "FOR UPDATE SKIP LOCKED" if postgres else ""
+    lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     when = _adapt(now)
     lease = _adapt(now + timedelta(seconds=settings.JOB_LEASE_SECONDS))
     # MATERIALIZED: otherwise PostgreSQL may re-run the LIMITed sub-select
-    # per row and claim more than ``limit`` jobs.
+    # per row and claim more than asked.
     sql = f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {table}
             WHERE status = %s AND available_at <= %s AND NOT cancel_requested
-            ORDER BY priority DESC, available_at, created_at
-            LIMIT %s {lock}
+            {tail} {lock}
         )
         UPDATE {table} SET
             status = %s, worker_id = %s, attempts = attempts + 1,
@@ -290,10 +307,9 @@ def claim_next(worker_id, limit):
         WHERE id IN (SELECT id FROM picked) AND status = %s
         RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at
     """
+    params = [QUEUED.value, when, *tail_params, RUNNING.value, worker_id, lease, when, when, when, QUEUED.value]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [QUEUED.value, when, limit, RUNNING.value, worker_id, lease, when, when, when, QUEUED.value]
-        )
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return []
@@ -320,6 +336,10 @@ def claim(job_id, worker_id):
     changed = LLMJob.objects.filter(_claimable(now), id=job_id).update(**_claim_values(worker_id, now))
     if changed:
         return ClaimOutcome(_load_claimed([job_id])[0])
+    return _why_not_claimed(job_id)
+
+
+def _why_not_claimed(job_id):
     row = LLMJob.objects.filter(id=job_id).values("status", "available_at", "cancel_requested").first()
     if row is None:
         return ClaimOutcome(None, "missing")

@@ -156,7 +156,10 @@ class PubSubTransport:
                         return
                     continue
                 idle_since = time.monotonic()
-                await self._receive(job_id, message)
+                batch = [(job_id, message)]
+                while not self._inbox.empty() and len(batch) < 500:
+                    batch.append(self._inbox.get_nowait())
+                await self._receive(batch)
         finally:
             for future in futures:
                 future.cancel()
@@ -182,30 +185,44 @@ class PubSubTransport:
 
         return not await self.executor.db.call(claimable_now)
 
-    async def _receive(self, job_id, message):
-        if self.max_jobs is not None and self.claimed >= self.max_jobs:
-            message.nack()  # not ours to take any more
+    async def _receive(self, batch):
+        """Claim the jobs of messages that arrived together in one statement."""
+        if self.max_jobs is not None:
+            room = max(0, self.max_jobs - self.claimed)
+            for _, message in batch[room:]:
+                message.nack()  # not ours to take any more
+            batch = batch[:room]
+        if not batch:
             return
         try:
-            outcome = await self.executor.db.claim(lifecycle.claim, job_id, self.executor.worker_id)
+            outcomes = await self.executor.db.claim(
+                lifecycle.claim_many, [job_id for job_id, _ in batch], self.executor.worker_id
+            )
         except Exception:
-            log.exception("claim failed; nacking", extra={"job_id": job_id})
-            message.nack()
+            log.exception("claim failed; nacking %d message(s)", len(batch))
+            for _, message in batch:
+                message.nack()
             return
-        if outcome.job is not None:
-            self.claimed += 1
-            self._held[job_id] = message
-            self.executor.start_job(outcome.job, on_settled=self._settled)
-        elif outcome.reason == "not_yet":
-            # In retry backoff: keep the message and try again when due.
-            self._held[job_id] = message
-            delay = max(0.0, (outcome.available_at - _now()).total_seconds())
-            self._loop.call_later(delay, self._redeliver, job_id)
-        else:
-            # Terminal, unknown, or live on another worker (its lease guards it):
-            # a duplicate never starts a second model call.
-            log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
-            message.ack()
+        for job_id, message in batch:
+            outcome = outcomes.pop(job_id, None)  # a duplicate in the same batch finds it gone
+            if outcome is None:
+                outcome = lifecycle.ClaimOutcome(None, "running")
+            if job_id in self._held and outcome.job is None:
+                message.ack()  # another copy of a message we already hold
+            elif outcome.job is not None:
+                self.claimed += 1
+                self._held[job_id] = message
+                self.executor.start_job(outcome.job, on_settled=self._settled)
+            elif outcome.reason == "not_yet":
+                # In retry backoff: keep the message and try again when due.
+                self._held[job_id] = message
+                delay = max(0.0, (outcome.available_at - _now()).total_seconds())
+                self._loop.call_later(delay, self._redeliver, job_id)
+            else:
+                # Terminal, unknown, or live on another worker (its lease guards it):
+                # a duplicate never starts a second model call.
+                log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
+                message.ack()
 
     def _redeliver(self, job_id):
         message = self._held.pop(job_id, None)
