@@ -120,6 +120,9 @@ class AnthropicProvider(Provider):
             self._client_loop = loop
         return self._client
 
+    async def prepare(self):
+        self._get_client()
+
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         client = self._get_client()
         params = {

@@ -73,5 +73,9 @@ class Provider:
                 return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
         return None
 
+    async def prepare(self):
+        """Called once when a worker starts (on its event loop): build the SDK
+        client now, so the first jobs do not wait for imports and set-up."""
+
     async def aclose(self):
         """Release SDK clients (the worker calls this on shutdown)."""

@@ -146,6 +146,9 @@ class GeminiProvider(Provider):
             )
         return self._client
 
+    async def prepare(self):
+        self._get_client()
+
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         client = self._get_client()
         config = types.GenerateContentConfig(

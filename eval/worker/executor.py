@@ -23,7 +23,7 @@ from eval import metrics
 from eval.jobs import lifecycle, ratelimit
 from eval.jobs.errors import ProviderError
 from eval.models import WorkerHeartbeat
-from eval.providers import get_provider
+from eval.providers import available_providers, get_provider
 from eval.providers.base import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class Executor:
 
     # --- lifecycle of the executor -------------------------------------------------
     async def start(self):
+        for provider in available_providers():
+            await provider.prepare()  # SDK imports and clients before the first claim
         await self.db.call(self._write_heartbeat, initial=True)
         self._flusher = asyncio.create_task(self._flush_forever(), name="flusher")
 
