@@ -40,6 +40,7 @@ _ERROR_TYPE_STATUS = {
     "overloaded_error": 529,
 }
 _DETAIL_LIMIT = 300
+POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 def retry_after_from_headers(headers):
@@ -116,6 +117,9 @@ class AnthropicProvider(Provider):
                 base_url=settings.ANTHROPIC_BASE_URL or None,
                 max_retries=0,
                 timeout=httpx2.Timeout(float(settings.PROVIDER_REQUEST_TIMEOUT_SECONDS)),
+                # The SDK keeps 100 idle connections: a worker streaming more
+                # than that at once would reconnect for every job.
+                http_client=anthropic.DefaultAsyncHttpxClient(limits=POOL_LIMITS),
             )
             self._client_loop = loop
         return self._client

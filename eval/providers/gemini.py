@@ -142,6 +142,8 @@ class GeminiProvider(Provider):
                 http_options=types.HttpOptions(
                     base_url=settings.GEMINI_BASE_URL or None,
                     timeout=max(1, round(float(settings.PROVIDER_REQUEST_TIMEOUT_SECONDS) * 1000)),  # milliseconds
+                    # Keep as many idle connections as jobs in flight (httpx keeps 20).
+                    async_client_args={"limits": httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)},
                 ),
             )
         return self._client
