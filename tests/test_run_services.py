@@ -1,0 +1,82 @@
+"""run_services.py: the supervisor, with real child processes and signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import test_database_url
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def children_of(pid):
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,pgid=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(None, 3) for line in out.splitlines()]
+    return {int(r[0]): (int(r[2]), r[3]) for r in rows if int(r[1]) == pid}
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_dry_run_prints_each_role():
+    out = subprocess.run(
+        [sys.executable, "run_services.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert [line.split(":")[0] for line in out.splitlines()] == ["web", "worker", "daemon"]
+    only = subprocess.run(
+        [sys.executable, "run_services.py", "--dry-run", "--only", "worker"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WORKER_PROCESSES": "2"},
+        check=True,
+    ).stdout
+    assert [line.split(":")[0] for line in only.splitlines()] == ["worker1", "worker2"]
+
+
+def test_a_killed_child_is_restarted_and_sigterm_stops_everything():
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "WORKER_PROCESSES": "1",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
+        "SYNC_INTERVAL_SECONDS": "1",
+    }
+    supervisor = subprocess.Popen(
+        [sys.executable, "run_services.py", "--only", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = wait_for(lambda: list(children_of(supervisor.pid)), timeout=20, message="the worker child")[0]
+        pgid, args = children_of(supervisor.pid)[first]
+        assert pgid == first and "process_llm_jobs" in args  # its own process group
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(
+            lambda: [pid for pid in children_of(supervisor.pid) if pid != first], timeout=20, message="a restart"
+        )[0]
+        time.sleep(1.5)  # let it start its own threads and connections
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+    finally:
+        supervisor.kill()
+    output = supervisor.stdout.read()
+    assert "worker exited with code -9; restarting" in output
+    assert "all services stopped" in output
+    assert not alive(second), "the restarted worker outlived the supervisor"
+    assert "worker | " in output  # children's lines are prefixed with their name
