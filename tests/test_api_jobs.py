@@ -5,10 +5,10 @@ import json
 import uuid
 
 import pytest
-from django.test import Client
 
 from eval.jobs import lifecycle
 from eval.models import JobStatus, LLMJob
+from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
 
@@ -43,12 +43,6 @@ JOB_FIELDS = {
 @pytest.fixture(autouse=True)
 def _plain_http(settings):
     settings.SECURE_SSL_REDIRECT = False
-
-
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def post(client, url, body=None, **headers):

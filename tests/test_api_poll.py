@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from eval.jobs import lifecycle
 from eval.models import LLMJob
 from eval.models_tokens import ApiToken
+from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,6 @@ SESSION_QUERIES = 2
 def _plain_http(settings):
     settings.SECURE_SSL_REDIRECT = False
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def add_jobs(task, user, n, output=""):

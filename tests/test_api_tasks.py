@@ -4,11 +4,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from eval.jobs import lifecycle
 from eval.models import LLMJob, Review, Task, WorkerHeartbeat
+from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
 
@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 def _plain_http(settings):
     settings.SECURE_SSL_REDIRECT = False
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def put(client, url, body):

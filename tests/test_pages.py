@@ -13,6 +13,7 @@ from django.test import Client
 
 from eval.jobs import lifecycle
 from eval.models import Review
+from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +29,6 @@ def _plain_http(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-
-
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("url", ["/", "/tasks/", "/tasks/1/", "/dashboard/", "/tokens/"])

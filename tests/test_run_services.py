@@ -30,6 +30,22 @@ def alive(pid):
     return True
 
 
+def stop_tree(supervisor):
+    """Even when an assertion failed: stop the supervisor and every child group."""
+    groups = [pgid for pgid, _ in children_of(supervisor.pid).values()]
+    if supervisor.poll() is None:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_dry_run_prints_each_role():
     out = subprocess.run(
         [sys.executable, "run_services.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -74,7 +90,7 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_everything():
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=30) == 0
     finally:
-        supervisor.kill()
+        stop_tree(supervisor)
     output = supervisor.stdout.read()
     assert "worker exited with code -9; restarting" in output
     assert "all services stopped" in output

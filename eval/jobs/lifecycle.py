@@ -216,47 +216,6 @@ def request_cancel(job_id, *, by=""):
 # --- claiming (workers) ---------------------------------------------------------
 
 
-def _claim_values(worker_id, now):
-    return _bump(
-        status=RUNNING,
-        worker_id=worker_id,
-        attempts=F("attempts") + 1,
-        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
-        heartbeat_at=now,
-        started_at=now,
-        message=Concat(Value("Waiting for "), F("model")),
-        progress=0,
-        output="",
-        error_code="",
-        error_message="",
-        updated_at=now,
-    )
-
-
-def _claimable(now):
-    return Q(status=QUEUED, available_at__lte=now, cancel_requested=False)
-
-
-def _load_claimed(job_ids):
-    rows = LLMJob.objects.filter(id__in=job_ids).values(
-        "id", "attempts", "max_attempts", "task_id", "provider", "model", "params", "task__prompt", "available_at"
-    )
-    return [
-        ClaimedJob(
-            id=row["id"],
-            attempt=row["attempts"],
-            max_attempts=row["max_attempts"],
-            task_id=row["task_id"],
-            provider=row["provider"],
-            model=row["model"],
-            prompt=row["task__prompt"],
-            params=row["params"] or {},
-            queued_at=row["available_at"],
-        )
-        for row in rows
-    ]
-
-
 def claim_next(worker_id, limit):
     """Claim up to ``limit`` queued jobs, interactive first (db transport).
 
@@ -274,7 +233,7 @@ def claim_many(job_ids, worker_id):
     """Claim the claimable jobs among ``job_ids`` in one statement (pubsub
     transport: messages that arrive together). Returns {job_id: ClaimOutcome}
     for every id asked, explaining the ones not claimed."""
-    job_ids = list(dict.fromkeys(job_ids))
+    job_ids = list(dict.fromkeys(_as_uuid(job_id) for job_id in job_ids))
     if not job_ids:
         return {}
     postgres = connection.vendor == "postgresql"
@@ -331,12 +290,8 @@ def _claim_where(tail, tail_params, worker_id, pick_filter=False):
 
 
 def claim(job_id, worker_id):
-    """Claim one job by id (pubsub transport). Never raises for a stale id."""
-    now = timezone.now()
-    changed = LLMJob.objects.filter(_claimable(now), id=job_id).update(**_claim_values(worker_id, now))
-    if changed:
-        return ClaimOutcome(_load_claimed([job_id])[0])
-    return _why_not_claimed(job_id)
+    """Claim one job by id. Never raises for a stale id."""
+    return claim_many([job_id], worker_id)[_as_uuid(job_id)]
 
 
 def _why_not_claimed(job_id):
