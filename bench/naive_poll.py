@@ -13,7 +13,6 @@ Not part of the product (eval.urls never includes these).
 """
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 
@@ -21,6 +20,7 @@ from eval.api.access import _HAS_REVIEW_PERMISSION_SQL, is_reviewer
 from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.serializers import job_json
+from eval.db import prepared_cursor
 from eval.models import TERMINAL_STATUSES, LLMJob
 
 CONSTANT_BODY = b'{"task": 0, "jobs": [], "all_terminal": true}'
@@ -67,7 +67,7 @@ def naive_poll(request, task_id):
 def constant(request, task_id):
     user = request.user
     if not (user.is_staff or user.is_superuser):
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute("SELECT " + _HAS_REVIEW_PERMISSION_SQL, [user.pk, user.pk])
             if not cursor.fetchone()[0]:
                 raise not_found("no such task")

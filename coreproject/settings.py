@@ -97,8 +97,12 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _name = Path(_database["NAME"])
     _database["TEST"] = {"NAME": str(_name.with_name(f"test_{_name.name}"))}
 elif _database["ENGINE"] == "django.db.backends.postgresql":
+    _database["ENGINE"] = "coreproject.postgresql"  # Django's, with a health check without a round trip
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].setdefault("application_name", env.string("DATABASE_APPLICATION_NAME", "eval"))
+    # Lets eval/db.py prepare its hot SQL statements (the poll's, the sync's);
+    # ORM queries bind on the client and are never prepared.
+    _database["OPTIONS"].setdefault("prepare_threshold", 5)
     if env.boolean("DATABASE_POOL", False):
         _database["OPTIONS"]["pool"] = {
             "min_size": 1,
@@ -141,6 +145,8 @@ STORAGES = {
 # --- Security (production defaults; DEBUG relaxes what needs TLS) -----------
 SECURE_SSL_REDIRECT = env.boolean("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_ENGINE = "eval.sessions"  # the db store, loading with one prepared statement
+AUTHENTICATION_BACKENDS = ["eval.auth_backend.ModelBackend"]  # the same, for the user
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.integer("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)

@@ -1,21 +1,24 @@
 """gunicorn settings (run_services.py and the systemd unit use this file).
 
-gthread workers: polls are short and I/O bound; FACTS.md measured
-`-w 3 --threads 4` and sync `-w 5` within noise on 2 cores, and fewer
-processes with many threads ~2x worse (GIL)."""
+gthread workers, one per CPU, two threads each: a poll is short and waits on
+the database about a third of its time. More threads per process only queue
+on the GIL: bench/poll.py at 64 connections on 2 cores had the best tail
+latency at 2 x 2 (3 x 4 and 2 x 4 were within noise on throughput but had
+longer tails)."""
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
 keepalive = 5
-max_requests = 5000
-max_requests_jitter = 500
+# A recycled worker costs a Django start-up and its clients a reconnect: rarely.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100_000))
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

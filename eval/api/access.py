@@ -5,7 +5,7 @@ Reviewers are superusers, staff, or users holding ``eval.review_task`` (the
 or retried by its creator or by staff.
 """
 
-from django.db import connection
+from eval.db import prepared_cursor
 
 REVIEW_PERMISSION = "eval.review_task"
 
@@ -56,7 +56,7 @@ def poll_state(user, task_id):
     else:
         sql = _POLL_STATE_SQL.format(access=" AND " + _HAS_REVIEW_PERMISSION_SQL)
         params = [task_id, user.pk, user.pk]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
