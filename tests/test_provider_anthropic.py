@@ -298,3 +298,40 @@ def test_cancellation_is_not_mapped(fake):
 
     with pytest.raises(TimeoutError):
         asyncio.run(go())
+
+
+def test_many_calls_in_flight_share_small_connection_pools(fake, settings):
+    """Up to ANTHROPIC_MAX_CONCURRENCY calls in flight: the one client spreads them over
+    pools of ~32 connections (httpcore walks a whole pool per request), keeping each alive."""
+    settings.ANTHROPIC_MAX_CONCURRENCY = 100
+    provider = providers.get_provider("anthropic")
+
+    async def go():
+        texts = [await provider.stream(request(), lambda delta, n: None) for _ in range(8)]
+        pools = provider._client._client._transport.pools
+        connections = [len(pool._pool.connections) for pool in pools]
+        await provider.aclose()
+        return texts, connections
+
+    texts, connections = asyncio.run(go())
+    assert {result.text for result in texts} == {"word0 word1 word2 word3 word4 "}
+    # 4 pools for 100; 8 calls one after the other: two per pool, on one kept-alive connection each.
+    assert connections == [1, 1, 1, 1]
+    assert fake.calls == 8
+
+
+def test_a_proxy_in_the_environment_keeps_the_sdk_transport(fake, settings, monkeypatch):
+    settings.ANTHROPIC_MAX_CONCURRENCY = 100
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    provider = providers.get_provider("anthropic")
+
+    async def go():
+        result = await provider.stream(request(), lambda delta, n: None)
+        transport = provider._client._client._transport
+        await provider.aclose()
+        return result, transport
+
+    result, transport = asyncio.run(go())
+    assert result.stop_reason == "end_turn"
+    assert not hasattr(transport, "pools")

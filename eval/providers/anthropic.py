@@ -14,6 +14,7 @@ from django.conf import settings
 
 from eval.jobs.errors import ProviderError
 from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback, parse_models
+from eval.providers.http import async_http_client
 
 # HTTP status -> (error code, what a reviewer reads). Anything else: 5xx server_error, 4xx bad_request.
 _STATUS_CODES = {
@@ -40,7 +41,6 @@ _ERROR_TYPE_STATUS = {
     "overloaded_error": 529,
 }
 _DETAIL_LIMIT = 300
-POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 def retry_after_from_headers(headers):
@@ -117,9 +117,11 @@ class AnthropicProvider(Provider):
                 base_url=settings.ANTHROPIC_BASE_URL or None,
                 max_retries=0,
                 timeout=httpx2.Timeout(float(settings.PROVIDER_REQUEST_TIMEOUT_SECONDS)),
-                # The SDK keeps 100 idle connections: a worker streaming more
-                # than that at once would reconnect for every job.
-                http_client=anthropic.DefaultAsyncHttpxClient(limits=POOL_LIMITS),
+                # As many kept-alive connections as calls in flight (the SDK keeps 100:
+                # a worker streaming more would reconnect for every job), in small pools.
+                http_client=async_http_client(self.max_concurrency, anthropic.DefaultAsyncHttpxClient),
+                # No OpenTelemetry here: building each call's span attributes cost CPU for nothing.
+                open_telemetry=False,
             )
             self._client_loop = loop
         return self._client
