@@ -221,7 +221,8 @@ def main():
                     rows.append(result)
                     print(
                         f"  {workload:9} {config:11} c={level:<3} {result['jobs_per_s']:7.1f} jobs/s "
-                        f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB",
+                        f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB "
+                        f"(mean job {result['mean_job_s']:.3f} s, {result['seconds']:.2f} s in all)",
                         file=sys.stderr,
                     )
                 if config == "pubsub":
@@ -380,6 +381,7 @@ def phase(args):
         result = {
             "jobs": count,
             "seconds": seconds,
+            "mean_job_s": mean_duration,
             "jobs_per_s": jobs_per_s,
             "efficiency": jobs_per_s / args.worker_concurrency,
             "peak_rss_mb": rss,

@@ -22,6 +22,8 @@ class Command(BaseCommand):
             raise CommandError("--max-jobs must be at least 1", returncode=2)
         transport = transport or settings.JOB_TRANSPORT
         try:
-            asyncio.run(serve(transport=transport, concurrency=concurrency, once=once, max_jobs=max_jobs))
+            asyncio.run(
+                serve(transport=transport, concurrency=concurrency, once=once, max_jobs=max_jobs, own_process=True)
+            )
         except KeyboardInterrupt:
             pass
