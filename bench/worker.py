@@ -110,6 +110,7 @@ class Services:
                 ],
                 cwd=ROOT,
                 start_new_session=True,
+                stdout=subprocess.DEVNULL,  # it says where it listens; we know
             )
             self.fake_url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 10
