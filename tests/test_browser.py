@@ -246,7 +246,10 @@ def card_state(page, job_id):
 # --- tests -----------------------------------------------------------------------------------
 
 
-def test_launch_echo_job_and_watch_it_to_the_end(page, worker):
+def test_launch_echo_job_and_watch_it_to_the_end(page, server):
+    """queued -> running -> succeeded. The worker starts once the queued card is
+    shown: on PostgreSQL it would otherwise claim the job (LISTEN/NOTIFY, ~2 ms)
+    before the create answer is even written, and the card starts as running."""
     task = make_task(words=40)
     page.goto(f"/tasks/{task.id}/")
     # Record every status a card shows, and prove the page never reloads.
@@ -263,8 +266,17 @@ def test_launch_echo_job_and_watch_it_to_the_end(page, worker):
         }"""
     )
     page.click(".run-button[data-model=echo]")
-    page.wait_for_selector(".job-card")
+    page.wait_for_selector(".job-card[data-status=queued]")
     job = LLMJob.objects.get(task=task)
+    worker = WorkerThread()
+    worker.start()
+    try:
+        watch_to_the_end(page, task, job)
+    finally:
+        worker.stop()
+
+
+def watch_to_the_end(page, task, job):
     page.wait_for_function(
         """(id) => {
             const el = document.getElementById('job-' + id);
