@@ -10,7 +10,7 @@ any Django cursor (error translation, execute wrappers).
 
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 _cursor_class = None
 
@@ -28,7 +28,8 @@ def _preparing_cursor_class():
     return _cursor_class
 
 
-def prepares_statements():
+def prepares_statements(connection=None):
+    connection = connection or connections[DEFAULT_DB_ALIAS]
     options = connection.settings_dict["OPTIONS"]
     return connection.vendor == "postgresql" and options.get("prepare_threshold") is not None
 
@@ -37,9 +38,10 @@ def prepares_statements():
 def prepared_cursor():
     """``connection.cursor()``, but statements are prepared on PostgreSQL
     (when ``OPTIONS["prepare_threshold"]`` is set, as settings.py does)."""
+    connection = connections[DEFAULT_DB_ALIAS]  # once: each ``django.db.connection.x`` is a lookup
     # With query logging on (DEBUG, tests counting queries) Django could not
     # show a prepared statement's SQL: run it as a plain one then.
-    if not prepares_statements() or connection.queries_logged:
+    if not prepares_statements(connection) or connection.queries_logged:
         with connection.cursor() as cursor:
             yield cursor
         return

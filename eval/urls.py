@@ -3,11 +3,11 @@ from django.urls import include, path
 from eval import pages
 
 urlpatterns = [
+    path("api/", include("eval.api.urls")),  # first: every open tab polls it every 2 s
     path("", pages.task_list, name="home"),
     path("tasks/", pages.task_list, name="task-list"),
     path("tasks/<int:task_id>/", pages.review, name="review"),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("tokens/", pages.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke", pages.revoke_token, name="token-revoke"),
-    path("api/", include("eval.api.urls")),
 ]
