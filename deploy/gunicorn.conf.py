@@ -23,3 +23,14 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "coreproject.wsgi:application"
+
+
+def post_worker_init(worker):
+    # The app is loaded; import the URLconf and views too, then take all of it
+    # out of garbage collection (coreproject/gctuning.py).
+    from django.urls import get_resolver
+
+    from coreproject.gctuning import tune_gc
+
+    get_resolver().url_patterns  # noqa: B018 (imports every view module)
+    tune_gc()

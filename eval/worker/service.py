@@ -1,33 +1,16 @@
 """The worker process: one asyncio loop, one executor, one transport."""
 
 import asyncio
-import gc
 import logging
 import signal
 
 from django.conf import settings
 
+from coreproject.gctuning import STREAMING_THRESHOLDS, tune_gc
 from eval.worker.database import Database
 from eval.worker.executor import Executor
 
 log = logging.getLogger(__name__)
-
-# Garbage collection runs on the event loop's thread and stops every stream
-# while it runs. Streaming allocates a lot of short-lived objects (SDK event
-# models), so CPython's default (a young collection every 700 allocations, a
-# full one now and then over the ~190,000 objects Django and the SDKs leave)
-# took 0.56 s of a worker's 4.8 s of CPU for 800 streamed answers at 200
-# in flight (bench/worker.py, realistic), with full collections of ~100 ms;
-# tuned: 0.17 s and no full collection. Start-up objects are
-# frozen out of collections; young collections come 10x less often.
-GC_THRESHOLDS = (7_000, 10, 10)
-
-
-def tune_gc():
-    """In a worker process, once its imports and clients are ready (not in a test's process)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def make_transport(name, executor, **options):
@@ -59,7 +42,7 @@ async def serve(
     executor = Executor(database=database, concurrency=concurrency, transport_name=transport, worker_id=worker_id)
     await executor.start()
     if own_process:
-        tune_gc()
+        tune_gc(STREAMING_THRESHOLDS)
     log.info(
         "worker %s started: transport=%s concurrency=%d",
         executor.worker_id,
