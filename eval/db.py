@@ -1,11 +1,12 @@
 """A cursor for the few hot statements the project writes in SQL.
 
 Django binds parameters on the client and never prepares statements (that
-keeps transaction-pooling PgBouncer working). The poll's state query runs on
-every open tab every 2 s and PostgreSQL spends longer planning its joins
-than running them, so on PostgreSQL it goes through a server-binding cursor
-that prepares it: planned once per connection. The cursor is wrapped like
-any Django cursor (error translation, execute wrappers).
+keeps transaction-pooling PgBouncer working). An unchanged poll, sent by
+every open tab every 2 s, runs three statements: the session, the user and
+the poll state; PostgreSQL spent longer planning the last one's joins than
+running them. On PostgreSQL they go through a server-binding cursor that
+prepares them: planned once per connection. The cursor is wrapped like any
+Django cursor (error translation, execute wrappers).
 """
 
 from contextlib import contextmanager

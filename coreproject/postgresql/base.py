@@ -1,12 +1,13 @@
 """Django's PostgreSQL backend with a health check that costs no round trip.
 
 ``CONN_HEALTH_CHECKS`` makes Django run ``SELECT 1`` before the first query
-of every request: on a poll that answers 304 from one query, that was a
-fifth of the work. A connection the server has closed (restart, idle
-timeout, ``pg_terminate_backend``) has its goodbye waiting on the socket, so
-an idle connection with nothing to read is usable; one with something to
-read gets Django's real check. A peer that vanished without a word passes
-both checks alike and fails its first query, after which Django closes it.
+of every request: one round trip of four on an unchanged poll. A connection
+the server has closed (restart, idle timeout, ``pg_terminate_backend``) has
+its goodbye waiting on the socket, so an idle connection with nothing to
+read is usable; one with something to read gets Django's real check. A peer
+that vanished without closing the connection is not seen here: the first
+query fails and Django closes the connection after that request (where
+``SELECT 1`` would have waited on the dead socket).
 """
 
 import select
