@@ -19,3 +19,19 @@ def login(user):
     client = Client()
     client.force_login(user)
     return client
+
+
+def check_deploy(env, timeout=120):
+    """`manage.py check --deploy --fail-level WARNING` in a child with ``env``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -116,10 +116,23 @@ def test_unicode_outputs_are_cut_by_characters(reviewer, task, settings):
     assert client.get(f"/api/jobs/{job['id']}?output_from=3").json()["output"] == "w🐢ok"
 
 
-def count_queries(client, url, **headers):
+def poll_sql(client, url, **headers):
+    """The answer to one GET and the SQL it ran."""
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url, **headers)
-    return response, len(ctx.captured_queries)
+    return response, [query["sql"] for query in ctx.captured_queries]
+
+
+def count_queries(client, url, **headers):
+    response, sql = poll_sql(client, url, **headers)
+    return response, len(sql)
+
+
+def unchanged_poll_sql(client, url):
+    """The SQL of an unchanged poll (the one answered 304)."""
+    response, sql = poll_sql(client, url, HTTP_IF_NONE_MATCH=client.get(url)["ETag"])
+    assert response.status_code == 304
+    return sql
 
 
 @pytest.mark.parametrize("n_jobs", [10, 100])
@@ -152,24 +165,14 @@ def test_query_counts_for_10_and_100_jobs_are_equal(reviewer, make_task):
 
 def test_the_304_path_is_one_raw_statement_on_the_job_table(reviewer, task):
     add_jobs(task, reviewer, 3)
-    client = login(reviewer)
-    url = f"/api/tasks/{task.id}/jobs"
-    etag = client.get(url)["ETag"]
-    with CaptureQueriesContext(connection) as ctx:
-        assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
-    view_queries = [q["sql"] for q in ctx.captured_queries[SESSION_QUERIES:]]
+    view_queries = unchanged_poll_sql(login(reviewer), f"/api/tasks/{task.id}/jobs")[SESSION_QUERIES:]
     assert len(view_queries) == 1
     assert "eval_llmjob" in view_queries[0] and "review_task" in view_queries[0]
 
 
 def test_staff_poll_skips_the_permission_join(staff, task):
     add_jobs(task, staff, 2)
-    client = login(staff)
-    url = f"/api/tasks/{task.id}/jobs"
-    etag = client.get(url)["ETag"]
-    with CaptureQueriesContext(connection) as ctx:
-        assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
-    assert "review_task" not in ctx.captured_queries[-1]["sql"]
+    assert "review_task" not in unchanged_poll_sql(login(staff), f"/api/tasks/{task.id}/jobs")[-1]
 
 
 def test_poll_with_a_token_costs_the_same(reviewer, task):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import check_deploy
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy.sh"
 UNITS = ["eval.service", "eval@.service", "eval-metrics.service"]
@@ -311,14 +313,7 @@ def test_env_example_passes_check_deploy(tmp_path):
         METRICS_TOKEN="m-test",
         PUBSUB_PROJECT_ID="demo-project",
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_deploy(env, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 

@@ -4,8 +4,6 @@ escaping, the dashboard, and `check --deploy` under production settings."""
 import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from django.test import Client
 
 from eval.jobs import lifecycle
 from eval.models import Review
-from tests.helpers import login
+from tests.helpers import check_deploy, login
 
 pytestmark = pytest.mark.django_db
 
@@ -158,13 +156,6 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "DJANGO_ALLOWED_HOSTS": "eval.example.com",
         "DJANGO_LOCAL_DIR": str(tmp_path),
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = check_deploy(env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
