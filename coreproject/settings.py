@@ -100,8 +100,9 @@ elif _database["ENGINE"] == "django.db.backends.postgresql":
     _database["ENGINE"] = "coreproject.postgresql"  # Django's, with a health check without a round trip
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].setdefault("application_name", env.string("DATABASE_APPLICATION_NAME", "eval"))
-    # Lets eval/db.py prepare its hot SQL statements (the poll's, the sync's);
-    # ORM queries bind on the client and are never prepared.
+    # Lets server-binding cursors prepare: eval/db.py's (an unchanged poll's
+    # session, user and state) and the task sync's. ORM queries bind on the
+    # client and are never prepared.
     _database["OPTIONS"].setdefault("prepare_threshold", 5)
     if env.boolean("DATABASE_POOL", False):
         _database["OPTIONS"]["pool"] = {
