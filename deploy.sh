@@ -357,8 +357,8 @@ host_deploy() {
     step "collectstatic"
     remote "$(app_cmd "$rel" ".venv/bin/python manage.py collectstatic --noinput --verbosity 0")"
 
-    step "systemd units"
-    remote "$(root_cmd "install -m 0644 $rel/deploy/eval.service $rel/deploy/eval@.service $rel/deploy/eval-metrics.service /etc/systemd/system/") && $(root_cmd "systemctl daemon-reload")"
+    step "systemd units and kernel settings"
+    remote "$(root_cmd "install -m 0644 $rel/deploy/eval.service $rel/deploy/eval@.service $rel/deploy/eval-metrics.service /etc/systemd/system/") && $(root_cmd "systemctl daemon-reload") && $(root_cmd "install -m 0644 $rel/deploy/eval-sysctl.conf /etc/sysctl.d/60-eval.conf") && $(root_cmd "sysctl -q -e -p /etc/sysctl.d/60-eval.conf")"
 
     step "switch current -> $release"
     # `previous` := the old target; `current` := the new release; each by a

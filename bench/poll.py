@@ -2,10 +2,11 @@
 """Poll endpoint benchmark: what one reviewer tab costs the server.
 
 gunicorn as the product runs it (deploy/gunicorn.conf.py: gthread, one worker per
-CPU x 2 threads, DEBUG off) on PostgreSQL; a logged-in reviewer (session
-cookie; a reviewers-group member, so the permission check is real); a task
-with 10 jobs of 4 KB output each, then one with 100; load from loopback with
-wrk (64 connections) through the real middleware and auth.
+CPU x 2 threads, each worker on its own SO_REUSEPORT socket, DEBUG off) on
+PostgreSQL; a logged-in reviewer (session cookie; a reviewers-group member, so
+the permission check is real); a task with 10 jobs of 4 KB output each, then
+one with 100; load from loopback with wrk (64 connections) through the real
+middleware and auth.
 
 Variants, all behind the same login and permission check:
   304 unchanged  GET /api/tasks/<id>/jobs with If-None-Match (one SQL statement)

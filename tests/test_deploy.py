@@ -141,6 +141,8 @@ def test_host_dry_run_prints_every_step_and_runs_nothing(fake_ssh):
     static = index("manage.py collectstatic --noinput")
     units = index("systemctl daemon-reload")
     assert f"install -m 0644 {rel}/deploy/eval.service" in cmds[units]
+    sysctl = index("sysctl -q -e -p /etc/sysctl.d/60-eval.conf")
+    assert f"install -m 0644 {rel}/deploy/eval-sysctl.conf /etc/sysctl.d/60-eval.conf" in cmds[sysctl]
     switch = index("mv -T /opt/eval/current.new /opt/eval/current")
     assert f"ln -sfn {rel} /opt/eval/current.new" in cmds[switch]
     assert "mv -T /opt/eval/previous.new /opt/eval/previous" in cmds[switch]
@@ -150,7 +152,7 @@ def test_host_dry_run_prints_every_step_and_runs_nothing(fake_ssh):
     prune = index("rm -rf --")
     # Migrations run before the switch (the old release keeps serving), the
     # restart after it, the probe after the restart, old releases pruned last.
-    assert upload < venv < check < migrate < static < units < switch < restart < probe < prune
+    assert upload < venv < check < migrate < static < units <= sysctl < switch < restart < probe < prune
 
 
 def test_rollback_dry_run_switches_back_restarts_and_probes(fake_ssh):
