@@ -1,14 +1,22 @@
 """gunicorn's gthread worker, made safe for per-worker listening sockets.
 
 With ``reuse_port`` (deploy/gunicorn.conf.py) every worker listens on a socket
-of its own and the kernel spreads new connections over them. A stopping
-worker (``max_requests``, a reload) stops accepting but keeps its socket open
-until its last kept-alive connection is done, up to ``graceful_timeout``
-later; connections the kernel routes to it meanwhile queue and are reset when
-the socket finally closes. So it closes its listening socket the moment it
-stops accepting: new connections go to the other workers. (Linux's
-``net.ipv4.tcp_migrate_req`` moves the few already queued; deploy.sh sets it.)
+of its own and the kernel spreads new connections over them. Two things that a
+shared socket gave for free need restoring:
+
+- A stopping worker (``max_requests``, a reload) stops accepting but keeps its
+  socket open until its last kept-alive connection is done, up to
+  ``graceful_timeout`` later; connections the kernel routes to it meanwhile
+  queue and are reset when the socket finally closes. So it closes its
+  listening socket the moment it stops accepting: new connections go to the
+  other workers. (Linux's ``net.ipv4.tcp_migrate_req`` moves the few already
+  queued; deploy.sh sets it.)
+- A second server started on the same port would bind beside the first and
+  take half its connections. ``refuse_addresses_in_use`` fails the start instead.
 """
+
+import errno
+import socket
 
 from gunicorn.workers import gthread
 
@@ -20,3 +28,25 @@ class ThreadWorker(gthread.ThreadWorker):
         if not enabled and not self.alive and self.cfg.reuse_port:
             for listener in self.sockets:
                 listener.close()
+
+
+class AddressInUse(SystemExit):
+    pass
+
+
+def refuse_addresses_in_use(addresses):
+    """Bind each TCP address once without SO_REUSEPORT: that fails while
+    anything listens there, SO_REUSEPORT or not."""
+    for address in addresses:
+        if not isinstance(address, tuple):  # a Unix socket path or a file descriptor
+            continue
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                raise AddressInUse(f"{host}:{port} is already in use (another server is listening there)") from None

@@ -35,6 +35,14 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "coreproject.wsgi:application"
 
 
+def on_starting(server):
+    # Per-worker sockets would bind beside another server on this port.
+    if server.cfg.reuse_port and "GUNICORN_FD" not in os.environ:  # not a USR2 re-exec
+        from coreproject.gunicorn_worker import refuse_addresses_in_use
+
+        refuse_addresses_in_use(server.cfg.address)
+
+
 def post_worker_init(worker):
     # The app is loaded; import the URLconf and views too, then take all of it
     # out of garbage collection (coreproject/gctuning.py).

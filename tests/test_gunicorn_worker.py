@@ -51,14 +51,7 @@ def _socket_inodes(pid):
     return inodes
 
 
-def _children(pid):
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-@linux_only
-@pytest.mark.timeout(60)
-def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path):
-    port = _free_port()
+def _gunicorn(port, tmp_path, **popen):
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
@@ -69,14 +62,25 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path):
         "DJANGO_LOCAL_DIR": str(tmp_path / "local"),
     }
     env.pop("GUNICORN_REUSE_PORT", None)
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        start_new_session=True,
+        **popen,
     )
+
+
+def _children(pid):
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@linux_only
+@pytest.mark.timeout(60)
+def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path):
+    port = _free_port()
+    server = _gunicorn(port, tmp_path, start_new_session=True)
     connections = []
     try:
         deadline = time.monotonic() + 30
@@ -141,3 +145,18 @@ def test_a_stopping_worker_closes_its_listening_socket_at_once(tmp_path):
             listener.close()
         worker.poller.close()
         worker.tmp.close()
+
+
+@linux_only
+@pytest.mark.timeout(60)
+def test_a_second_server_on_a_port_in_use_fails_to_start(tmp_path):
+    """SO_REUSEPORT would let it bind beside the first and take half its connections."""
+    port = _free_port()
+    with socket.socket() as first:
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        first.bind(("127.0.0.1", port))
+        first.listen()
+        second = _gunicorn(port, tmp_path)
+        _, stderr = second.communicate(timeout=30)
+    assert second.returncode != 0
+    assert f"127.0.0.1:{port} is already in use" in stderr.decode()
