@@ -29,6 +29,10 @@ reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1" if sys.platform == "linux
 # A recycled worker costs a Django start-up and its clients a reconnect: rarely.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100_000))
 max_requests_jitter = max_requests // 10
+# run_services.py and systemd drive gunicorn by signals. Its control socket
+# (one path per user, ~/.gunicorn/gunicorn.ctl: each new instance unlinks the
+# last one's) would be an unused management interface.
+control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -41,6 +45,8 @@ def on_starting(server):
         from coreproject.gunicorn_worker import refuse_addresses_in_use
 
         refuse_addresses_in_use(server.cfg.address)
+        # gunicorn's own "Listening at" line is empty here: the workers bind.
+        server.log.info("Workers listen at: %s (a SO_REUSEPORT socket each)", ", ".join(server.cfg.bind))
 
 
 def post_worker_init(worker):
