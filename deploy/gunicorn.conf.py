@@ -24,11 +24,16 @@ threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
 keepalive = 5
-# Elsewhere (macOS, BSD) SO_REUSEPORT does not spread connections: one shared socket.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1" if sys.platform == "linux" else "0") == "1"
+# One worker has nothing to balance, and while it restarts a shared socket,
+# held by the master, queues new connections where its own would refuse them.
+# Elsewhere (macOS, BSD) SO_REUSEPORT does not spread connections.
+spread = sys.platform == "linux" and workers > 1
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1" if spread else "0") == "1"
 # A recycled worker costs a Django start-up and its clients a reconnect: rarely.
+# The wide jitter keeps workers from recycling together: with a socket each,
+# connections are refused for the moment that none listens.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100_000))
-max_requests_jitter = max_requests // 10
+max_requests_jitter = max_requests // 2
 # run_services.py and systemd drive gunicorn by signals. Its control socket
 # (one path per user, ~/.gunicorn/gunicorn.ctl: each new instance unlinks the
 # last one's) would be an unused management interface.

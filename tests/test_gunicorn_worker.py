@@ -4,6 +4,7 @@ that closes its socket at once (coreproject/gunicorn_worker.py)."""
 
 import http.client
 import os
+import runpy
 import selectors
 import socket
 import subprocess
@@ -160,3 +161,16 @@ def test_a_second_server_on_a_port_in_use_fails_to_start(tmp_path):
         _, stderr = second.communicate(timeout=30)
     assert second.returncode != 0
     assert f"127.0.0.1:{port} is already in use" in stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("workers", "reuse_port"),
+    [("1", False), ("2", sys.platform == "linux")],
+)
+def test_one_worker_keeps_the_shared_socket(monkeypatch, workers, reuse_port):
+    """While a lone worker restarts, the master's socket queues connections; its own would refuse them."""
+    monkeypatch.delenv("GUNICORN_REUSE_PORT", raising=False)
+    monkeypatch.setenv("GUNICORN_WORKERS", workers)
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert config["reuse_port"] is reuse_port
+    assert config["worker_class"] == "coreproject.gunicorn_worker.ThreadWorker"
