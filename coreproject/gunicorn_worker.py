@@ -30,10 +30,6 @@ class ThreadWorker(gthread.ThreadWorker):
                 listener.close()
 
 
-class AddressInUse(SystemExit):
-    pass
-
-
 def refuse_addresses_in_use(addresses):
     """Bind each TCP address once without SO_REUSEPORT: that fails while
     anything listens there, SO_REUSEPORT or not."""
@@ -49,4 +45,4 @@ def refuse_addresses_in_use(addresses):
             except OSError as error:
                 if error.errno != errno.EADDRINUSE:
                     raise
-                raise AddressInUse(f"{host}:{port} is already in use (another server is listening there)") from None
+                raise SystemExit(f"{host}:{port} is already in use (another server is listening there)") from None

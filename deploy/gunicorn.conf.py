@@ -46,7 +46,7 @@ wsgi_app = "coreproject.wsgi:application"
 
 def on_starting(server):
     # Per-worker sockets would bind beside another server on this port.
-    if server.cfg.reuse_port and "GUNICORN_FD" not in os.environ:  # not a USR2 re-exec
+    if server.cfg.reuse_port:
         from coreproject.gunicorn_worker import refuse_addresses_in_use
 
         refuse_addresses_in_use(server.cfg.address)

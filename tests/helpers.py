@@ -1,4 +1,8 @@
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
@@ -21,12 +25,15 @@ def login(user):
     return client
 
 
+def free_port():
+    """A loopback TCP port nothing listens on (for a server a test starts, or a refused connection)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def check_deploy(env, timeout=120):
     """`manage.py check --deploy --fail-level WARNING` in a child with ``env``."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=Path(__file__).resolve().parent.parent,

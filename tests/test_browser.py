@@ -8,7 +8,6 @@ Skipped when chromium is missing, unless REQUIRE_BROWSER=1 (then a failure).
 import asyncio
 import os
 import shutil
-import socket
 import threading
 import time
 from wsgiref.simple_server import WSGIServer
@@ -22,6 +21,7 @@ from django.db import connections
 
 from eval.jobs import lifecycle
 from eval.models import JobStatus, LLMJob, Review, Task
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,9 +63,7 @@ class _Server(WSGIServer):
 
 class LiveServer:
     def __init__(self):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = StaticFilesHandler(WSGIHandler())
         self.httpd = None

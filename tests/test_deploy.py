@@ -9,7 +9,6 @@ from a warm pip cache); SKIP_DEPLOY_LOCAL_TEST=1 skips it, and nothing else does
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import check_deploy
+from tests.helpers import check_deploy, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy.sh"
@@ -335,12 +334,6 @@ OVERLAY = [
 ]
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.timeout(900)
 def test_local_from_a_fresh_clone(tmp_path):
     if os.environ.get("SKIP_DEPLOY_LOCAL_TEST", "").lower() in {"1", "true", "yes"}:
@@ -356,7 +349,7 @@ def test_local_from_a_fresh_clone(tmp_path):
         elif source.exists():
             shutil.copy2(source, target)
     database = tmp_path / "deploy.sqlite3"
-    port = _free_port()
+    port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "PROMETHEUS_", "VIRTUAL_ENV"))
     }

@@ -18,16 +18,11 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.config import Config
 
 from coreproject.gunicorn_worker import ThreadWorker
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads connections on Linux only")
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _tcp_sockets(port):
@@ -80,7 +75,7 @@ def _children(pid):
 @linux_only
 @pytest.mark.timeout(60)
 def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = _gunicorn(port, tmp_path, start_new_session=True)
     connections = []
     try:
@@ -122,7 +117,7 @@ def test_a_stopping_worker_closes_its_listening_socket_at_once(tmp_path):
     """Not when the connection cap pauses accepting (alive), only at stop: the
     kernel then routes new connections to the other workers' sockets instead
     of queueing them on one that is never accepted again."""
-    port = _free_port()
+    port = free_port()
     cfg = Config()
     cfg.set("bind", f"127.0.0.1:{port}")
     cfg.set("reuse_port", True)
@@ -152,7 +147,7 @@ def test_a_stopping_worker_closes_its_listening_socket_at_once(tmp_path):
 @pytest.mark.timeout(60)
 def test_a_second_server_on_a_port_in_use_fails_to_start(tmp_path):
     """SO_REUSEPORT would let it bind beside the first and take half its connections."""
-    port = _free_port()
+    port = free_port()
     with socket.socket() as first:
         first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         first.bind(("127.0.0.1", port))

@@ -3,7 +3,6 @@ processes (prometheus-client multiprocess mode), down to a real gunicorn with
 several workers."""
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from eval import metrics
 from eval.models import LLMJob, WorkerHeartbeat
 from tests.conftest import test_database_url
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-for-tests-0123456789"
@@ -236,12 +236,6 @@ def test_multiprocess_mode_sums_every_process(tmp_path):
     assert value(found, "eval_job_queue_wait_seconds_count", provider="gemini") == 9
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url, token=TOKEN):
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Host": "localhost"})
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -257,7 +251,7 @@ def test_gunicorn_with_several_workers_answers_the_same_totals(tmp_path, transac
     directory = tmp_path / "prom"
     directory.mkdir()
     _write_from_processes(directory, [2, 5])
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),

@@ -1,7 +1,6 @@
 """AnthropicProvider driving the real anthropic SDK against the local fake server."""
 
 import asyncio
-import socket
 from decimal import Decimal
 
 import pytest
@@ -11,6 +10,7 @@ from eval.jobs.errors import ProviderError
 from eval.providers.anthropic import AnthropicProvider, retry_after_from_headers
 from eval.providers.base import GenerationRequest
 from tests.fakes.llm_server import FakeLLMServer, Script
+from tests.helpers import free_port
 
 KEY = "sk-ant-test-secret-key-0123456789"
 
@@ -222,10 +222,7 @@ def test_hang_mid_stream_times_out(fake, settings):
 
 
 def test_connection_refused(fake, settings):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings.ANTHROPIC_BASE_URL = f"http://127.0.0.1:{port}"
+    settings.ANTHROPIC_BASE_URL = f"http://127.0.0.1:{free_port()}"
 
     err = run_error()
 

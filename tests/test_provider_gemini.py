@@ -1,7 +1,6 @@
 """GeminiProvider driving the real google-genai SDK against the local fake server."""
 
 import asyncio
-import socket
 from decimal import Decimal
 
 import pytest
@@ -11,6 +10,7 @@ from eval.jobs.errors import ProviderError
 from eval.providers.base import GenerationRequest
 from eval.providers.gemini import GeminiProvider, retry_delay_from_error
 from tests.fakes.llm_server import FakeLLMServer, Script
+from tests.helpers import free_port
 
 KEY = "AIza-test-secret-key-0123456789"
 
@@ -218,10 +218,7 @@ def test_hang_mid_stream_times_out(fake, settings):
 
 
 def test_connection_refused(fake, settings):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings.GEMINI_BASE_URL = f"http://127.0.0.1:{port}"
+    settings.GEMINI_BASE_URL = f"http://127.0.0.1:{free_port()}"
 
     err = run_error()
 
