@@ -21,7 +21,8 @@ from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.serializers import job_json
 from eval.db import prepared_cursor
-from eval.models import TERMINAL_STATUSES, LLMJob
+from eval.jobs.states import TERMINAL as TERMINAL_STATUSES
+from eval.models import LLMJob
 
 CONSTANT_BODY = b'{"task": 0, "jobs": [], "all_terminal": true}'
 

@@ -336,14 +336,14 @@ def phase(args):
     setup_django()
     from django.db import connection
 
-    from eval.jobs import lifecycle
+    from eval.jobs import create
     from eval.models import LLMJob, Task
 
     LLMJob.objects.all().delete()
     task, _ = Task.objects.get_or_create(source="bench", external_id="bench", defaults={"prompt": PROMPT})
     if args.phase == "throughput":
         for _ in range(args.jobs):
-            lifecycle.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
+            create.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
         before = row_updates()
         worker = spawn_worker(args.worker_concurrency)
         peak_connections = [0]
@@ -401,7 +401,7 @@ def phase(args):
 def latency_phase(args, task):
     from django.utils import timezone
 
-    from eval.jobs import lifecycle
+    from eval.jobs import create, transitions
     from eval.models import LLMJob
 
     worker = spawn_worker(16, once=False)
@@ -409,9 +409,7 @@ def latency_phase(args, task):
         time.sleep(3)  # let it start and go idle
         claim_ms = []
         for _ in range(50):
-            job, _ = lifecycle.create_job(
-                task=task, provider=args.provider, model=args.model, params={"max_tokens": 100}
-            )
+            job, _ = create.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
             time.sleep(0.1)
             claim_ms.append(job)
         deadline = time.monotonic() + 30
@@ -433,7 +431,7 @@ def latency_phase(args, task):
         )
         cancel_ms = []
         for _ in range(20):
-            job, _ = lifecycle.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
+            job, _ = create.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
             deadline = time.monotonic() + 30
             while LLMJob.objects.get(pk=job.pk).status != "running":
                 if time.monotonic() > deadline:
@@ -441,7 +439,7 @@ def latency_phase(args, task):
                 time.sleep(0.01)
             time.sleep(0.3)
             asked = timezone.now()
-            lifecycle.request_cancel(job.pk, by="bench")
+            transitions.request_cancel(job.pk, by="bench")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 row = LLMJob.objects.get(pk=job.pk)

@@ -174,7 +174,7 @@ GEMINI_BASE_URL = env.string("GEMINI_BASE_URL")
 GEMINI_MODELS = env.items("GEMINI_MODELS", ["gemini-2.5-pro:65536", "gemini-2.5-flash:65536"])
 GEMINI_MAX_CONCURRENCY = env.integer("GEMINI_MAX_CONCURRENCY", 50, minimum=1)
 # Requests per minute per provider, shared by every worker process through the
-# database (eval/jobs/ratelimit.py); 0 = unlimited.
+# database (eval/worker/provider_rate_limit.py); 0 = unlimited.
 ANTHROPIC_REQUESTS_PER_MINUTE = env.integer("ANTHROPIC_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
 GEMINI_REQUESTS_PER_MINUTE = env.integer("GEMINI_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
 ECHO_CHUNK_DELAY_MS = env.integer("ECHO_CHUNK_DELAY_MS", 50, minimum=0)

@@ -1,9 +1,8 @@
 from django.contrib import admin, messages
 
-from eval.jobs import lifecycle
+from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
-from eval.models import LLMJob, Review, Task, WorkerHeartbeat
-from eval.models_tokens import ApiToken
+from eval.models import ApiToken, LLMJob, Review, Task, WorkerHeartbeat
 
 
 @admin.register(Task)
@@ -25,14 +24,14 @@ class LLMJobAdmin(admin.ModelAdmin):
     actions = ["cancel_jobs", "retry_jobs"]
 
     def has_add_permission(self, request):
-        return False  # jobs are created through the lifecycle (review page, API, commands)
+        return False  # jobs are created by eval/jobs/create.py (review page, API, commands)
 
     @admin.action(description="Cancel selected jobs")
     def cancel_jobs(self, request, queryset):
         done = 0
         for job in queryset:
             try:
-                lifecycle.request_cancel(job.pk, by=request.user.get_username())
+                transitions.request_cancel(job.pk, by=request.user.get_username())
                 done += 1
             except JobError as error:
                 self.message_user(request, f"{job.pk}: {error.message}", messages.WARNING)
@@ -43,7 +42,7 @@ class LLMJobAdmin(admin.ModelAdmin):
         done = 0
         for job in queryset:
             try:
-                lifecycle.retry_job(job, by_user=request.user)
+                create.retry_job(job, by_user=request.user)
                 done += 1
             except JobError as error:
                 self.message_user(request, f"{job.pk}: {error.message}", messages.WARNING)

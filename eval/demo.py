@@ -1,9 +1,7 @@
 """Demo tasks for a fresh install (``manage.py load_demo``)."""
 
-import hashlib
-import json
-
 from eval.models import Task
+from eval.sync.records import validate
 
 DEMO_SOURCE = "demo"
 
@@ -34,15 +32,12 @@ DEMO_TASKS = [
 ]
 
 
-def content_hash(record):
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
-
-
 def load_demo_tasks():
     """Create the demo tasks that are missing; return how many were created."""
     created = 0
     for external_id, title, prompt, reference in DEMO_TASKS:
-        record = {"id": external_id, "title": title, "prompt": prompt, "reference": reference, "metadata": {}}
+        # The sync's own record check and hash: a later sync of the same records changes nothing.
+        record = validate({"id": external_id, "title": title, "prompt": prompt, "reference": reference})
         _, was_created = Task.objects.get_or_create(
             source=DEMO_SOURCE,
             external_id=external_id,
@@ -50,7 +45,7 @@ def load_demo_tasks():
                 "title": title,
                 "prompt": prompt,
                 "reference": reference,
-                "content_hash": content_hash(record),
+                "content_hash": record.content_hash,
             },
         )
         created += was_created

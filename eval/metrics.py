@@ -38,7 +38,6 @@ import hmac
 import logging
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import (
@@ -55,8 +54,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-WORKER_ONLINE_SECONDS = 30  # a worker writes its heartbeat every ~5 s
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 # ``*_created`` series add nothing here and do not exist in multiprocess mode:
 # leave them out so both modes print the same families.
@@ -170,33 +167,32 @@ class DatabaseCollector:
     """Gauges read from the database at each scrape (one small query each)."""
 
     def collect(self):
-        from django.db.models import Count, Min, Q
+        from django.db.models import Count, Min
         from django.utils import timezone
 
-        from eval.models import LLMJob, WorkerHeartbeat
+        from eval.jobs import heartbeats, states
+        from eval.models import LLMJob
 
         now = timezone.now()
         jobs = GaugeMetricFamily("eval_jobs", "Jobs by status, from the database.", labels=["status"])
-        counts = dict.fromkeys(JOB_STATUSES, 0)
+        counts = dict.fromkeys(states.ALL, 0)
         for row in LLMJob.objects.order_by().values("status").annotate(n=Count("id")):
             counts[row["status"]] = row["n"]
         for status, count in counts.items():
             jobs.add_metric([status], count)
         yield jobs
 
-        oldest = LLMJob.objects.filter(status="queued").aggregate(oldest=Min("created_at"))["oldest"]
+        oldest = LLMJob.objects.filter(status=states.QUEUED).aggregate(oldest=Min("created_at"))["oldest"]
         yield GaugeMetricFamily(
             "eval_oldest_queued_job_age_seconds",
             "Age of the oldest queued job (0 when none is queued).",
             value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         )
 
-        online = WorkerHeartbeat.objects.filter(
-            Q(stopped_at__isnull=True), last_seen__gte=now - timedelta(seconds=WORKER_ONLINE_SECONDS)
-        ).count()
+        online = heartbeats.online_count(now)
         yield GaugeMetricFamily(
             "eval_workers_online",
-            f"Workers whose heartbeat is under {WORKER_ONLINE_SECONDS} s old.",
+            f"Workers whose heartbeat is under {heartbeats.ONLINE_SECONDS} s old.",
             value=online,
         )
 

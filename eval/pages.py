@@ -11,8 +11,7 @@ from django.views.decorators.http import require_POST
 
 from eval.api.access import is_reviewer, is_staff
 from eval.api.queries import search_tasks, task_page
-from eval.models import Review, Task
-from eval.models_tokens import ApiToken
+from eval.models import ApiToken, Review, Task
 from eval.providers import available_providers
 
 MAX_TOKENS_PER_USER = 20

@@ -6,8 +6,7 @@ import json
 import pytest
 from django.test import Client
 
-from eval.models import LLMJob
-from eval.models_tokens import ApiToken
+from eval.models import ApiToken, LLMJob
 
 pytestmark = pytest.mark.django_db
 

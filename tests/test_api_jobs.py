@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from eval.jobs import lifecycle
+from eval.jobs import claims, create, transitions
 from eval.models import JobStatus, LLMJob
 from tests.helpers import login
 
@@ -55,18 +55,18 @@ def error(response):
 
 def run_to_end(job, *, output="done", fail_code=None, worker="w1"):
     """Drive a queued job through the lifecycle as a worker would."""
-    claimed = lifecycle.claim(job.pk, worker).job
+    claimed = claims.claim(job.pk, worker).job
     assert claimed is not None
     if fail_code:
-        lifecycle.fail(job.pk, worker, claimed.attempt, code=fail_code, message="boom")
+        transitions.fail(job.pk, worker, claimed.attempt, code=fail_code, message="boom")
     else:
-        lifecycle.succeed(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn", output_tokens=3)
+        transitions.succeed_one(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn", output_tokens=3)
     job.refresh_from_db()
     return job
 
 
 def make_job(task, user, **kwargs):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=user, **kwargs)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=user, **kwargs)
     return job
 
 
@@ -177,7 +177,7 @@ def test_queued_jobs_per_user_are_capped(reviewer, task, settings):
     response = post(client, url, {"provider": "echo", "model": "echo"})
     assert response.status_code == 429 and error(response)["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
-    lifecycle.request_cancel(LLMJob.objects.first().pk, by="alice")
+    transitions.request_cancel(LLMJob.objects.first().pk, by="alice")
     assert post(client, url, {"provider": "echo", "model": "echo"}).status_code == 201
 
 
@@ -231,7 +231,7 @@ def test_get_job_etag_and_304(reviewer, task):
 
 @pytest.mark.parametrize(
     "job_id",
-    ["not-a-uuid", "0B6F7F2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B", "0b6f7f2e1c2d4e5f8a9b0c1d2e3f4a5b", str(uuid.uuid4())],
+    ["not-a-uuid", "0B6F7F2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B", "0b6f7f2e1c2d4e5f8a9b0c1d2e3f4a5b", "5f0c6a8e-2b1d-4c3e-9f7a-1b2c3d4e5f60"],
 )
 def test_unknown_or_malformed_job_is_json_404(reviewer, job_id):
     client = login(reviewer)
@@ -289,7 +289,7 @@ def test_cancel_queued_job_at_once(reviewer, task):
 
 def test_cancel_running_job_asks_the_worker(reviewer, task):
     job = make_job(task, reviewer)
-    lifecycle.claim(job.pk, "w1")
+    claims.claim(job.pk, "w1")
     body = post(login(reviewer), f"/api/jobs/{job.pk}/cancel").json()
     assert body["status"] == "running" and body["cancel_requested"] is True and body["can_cancel"] is False
 

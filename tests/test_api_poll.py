@@ -6,9 +6,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from eval.jobs import lifecycle
-from eval.models import LLMJob
-from eval.models_tokens import ApiToken
+from eval.jobs import batch, claims, create, transitions
+from eval.models import ApiToken, LLMJob
 from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +32,7 @@ def add_jobs(task, user, n, output=""):
 
 
 def test_poll_shape(reviewer, task):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     response = login(reviewer).get(f"/api/tasks/{task.id}/jobs")
     assert response.status_code == 200
     body = response.json()
@@ -49,16 +48,16 @@ def test_poll_with_no_jobs_is_all_terminal(reviewer, task):
 
 
 def test_poll_jobs_in_creation_order_and_all_terminal(reviewer, task):
-    jobs = [lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)[0] for _ in range(3)]
+    jobs = [create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)[0] for _ in range(3)]
     client = login(reviewer)
     assert [j["id"] for j in client.get(f"/api/tasks/{task.id}/jobs").json()["jobs"]] == [str(j.pk) for j in jobs]
     for job in jobs:
-        lifecycle.request_cancel(job.pk, by="alice")
+        transitions.request_cancel(job.pk, by="alice")
     assert client.get(f"/api/tasks/{task.id}/jobs").json()["all_terminal"] is True
 
 
 def test_unchanged_poll_is_304_and_any_change_is_200(reviewer, task):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     client = login(reviewer)
     url = f"/api/tasks/{task.id}/jobs"
     etag = client.get(url)["ETag"]
@@ -67,21 +66,21 @@ def test_unchanged_poll_is_304_and_any_change_is_200(reviewer, task):
     assert client.get(url, HTTP_IF_NONE_MATCH=f'"other", W/{etag}').status_code == 304
 
     # Progress (a version bump) changes the tag.
-    claimed = lifecycle.claim(job.pk, "w1").job
+    claimed = claims.claim(job.pk, "w1").job
     after_claim = client.get(url, HTTP_IF_NONE_MATCH=etag)
     assert after_claim.status_code == 200 and after_claim["ETag"] != etag
     etag = after_claim["ETag"]
-    lifecycle.record_progress("w1", [lifecycle.ProgressUpdate(job.pk, claimed.attempt, 40, "Generating", "one two", 2)])
+    batch.record_progress("w1", [batch.ProgressUpdate(job.pk, claimed.attempt, 40, "Generating", "one two", 2)])
     changed = client.get(url, HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed.json()["jobs"][0]["output"] == "one two"
     etag = changed["ETag"]
     # A new job changes it too.
-    lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     assert client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
 def test_etag_differs_per_user(reviewer, staff, task):
-    lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     url = f"/api/tasks/{task.id}/jobs"
     mine = login(reviewer).get(url)
     theirs = login(staff).get(url, HTTP_IF_NONE_MATCH=mine["ETag"])

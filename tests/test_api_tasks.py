@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import create, transitions
 from eval.models import LLMJob, Review, Task, WorkerHeartbeat
 from tests.helpers import login
 
@@ -28,9 +28,9 @@ def put(client, url, body):
 
 def test_task_list_shape_counts_and_reviewed_by_me(reviewer, staff, make_task):
     first, second = make_task(), make_task(status="done")
-    job, _ = lifecycle.create_job(task=first, provider="echo", model="echo", created_by=reviewer)
-    lifecycle.create_job(task=first, provider="echo", model="echo", created_by=reviewer)
-    lifecycle.request_cancel(job.pk, by="alice")
+    job, _ = create.create_job(task=first, provider="echo", model="echo", created_by=reviewer)
+    create.create_job(task=first, provider="echo", model="echo", created_by=reviewer)
+    transitions.request_cancel(job.pk, by="alice")
     Review.objects.create(task=second, reviewer=reviewer, rating=4)
     Review.objects.create(task=first, reviewer=staff, rating=2)
     body = login(reviewer).get("/api/tasks").json()
@@ -99,7 +99,7 @@ def test_review_get_without_one_is_nulls(reviewer, task):
 
 
 def test_review_put_replaces(reviewer, staff, task):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     client = login(reviewer)
     url = f"/api/tasks/{task.id}/review"
     response = put(client, url, {"rating": 4, "notes": "good", "preferred_job": str(job.pk)})
@@ -134,7 +134,7 @@ def test_review_put_validation(reviewer, task, body, field):
 
 
 def test_preferred_job_must_belong_to_the_task(reviewer, task, make_task):
-    other_job, _ = lifecycle.create_job(task=make_task(), provider="echo", model="echo", created_by=reviewer)
+    other_job, _ = create.create_job(task=make_task(), provider="echo", model="echo", created_by=reviewer)
     response = put(login(reviewer), f"/api/tasks/{task.id}/review", {"preferred_job": str(other_job.pk)})
     assert response.status_code == 400 and response.json()["error"]["field"] == "preferred_job"
 
@@ -167,9 +167,9 @@ def test_status_is_staff_only(reviewer, outsider):
 
 
 def test_status_counts_oldest_wait_and_workers(staff, task):
-    old, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=staff)
+    old, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
     LLMJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(seconds=90))
-    lifecycle.create_job(task=task, provider="echo", model="echo", created_by=staff)
+    create.create_job(task=task, provider="echo", model="echo", created_by=staff)
     now = timezone.now()
     WorkerHeartbeat.objects.create(
         worker_id="w-live", hostname="vm1", pid=10, started_at=now, last_seen=now, jobs_done=3, in_flight=1

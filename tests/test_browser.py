@@ -19,7 +19,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler
 from django.db import connections
 
-from eval.jobs import lifecycle
+from eval.jobs import batch, claims, create, transitions
 from eval.models import JobStatus, LLMJob, Review, Task
 from tests.helpers import free_port
 
@@ -220,8 +220,8 @@ def make_task(words=30, **fields):
 
 def fake_running_job(task, user, worker_id="fake-worker"):
     """A job held by a worker that is not running here: it stays running."""
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=user)
-    claimed = lifecycle.claim(job.pk, worker_id).job
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=user)
+    claimed = claims.claim(job.pk, worker_id).job
     return job, claimed
 
 
@@ -356,8 +356,8 @@ def test_survives_the_server_being_down(page, server, user):
     notice.wait_for(state="visible", timeout=5_000)
     assert "retrying" in notice.inner_text()
     # While the server is down the worker keeps writing progress.
-    lifecycle.record_progress(
-        "fake-worker", [lifecycle.ProgressUpdate(job.pk, claimed.attempt, 50, "Generating", "partial text", 2)]
+    batch.record_progress(
+        "fake-worker", [batch.ProgressUpdate(job.pk, claimed.attempt, 50, "Generating", "partial text", 2)]
     )
     time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
     server.start()
@@ -378,8 +378,8 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
     page.evaluate("(id) => { document.getElementById('job-' + id).__mark = 'kept'; }", str(second.pk))
     page.click("#review-notes")
     page.keyboard.type("draft")
-    lifecycle.record_progress(
-        "fake-1", [lifecycle.ProgressUpdate(first.pk, first_claim.attempt, 30, "Generating", "new words", 3)]
+    batch.record_progress(
+        "fake-1", [batch.ProgressUpdate(first.pk, first_claim.attempt, 30, "Generating", "new words", 3)]
     )
     page.wait_for_function(
         "(id) => document.querySelector('#job-' + id + ' .job-output').textContent === 'new words'",
@@ -410,7 +410,7 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
 
     # All terminal: fast polling stops (the idle poll is 30 s apart).
     for job in (first, second):
-        lifecycle.request_cancel(job.pk, by="rita")
+        transitions.request_cancel(job.pk, by="rita")
     LLMJob.objects.filter(task=task).update(status=JobStatus.CANCELLED, version=99)
     page.wait_for_selector(f"#job-{first.pk}[data-status=cancelled]")
     time.sleep(POLL_MS / 1000)
@@ -422,11 +422,11 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
 def test_task_text_and_model_output_are_shown_as_text(page, user):
     task = make_task(title=f"Title {XSS}", prompt=f"Prompt {XSS} end", reference=f"Reference {XSS}")
     job, claimed = fake_running_job(task, user)
-    lifecycle.succeed(
+    transitions.succeed_one(
         job.pk, "fake-worker", claimed.attempt, output=f"Output {XSS} <script>alert(2)</script>", stop_reason="end_turn"
     )
     other, other_claim = fake_running_job(task, user, "fake-2")
-    lifecycle.succeed(other.pk, "fake-2", other_claim.attempt, output=f"Other {XSS}", stop_reason="end_turn")
+    transitions.succeed_one(other.pk, "fake-2", other_claim.attempt, output=f"Other {XSS}", stop_reason="end_turn")
     page.goto(f"/tasks/{task.id}/")
     page.wait_for_selector(f"#job-{job.pk}[data-status=succeeded]")
     assert page.locator("#task-prompt").inner_text() == f"Prompt {XSS} end"

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import claims, create, transitions
 from eval.models import JobStatus, LLMJob, Task
 from tests.conftest import test_database_url
 
@@ -181,8 +181,8 @@ def test_enqueue_records_the_user(tasks, reviewer):
 @pytest.mark.django_db
 def test_enqueue_skip_existing(tasks):
     first = tasks["open"][0]
-    lifecycle.create_job(task=first, provider="echo", model="echo")
-    failed, _ = lifecycle.create_job(task=tasks["open"][1], provider="echo", model="echo")
+    create.create_job(task=first, provider="echo", model="echo")
+    failed, _ = create.create_job(task=tasks["open"][1], provider="echo", model="echo")
     LLMJob.objects.filter(pk=failed.pk).update(status=JobStatus.FAILED)
     out, _ = run("enqueue_llm_jobs", *ECHO, "--skip-existing", "--yes")
     assert "Created 2 bulk job(s)" in out
@@ -233,7 +233,9 @@ def test_enqueue_creates_in_chunks_and_publishes_each_job_on_commit(
 ):
     settings.JOB_TRANSPORT = "pubsub"
     published = []
-    monkeypatch.setattr("eval.transports.publish_jobs", lambda ids: published.extend(ids) or len(ids))
+    monkeypatch.setattr(
+        "eval.queue.publish", lambda messages: published.extend(m.job_id for m in messages) or published
+    )
     for i in range(40):
         make_task(prompt=f"p{i}")
     # Per job: a savepoint, the insert, its release; plus a few per chunk and the selection.
@@ -248,8 +250,8 @@ def test_bulk_jobs_are_claimed_after_interactive_ones(make_task):
     bulk_task, review_task = make_task(), make_task()
     run("enqueue_llm_jobs", *ECHO, "--ids", str(bulk_task.pk), "--yes")
     time.sleep(0.01)
-    interactive, _ = lifecycle.create_job(task=review_task, provider="echo", model="echo")
-    first, second = lifecycle.claim_next("w1", 1), lifecycle.claim_next("w1", 1)
+    interactive, _ = create.create_job(task=review_task, provider="echo", model="echo")
+    first, second = claims.claim_next("w1", 1), claims.claim_next("w1", 1)
     assert first[0].id == interactive.pk and second[0].task_id == bulk_task.pk
 
 
@@ -351,19 +353,19 @@ def test_create_reviewer_recreates_a_deleted_reviewers_group(django_user_model):
 
 
 def queue(task, **options):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", **options)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", **options)
     return job
 
 
 def running(task):
     job = queue(task)
-    assert lifecycle.claim(job.pk, "worker-1").job is not None
+    assert claims.claim(job.pk, "worker-1").job is not None
     return LLMJob.objects.get(pk=job.pk)
 
 
 def failed(task):
     job = running(task)
-    lifecycle.fail(job.pk, "worker-1", job.attempts, code="auth", message="bad key")
+    transitions.fail(job.pk, "worker-1", job.attempts, code="auth", message="bad key")
     return LLMJob.objects.get(pk=job.pk)
 
 

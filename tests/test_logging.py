@@ -207,7 +207,7 @@ except ConnectionError:
 @pytest.mark.django_db(transaction=True)
 def test_worker_job_lines_carry_job_and_worker_id(fast_jobs, task, worker_thread):
     """Every line the worker logs about a job names the job and the worker."""
-    from eval.jobs import lifecycle
+    from eval.jobs import create
     from tests.helpers import wait_for
 
     stream = io.StringIO()
@@ -220,7 +220,7 @@ def test_worker_job_lines_carry_job_and_worker_id(fast_jobs, task, worker_thread
     old_level = root.level
     root.setLevel(logging.INFO)
     try:
-        job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", params={"max_tokens": 8})
+        job, _ = create.create_job(task=task, provider="echo", model="echo", params={"max_tokens": 8})
         worker = worker_thread(transport="db", concurrency=2)
         wait_for(lambda: type(job).objects.get(pk=job.pk).status == "succeeded", timeout=20)
         worker.stop()

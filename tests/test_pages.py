@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from eval.jobs import lifecycle
+from eval.jobs import create
 from eval.models import Review
 from tests.helpers import check_deploy, login
 
@@ -93,7 +93,7 @@ def test_review_page_is_404_for_outsiders_and_unknown_tasks(outsider, reviewer, 
 
 
 def test_pages_have_no_inline_script_or_style_and_a_strict_csp(reviewer, staff, task):
-    lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     for client, url in [
         (login(reviewer), "/"),
         (login(reviewer), f"/tasks/{task.id}/"),
@@ -133,7 +133,7 @@ def test_dashboard_is_staff_only(reviewer, staff):
 
 def test_admin_pages_work_for_staff(django_user_model, task, reviewer):
     root = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=reviewer)
     client = login(root)
     for url in [
         "/admin/",

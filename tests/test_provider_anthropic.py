@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 
 from eval import providers
-from eval.jobs.errors import ProviderError
 from eval.providers.anthropic import AnthropicProvider, retry_after_from_headers
 from eval.providers.base import GenerationRequest
+from eval.providers.errors import ProviderError
 from tests.fakes.llm_server import FakeLLMServer, Script
 from tests.helpers import free_port
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from eval import providers
-from eval.jobs.errors import ProviderError
 from eval.providers.base import GenerationRequest
+from eval.providers.errors import ProviderError
 from eval.providers.gemini import GeminiProvider, retry_delay_from_error
 from tests.fakes.llm_server import FakeLLMServer, Script
 from tests.helpers import free_port

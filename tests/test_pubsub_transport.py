@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from google.cloud import pubsub_v1
 
-from eval.jobs import lifecycle
+from eval.jobs import create, outbox, transitions
 from eval.models import JobStatus, LLMJob
-from eval.transports import pubsub
+from eval.queue import pubsub
 from eval.worker.service import serve
 from tests.fakes.pubsub_grpc import FakePubSubServer
 
@@ -37,7 +37,7 @@ def on_emulator(pubsub_emulator, settings, monkeypatch, fast_jobs):
 
 
 def queue(task, **kw):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", **kw)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", **kw)
     return LLMJob.objects.get(pk=job.pk)
 
 
@@ -71,7 +71,7 @@ def test_message_carries_only_the_id_and_attributes(on_emulator, make_task):
 
 def test_a_duplicate_message_never_starts_a_second_call(on_emulator, make_task):
     job = queue(make_task(prompt="one two three"))
-    assert pubsub.publish([job.pk]) == 1 and pubsub.publish([job.pk]) == 1  # three messages, one job
+    assert outbox.publish([job.pk]) == 1 and outbox.publish([job.pk]) == 1  # three messages, one job
     asyncio.run(serve(transport="pubsub", once=True, concurrency=4))
     done = LLMJob.objects.get(pk=job.pk)
     assert (done.status, done.attempts) == (JobStatus.SUCCEEDED, 1)  # claimed once: one model call
@@ -91,7 +91,7 @@ def test_malformed_and_unknown_messages_are_acked_and_logged(on_emulator, make_t
 
 def test_a_cancelled_queued_job_message_is_acked_without_a_call(on_emulator, make_task):
     job = queue(make_task())
-    lifecycle.request_cancel(job.pk, by="alice")
+    transitions.request_cancel(job.pk, by="alice")
     asyncio.run(serve(transport="pubsub", once=True))
     assert LLMJob.objects.get(pk=job.pk).attempts == 0
     assert pull_all(on_emulator) == []
@@ -105,8 +105,8 @@ def test_a_publish_failure_leaves_the_job_queued_then_republished(settings, monk
         fake.fail_next_publish(1, code=grpc.StatusCode.PERMISSION_DENIED)
         job = queue(make_task(prompt="try again"))
         assert job.status == JobStatus.QUEUED and job.published_at is None
-        assert lifecycle.jobs_to_republish() == [job.pk]
-        assert lifecycle.republish_unpublished() == 1
+        assert outbox.due_for_republish() == [job.pk]
+        assert outbox.publish(outbox.due_for_republish()) == 1
         assert LLMJob.objects.get(pk=job.pk).published_at is not None
         asyncio.run(serve(transport="pubsub", once=True))
         assert LLMJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
@@ -126,7 +126,7 @@ def test_bulk_jobs_wait_behind_interactive_ones_on_their_own_subscription(on_emu
     interactive = queue(make_task(prompt="now"))
     (message,) = pull_all(on_emulator)  # the interactive subscription holds only the interactive job
     assert message.message.data.decode() == str(interactive.pk)
-    pubsub.publish([interactive.pk])  # (we pulled without acking: announce it again)
+    outbox.publish([interactive.pk])  # (we pulled without acking: announce it again)
     asyncio.run(serve(transport="pubsub", once=True, concurrency=2))
     assert Job.objects.filter(pk__in=[j.pk for j in bulk], status=JobStatus.SUCCEEDED).count() == 6
     assert Job.objects.get(pk=interactive.pk).status == JobStatus.SUCCEEDED

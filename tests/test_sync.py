@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import create
 from eval.models import LLMJob, Review, Task
 from eval.sync import SourceError, sync_tasks
 from eval.sync import sources as sync_sources
@@ -117,7 +117,7 @@ def test_vanished_task_gets_missing_since_and_keeps_reviews_and_jobs(tmp_path, r
     sync_tasks(path)
     gone = Task.objects.get(source="set", external_id="t1")
     Review.objects.create(task=gone, reviewer=reviewer, rating=4)
-    job, _ = lifecycle.create_job(task=gone, provider="echo", model="echo", created_by=reviewer)
+    job, _ = create.create_job(task=gone, provider="echo", model="echo", created_by=reviewer)
     other = Task.objects.create(source="elsewhere", external_id="t9", prompt="not this source's task")
 
     write_jsonl(path, [records(3)[0], records(3)[2]])

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import create
 from eval.models import JobStatus, LLMJob, Task, WorkerHeartbeat
 from eval.sync import daemon
 
@@ -36,7 +36,7 @@ def database_url():
 
 
 def expired_job(task, *, attempts=1, max_attempts=3):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo")
+    job, _ = create.create_job(task=task, provider="echo", model="echo")
     past = timezone.now() - timedelta(minutes=5)
     LLMJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING,
@@ -66,14 +66,17 @@ def test_pass_syncs_repairs_and_prunes(tmp_path, settings, task, monkeypatch):
     exhausted = expired_job(task, attempts=3, max_attempts=3)
     heartbeat("old", timedelta(days=2))
     heartbeat("recent", timedelta(minutes=1))
+    settings.JOB_TRANSPORT = "pubsub"  # the requeued job then waits to be published again
     republished = []
-    monkeypatch.setattr(lifecycle, "republish_unpublished", lambda: republished.append(1) or 4)
+    monkeypatch.setattr(
+        "eval.queue.publish", lambda messages: republished.extend(m.job_id for m in messages) or republished
+    )
 
     result = daemon.run_pass()
     assert result.ok, result.errors
     assert (result.sync.created, result.requeued, result.failed) == (1, 1, 1)
-    assert (result.republished, result.pruned) == (4, 1)
-    assert republished == [1]
+    assert (result.republished, result.pruned) == (1, 1)
+    assert republished == [requeue.pk]
     line = result.line()
     assert "created=1" in line and "requeued=1" in line and "pruned=1" in line
     requeue.refresh_from_db()

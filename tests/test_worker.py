@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import create, transitions
 from eval.models import JobStatus, LLMJob, WorkerHeartbeat
 from eval.worker.service import serve
 from tests.conftest import test_database_url
@@ -24,7 +24,7 @@ WORDS = " ".join(f"w{i}" for i in range(60))
 
 
 def queue(task, **params):
-    job, _ = lifecycle.create_job(task=task, provider="echo", model="echo", params=params or None)
+    job, _ = create.create_job(task=task, provider="echo", model="echo", params=params or None)
     return job
 
 
@@ -93,7 +93,7 @@ def test_cancel_stops_a_running_stream_within_two_seconds(make_task, fast_jobs, 
     wait_for(lambda: row(job).status == JobStatus.RUNNING, message="running")
     time.sleep(0.3)
     asked = time.monotonic()
-    lifecycle.request_cancel(job.pk, by="alice")
+    transitions.request_cancel(job.pk, by="alice")
     wait_for(lambda: row(job).status == JobStatus.CANCELLED, timeout=5, message="cancelled")
     elapsed = time.monotonic() - asked
     worker.stop()
@@ -195,7 +195,7 @@ def test_a_worker_killed_mid_stream_loses_nothing(make_task, fast_jobs):
     finally:
         process.kill()
     assert row(job).status == JobStatus.RUNNING
-    wait_for(lambda: lifecycle.expire_leases() == (1, 0), timeout=5, message="lease expiry")
+    wait_for(lambda: transitions.expire_leases() == (1, 0), timeout=5, message="lease expiry")
     assert row(job).status == JobStatus.QUEUED
     asyncio.run(serve(once=True))
     done = row(job)

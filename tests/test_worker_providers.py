@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from eval.jobs import lifecycle
+from eval.jobs import create
 from eval.models import JobStatus, LLMJob
 from eval.worker.service import serve
 from tests.fakes.llm_server import FakeLLMServer, Script
@@ -39,7 +39,7 @@ def gemini(fast_jobs, fake, monkeypatch):
 
 
 def run(task, provider="anthropic", model="claude-test-1", **params):
-    job, _ = lifecycle.create_job(task=task, provider=provider, model=model, params=params or None)
+    job, _ = create.create_job(task=task, provider=provider, model=model, params=params or None)
     asyncio.run(serve(once=True))
     return LLMJob.objects.get(pk=job.pk)
 
@@ -126,7 +126,7 @@ def test_the_retry_message_says_when_and_which_attempt(anthropic, task, settings
 
     settings.JOB_RETRY_MAX_DELAY_SECONDS = 30
     anthropic.push(status=429, retry_after=3)
-    job, _ = lifecycle.create_job(task=task, provider="anthropic", model="claude-test-1")
+    job, _ = create.create_job(task=task, provider="anthropic", model="claude-test-1")
     worker = worker_thread()
     row = wait_for(
         lambda: LLMJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED, attempts=1).first(), message="requeued"

@@ -1,2 +1,2 @@
 """The JSON API (DESIGN "HTTP API"): views stay thin; job state changes go
-through eval/jobs/lifecycle.py."""
+through eval/jobs/transitions.py."""

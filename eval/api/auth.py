@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from eval.api.errors import ApiError
 from eval.jobs.errors import JobError
-from eval.models_tokens import ApiToken
+from eval.models import ApiToken
 
 log = logging.getLogger(__name__)
 

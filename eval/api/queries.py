@@ -2,7 +2,8 @@
 
 from django.db.models import Count, Exists, OuterRef, Q
 
-from eval.models import JobStatus, Review, Task
+from eval.jobs import states
+from eval.models import Review, Task
 
 PAGE_SIZE = 50
 
@@ -17,7 +18,7 @@ def search_tasks(*, status="", q=""):
 
 
 def with_job_counts(tasks, user):
-    counts = {f"jobs_{status}": Count("jobs", filter=Q(jobs__status=status)) for status in JobStatus.values}
+    counts = {f"jobs_{status}": Count("jobs", filter=Q(jobs__status=status)) for status in states.ALL}
     mine = Review.objects.filter(task=OuterRef("pk"), reviewer=user)
     return tasks.annotate(**counts, reviewed_by_me=Exists(mine))
 

@@ -7,7 +7,8 @@ from django.db.models import F
 from django.db.models.functions import Length, Substr
 
 from eval.api.access import may_manage_job
-from eval.models import TERMINAL_STATUSES, JobStatus, LLMJob
+from eval.jobs import states
+from eval.models import LLMJob
 
 JOB_COLUMNS = (
     "id",
@@ -83,8 +84,8 @@ def job_json(row, user, *, output_from=0):
         "cost_usd": float(row["cost_usd"]) if row["cost_usd"] is not None else None,
         "stop_reason": row["stop_reason"] or None,
         "cancel_requested": row["cancel_requested"],
-        "can_cancel": manager and status in (JobStatus.QUEUED, JobStatus.RUNNING) and not row["cancel_requested"],
-        "can_retry": manager and status in (JobStatus.FAILED, JobStatus.CANCELLED),
+        "can_cancel": manager and states.can_cancel(status, row["cancel_requested"]),
+        "can_retry": manager and states.can_retry(status),
         "retry_of": str(row["retry_of_id"]) if row["retry_of_id"] else None,
         "created_by": row["creator"],
         "created_at": _iso(row["created_at"]),
@@ -95,7 +96,7 @@ def job_json(row, user, *, output_from=0):
 
 
 def is_terminal(row):
-    return row["status"] in TERMINAL_STATUSES
+    return states.is_terminal(row["status"])
 
 
 def task_json(task):
@@ -105,7 +106,7 @@ def task_json(task):
         "external_id": task.external_id,
         "title": task.title,
         "status": task.status,
-        "jobs": {status: getattr(task, f"jobs_{status}") for status in JobStatus.values},
+        "jobs": {status: getattr(task, f"jobs_{status}") for status in states.ALL},
         "reviewed_by_me": task.reviewed_by_me,
     }
 

@@ -1,11 +1,10 @@
 """JSON endpoints (DESIGN "HTTP API"). Thin: parse, check access, call the
-lifecycle, shape the answer."""
+job engine, shape the answer."""
 
 import re
-from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.http import JsonResponse
 from django.utils import timezone
 
@@ -15,7 +14,6 @@ from eval.api.access import is_reviewer, is_staff, may_manage_job, poll_state
 from eval.api.auth import endpoint
 from eval.api.errors import ApiError, invalid, not_found
 from eval.api.queries import PAGE_SIZE, search_tasks, task_page
-from eval.api.ratelimit import check_job_creation
 from eval.api.serializers import (
     is_terminal,
     job_json,
@@ -24,9 +22,9 @@ from eval.api.serializers import (
     review_json,
     task_json,
 )
-from eval.jobs import lifecycle
-from eval.jobs.errors import JobConflict
-from eval.models import JobStatus, LLMJob, Review, Task, WorkerHeartbeat
+from eval.api.user_quota import check_job_creation
+from eval.jobs import create, heartbeats, states, transitions
+from eval.models import LLMJob, Review, Task
 from eval.providers import available_providers
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -34,8 +32,6 @@ TASK_ID_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MAX_IDS = 100
 MAX_NOTES_CHARS = 100_000
 MAX_IDEMPOTENCY_KEY = 200
-WORKER_ONLINE_SECONDS = 20  # workers write a heartbeat every ~5 s
-WORKER_LIST_HOURS = 24
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -134,16 +130,14 @@ def create_job(request, task_id):
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise invalid(f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters", "Idempotency-Key")
-    replay = bool(key) and LLMJob.objects.filter(created_by=request.user, idempotency_key=key).exists()
-    if not replay:
-        check_job_creation(request.user)
-    job, created = lifecycle.create_job(
+    job, created = create.create_job(
         task=task,
         provider=data.get("provider"),
         model=data.get("model"),
         params=data.get("params"),
         created_by=request.user,
         idempotency_key=key,
+        admit=lambda: check_job_creation(request.user),
     )
     return _job_answer(request.user, job.pk, status=201 if created else 200)
 
@@ -190,7 +184,7 @@ def cancel_job(request, job_id):
     if not may_manage_job(request.user, job.created_by_id):
         raise ApiError("forbidden", "only the job's creator or staff may cancel it")
     try:
-        lifecycle.request_cancel(job.pk, by=request.user.get_username())
+        transitions.request_cancel(job.pk, by=request.user.get_username())
     except LLMJob.DoesNotExist:
         raise not_found("no such job") from None
     return _job_answer(request.user, job.pk)
@@ -200,10 +194,11 @@ def retry_job(request, job_id):
     job = _visible_job(request.user, job_id)
     if not may_manage_job(request.user, job.created_by_id):
         raise ApiError("forbidden", "only the job's creator or staff may retry it")
-    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise JobConflict(f"only failed or cancelled jobs can be retried (this one is {job.status})")
-    check_job_creation(request.user)
-    new_job = lifecycle.retry_job(LLMJob.objects.select_related("task").get(pk=job.pk), by_user=request.user)
+    new_job = create.retry_job(
+        LLMJob.objects.select_related("task").get(pk=job.pk),
+        by_user=request.user,
+        admit=lambda: check_job_creation(request.user),
+    )
     return _job_answer(request.user, new_job.pk, status=201)
 
 
@@ -266,16 +261,13 @@ def status(request):
 
 def status_snapshot():
     now = timezone.now()
-    counts = dict.fromkeys(JobStatus.values, 0)
+    counts = dict.fromkeys(states.ALL, 0)
     for row in LLMJob.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
-    oldest = LLMJob.objects.filter(status=JobStatus.QUEUED).aggregate(oldest=Min("created_at"))["oldest"]
-    online_since = now - timedelta(seconds=WORKER_ONLINE_SECONDS)
-    workers = WorkerHeartbeat.objects.filter(
-        Q(stopped_at__isnull=True) | Q(last_seen__gte=now - timedelta(hours=WORKER_LIST_HOURS))
-    ).order_by("-last_seen")[:100]
+    oldest = LLMJob.objects.filter(status=states.QUEUED).aggregate(oldest=Min("created_at"))["oldest"]
+    workers = heartbeats.recent(now)
     failures = (
-        LLMJob.objects.filter(status=JobStatus.FAILED)
+        LLMJob.objects.filter(status=states.FAILED)
         .order_by("-finished_at")
         .values("id", "task_id", "provider", "model", "error_code", "error_message", "finished_at")[:10]
     )
@@ -291,7 +283,7 @@ def status_snapshot():
                 "jobs_done": w.jobs_done,
                 "jobs_failed": w.jobs_failed,
                 "in_flight": w.in_flight,
-                "online": w.stopped_at is None and w.last_seen >= online_since,
+                "online": heartbeats.is_online(w, now),
             }
             for w in workers
         ],

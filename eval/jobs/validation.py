@@ -10,7 +10,7 @@ DEFAULT_MAX_TOKENS = 1024
 
 
 def clean_job_request(*, task, provider, model, params):
-    """Return (provider, model_info, cleaned params) or raise InvalidJob."""
+    """Return the cleaned params or raise InvalidJob."""
     if not isinstance(provider, str) or not provider:
         raise InvalidJob("provider is required", field="provider")
     backend = get_provider(provider)
@@ -56,4 +56,4 @@ def clean_job_request(*, task, provider, model, params):
         raise InvalidJob("the task's prompt is empty", field="prompt")
     if len(prompt) + len(cleaned.get("system", "")) > settings.MAX_PROMPT_CHARS:
         raise InvalidJob(f"the prompt is longer than MAX_PROMPT_CHARS ({settings.MAX_PROMPT_CHARS})", field="prompt")
-    return backend, info, cleaned
+    return cleaned

@@ -12,8 +12,8 @@ import anthropic
 import httpx2
 from django.conf import settings
 
-from eval.jobs.errors import ProviderError
 from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback, parse_models
+from eval.providers.errors import ProviderError
 from eval.providers.http import async_http_client
 
 # HTTP status -> (error code, what a reviewer reads). Anything else: 5xx server_error, 4xx bad_request.

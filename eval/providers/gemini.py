@@ -14,8 +14,8 @@ from django.conf import settings
 from google import genai
 from google.genai import errors, types
 
-from eval.jobs.errors import ProviderError
 from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback, parse_models
+from eval.providers.errors import ProviderError
 
 _STATUS_CODES = {
     400: ("bad_request", "Gemini rejected the request"),

@@ -1,7 +1,7 @@
 """The sync daemon (``run_sync_daemon.py``): every SYNC_INTERVAL_SECONDS
 
 1. sync tasks from TASK_SOURCE (when set),
-2. run the lifecycle's repairs: expired leases requeued (or failed), queued
+2. run the job engine's repairs (eval/jobs/repairs.py): expired leases requeued (or failed), queued
    jobs whose Pub/Sub message was never published or was lost republished,
 3. prune WorkerHeartbeat rows not seen for a day,
 
@@ -27,21 +27,17 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections
-from django.utils import timezone
 
-from eval.jobs import lifecycle
-from eval.models import WorkerHeartbeat
+from eval.jobs import repairs
 from eval.sync.importer import SyncInterrupted, sync_tasks
 from eval.sync.sources import SourceError
 
 log = logging.getLogger("eval.sync.daemon")
 
-HEARTBEAT_RETENTION = timedelta(days=1)
 LOCK_NAME = "eval.sync_daemon"
 # pg_try_advisory_lock takes a signed 64-bit key: derive a stable one from the name.
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
@@ -191,12 +187,6 @@ class PassResult:
         return text
 
 
-def prune_heartbeats(now=None):
-    now = now or timezone.now()
-    deleted, _ = WorkerHeartbeat.objects.filter(last_seen__lt=now - HEARTBEAT_RETENTION).delete()
-    return deleted
-
-
 def run_pass(source=None, should_stop=None):
     """Sync, repair, prune; every step runs even if an earlier one failed."""
     started = time.monotonic()
@@ -215,26 +205,10 @@ def run_pass(source=None, should_stop=None):
             except Exception as error:
                 log.exception("sync failed")
                 result.errors.append(f"sync: {type(error).__name__}: {error}")
-        steps = (
-            ("expire_leases", lifecycle.expire_leases),
-            ("republish", lifecycle.republish_unpublished),
-            ("prune_heartbeats", prune_heartbeats),
-        )
-        for name, step in steps:
-            if should_stop() and name != "expire_leases":
-                break
-            try:
-                value = step()
-            except Exception as error:
-                log.exception("%s failed", name)
-                result.errors.append(f"{name}: {type(error).__name__}: {error}")
-                continue
-            if name == "expire_leases":
-                result.requeued, result.failed = value
-            elif name == "republish":
-                result.republished = value or 0
-            else:
-                result.pruned = value
+        report = repairs.run_repairs(should_stop=should_stop)
+        result.requeued, result.failed = report.requeued, report.failed
+        result.republished, result.pruned = report.republished, report.pruned
+        result.errors.extend(report.errors)
     finally:
         _close_old_connections()
     result.seconds = time.monotonic() - started

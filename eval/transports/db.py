@@ -10,9 +10,8 @@ import threading
 from django.conf import settings
 from django.db import connection
 
-from eval.jobs import lifecycle
-from eval.models import JobStatus, LLMJob
-from eval.transports import NOTIFY_CHANNEL
+from eval.jobs import claims
+from eval.queue import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class DbTransport:
                 jobs = []
                 if limit:
                     try:
-                        jobs = await self.executor.db.claim(lifecycle.claim_next, self.executor.worker_id, limit)
+                        jobs = await self.executor.db.claim(claims.claim_next, self.executor.worker_id, limit)
                     except Exception:
                         log.exception("claim failed; retrying")
                 for job in jobs:
@@ -59,7 +58,7 @@ class DbTransport:
                 if jobs and len(jobs) == limit:
                     continue  # maybe more waiting
                 if self.once and not jobs and not self.executor.running:
-                    if not await self.executor.db.call(_anything_queued):
+                    if not await self.executor.db.call(claims.anything_queued):
                         return
                 await self._sleep(stopping, poll)
         finally:
@@ -109,7 +108,3 @@ class DbTransport:
 
     def settle_remaining(self):
         """Nothing to hand over: rows are the queue."""
-
-
-def _anything_queued():
-    return LLMJob.objects.filter(status=JobStatus.QUEUED).exists()

@@ -10,86 +10,19 @@ backoff keeps its message (the client extends the lease) until it is due.
 
 import asyncio
 import logging
-import threading
 import time
 import uuid
 
-from django.conf import settings
+from django.utils import timezone
 
-from eval.jobs import lifecycle
+from eval.jobs import claims
+from eval.jobs.claims import NotClaimed
+from eval.jobs.outcomes import Outcome
+from eval.queue.pubsub import subscription_path
 
 log = logging.getLogger(__name__)
 
-_publisher = None
-_publisher_lock = threading.Lock()
-
-
-# Bulk jobs (enqueue_llm_jobs) go through their own topic and subscription, so
-# a backlog of thousands never sits in front of a reviewer's interactive job:
-# each subscription has its own flow-control budget in the worker.
-BULK_SUFFIX = "-bulk"
 ONCE_MAX_IDLE_SECONDS = 30
-
-
-def topic_path(bulk=False):
-    from google.cloud import pubsub_v1
-
-    name = settings.PUBSUB_TOPIC + (BULK_SUFFIX if bulk else "")
-    return pubsub_v1.PublisherClient.topic_path(settings.PUBSUB_PROJECT_ID, name)
-
-
-def subscription_path(name=None, bulk=False):
-    from google.cloud import pubsub_v1
-
-    name = (name or settings.PUBSUB_SUBSCRIPTION) + (BULK_SUFFIX if bulk else "")
-    return pubsub_v1.SubscriberClient.subscription_path(settings.PUBSUB_PROJECT_ID, name)
-
-
-def get_publisher():
-    """One publisher client per process (it owns a gRPC channel and threads)."""
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None:
-            from google.cloud import pubsub_v1
-
-            # One message per batch: a job id is tiny and latency matters more.
-            _publisher = pubsub_v1.PublisherClient(
-                batch_settings=pubsub_v1.types.BatchSettings(max_messages=1, max_latency=0.001)
-            )
-        return _publisher
-
-
-def reset_publisher():
-    global _publisher
-    with _publisher_lock:
-        _publisher = None
-
-
-def publish(job_ids, timeout=10.0):
-    """Publish one message per job and mark the published ones. Returns the count."""
-    from eval.models import LLMJob
-
-    publisher = get_publisher()
-    topics = {False: topic_path(), True: topic_path(bulk=True)}
-    rows = LLMJob.objects.filter(id__in=job_ids).values_list("id", "task_id", "provider", "priority")
-    futures = []
-    for job_id, task_id, provider, priority in rows:
-        try:
-            data = str(job_id).encode()
-            topic = topics[priority < LLMJob.Priority.INTERACTIVE]
-            futures.append((job_id, publisher.publish(topic, data, task_id=str(task_id), provider=provider)))
-        except Exception as error:  # e.g. the client refuses for a moment after a failed batch
-            log.warning("publish failed for job %s: %s", job_id, error, extra={"job_id": job_id})
-    published = []
-    for job_id, future in futures:
-        try:
-            future.result(timeout=timeout)
-            published.append(job_id)
-        except Exception as error:
-            log.warning("publish failed for job %s: %s", job_id, error, extra={"job_id": job_id})
-    if published:
-        lifecycle.mark_published(published)
-    return len(published)
 
 
 def parse_job_id(data):
@@ -178,12 +111,7 @@ class PubSubTransport:
             return False
         if idle_seconds > ONCE_MAX_IDLE_SECONDS:
             return True
-        from eval.models import JobStatus, LLMJob
-
-        def claimable_now():
-            return LLMJob.objects.filter(status=JobStatus.QUEUED, available_at__lte=_now()).exists()
-
-        return not await self.executor.db.call(claimable_now)
+        return not await self.executor.db.call(claims.anything_claimable)
 
     async def _receive(self, batch):
         """Claim the jobs of messages that arrived together in one statement."""
@@ -196,7 +124,7 @@ class PubSubTransport:
             return
         try:
             outcomes = await self.executor.db.claim(
-                lifecycle.claim_many, [job_id for job_id, _ in batch], self.executor.worker_id
+                claims.claim_many, [job_id for job_id, _ in batch], self.executor.worker_id
             )
         except Exception:
             log.exception("claim failed; nacking %d message(s)", len(batch))
@@ -206,17 +134,17 @@ class PubSubTransport:
         for job_id, message in batch:
             outcome = outcomes.pop(job_id, None)  # a duplicate in the same batch finds it gone
             if outcome is None:
-                outcome = lifecycle.ClaimOutcome(None, "running")
+                outcome = claims.ClaimOutcome(None, NotClaimed.RUNNING)
             if job_id in self._held and outcome.job is None:
                 message.ack()  # another copy of a message we already hold
             elif outcome.job is not None:
                 self.claimed += 1
                 self._held[job_id] = message
                 self.executor.start_job(outcome.job, on_settled=self._settled)
-            elif outcome.reason == "not_yet":
+            elif outcome.reason is NotClaimed.NOT_YET:
                 # In retry backoff: keep the message and try again when due.
                 self._held[job_id] = message
-                delay = max(0.0, (outcome.available_at - _now()).total_seconds())
+                delay = max(0.0, (outcome.available_at - timezone.now()).total_seconds())
                 self._loop.call_later(delay, self._redeliver, job_id)
             else:
                 # Terminal, unknown, or live on another worker (its lease guards it):
@@ -229,15 +157,15 @@ class PubSubTransport:
         if message is not None:
             self._inbox.put_nowait((job_id, message))
 
-    def _settled(self, job_id, outcome):
-        if outcome.status == "queued" and outcome.retry_at is not None:
+    def _settled(self, job_id, settled):
+        if settled.needs_redelivery:
             # Our own transient retry: keep the message until the backoff ends.
-            self._loop.call_later(max(0.0, outcome.retry_at - time.monotonic()), self._redeliver, job_id)
+            self._loop.call_later(max(0.0, settled.retry_at - time.monotonic()), self._redeliver, job_id)
             return
         message = self._held.pop(job_id, None)
         if message is None:
             return
-        if outcome.status == "handed_back":
+        if settled.outcome is Outcome.HANDED_BACK:
             message.nack()  # redelivered to another worker at once
         else:
             message.ack()
@@ -246,9 +174,3 @@ class PubSubTransport:
         for message in self._held.values():
             message.nack()
         self._held.clear()
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()

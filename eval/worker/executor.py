@@ -20,11 +20,13 @@ from django.utils import timezone
 
 from coreproject import logformat
 from eval import metrics
-from eval.jobs import lifecycle, ratelimit
-from eval.jobs.errors import ProviderError
-from eval.models import WorkerHeartbeat
+from eval.jobs import batch, heartbeats, transitions
+from eval.jobs.claims import ClaimedJob
+from eval.jobs.outcomes import Outcome, Settled
 from eval.providers import available_providers, get_provider
 from eval.providers.base import GenerationRequest
+from eval.providers.errors import ProviderError
+from eval.worker import provider_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ def new_worker_id():
 
 @dataclass
 class RunState:
-    job: lifecycle.ClaimedJob
+    job: ClaimedJob
     parts: list = field(default_factory=list)
     tokens: int = 0
     message: str = ""
@@ -66,16 +68,7 @@ class RunState:
             elapsed = max(time.monotonic() - self.generating_since, 1e-3)
             left = (max_tokens - self.tokens) / (self.tokens / elapsed)
             message = f"Generating: {self.tokens} tokens, ~{left:.0f} s left at most"
-        return lifecycle.ProgressUpdate(self.job.id, self.job.attempt, progress, message, self.output, self.tokens)
-
-
-@dataclass
-class Outcome:
-    """How an attempt ended, for the transport: ``settled`` rows need no more
-    delivery (terminal, or requeued by us for a retry at ``retry_at``)."""
-
-    status: str  # succeeded | failed | cancelled | queued | handed_back | lost
-    retry_at: float | None = None
+        return batch.ProgressUpdate(self.job.id, self.job.attempt, progress, message, self.output, self.tokens)
 
 
 class Executor:
@@ -157,7 +150,7 @@ class Executor:
         logformat.bind(job_id=job.id, worker_id=self.worker_id)  # on every line of this task
         extra = {"job_id": job.id, "worker_id": self.worker_id, "attempt": job.attempt}
         started = time.monotonic()
-        outcome = Outcome("lost")
+        outcome = Settled(Outcome.LOST)
         try:
             outcome = await self._attempt(state, extra)
         except Exception:  # never let one job take the worker down
@@ -165,9 +158,9 @@ class Executor:
         finally:
             self.running.pop((job.id, job.attempt), None)
             self.jobs_finished += 1
-            if outcome.status == "succeeded":
+            if outcome.outcome is Outcome.SUCCEEDED:
                 self.jobs_done += 1
-            elif outcome.status == "failed":
+            elif outcome.outcome is Outcome.FAILED:
                 self.jobs_failed += 1
             self.slot_freed.set()
             self._observe(state, outcome, time.monotonic() - started)
@@ -182,7 +175,7 @@ class Executor:
         metrics.observe_job(
             job.provider,
             job.model,
-            outcome.status,
+            outcome.outcome.value,
             state.error_code or None,
             duration,
             waited,
@@ -202,11 +195,11 @@ class Executor:
 
         if provider is None:
             await call(
-                lifecycle.fail,
+                transitions.fail,
                 code="bad_request",
                 message=f"provider {job.provider!r} is not configured on this worker",
             )
-            return Outcome("failed")
+            return Settled(Outcome.FAILED)
         request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
@@ -221,7 +214,7 @@ class Executor:
 
             # The shared per-provider rate limit, outside the job timeout: waiting
             # for a slot during a bulk run must not fail jobs as timed_out.
-            await ratelimit.acquire(job.provider, call=self.db.call, on_wait=waiting)
+            await provider_rate_limit.acquire(job.provider, call=self.db.call, on_wait=waiting)
             async with asyncio.timeout(settings.JOB_TIMEOUT_SECONDS):
                 async with self._semaphore(provider):
                     state.generating_since = time.monotonic()
@@ -234,13 +227,13 @@ class Executor:
             state.error_code = "timed_out"
             log.warning("job timed out", extra=extra)
             await call(
-                lifecycle.fail,
+                transitions.fail,
                 code="timed_out",
                 message=f"The job ran past JOB_TIMEOUT_SECONDS ({settings.JOB_TIMEOUT_SECONDS:g} s)",
                 output=state.output,
                 output_tokens=state.tokens,
             )
-            return Outcome("failed")
+            return Settled(Outcome.FAILED)
         except ProviderError as error:
             return await self._provider_error(state, error, call, extra)
         except Exception as error:  # an SDK or code error we did not map: retry, it may pass
@@ -251,7 +244,7 @@ class Executor:
         cost = provider.cost(job.model, result.input_tokens, result.output_tokens)
         state.usage = (result.input_tokens, result.output_tokens, cost)
         ok = await call(
-            lifecycle.succeed,
+            succeed_one,
             output=result.text,
             stop_reason=result.stop_reason,
             input_tokens=result.input_tokens,
@@ -260,21 +253,21 @@ class Executor:
         )
         if not ok:
             log.warning("finished a job this worker no longer holds; result dropped", extra=extra)
-            return Outcome("lost")
+            return Settled(Outcome.LOST)
         log.info("job succeeded", extra=extra)
-        return Outcome("succeeded")
+        return Settled(Outcome.SUCCEEDED)
 
     async def _stopped(self, state, call, extra):
         reason = state.stop_reason
         if reason == "cancel":
-            await call(lifecycle.finish_cancel, output=state.output, output_tokens=state.tokens)
+            await call(transitions.finish_cancel, output=state.output, output_tokens=state.tokens)
             log.info("job cancelled", extra=extra)
-            return Outcome("cancelled")
+            return Settled(Outcome.CANCELLED)
         if reason == "shutdown":
-            await call(lifecycle.hand_back)
+            await call(transitions.hand_back)
             log.info("job handed back", extra=extra)
-            return Outcome("handed_back")
-        return Outcome("lost")
+            return Settled(Outcome.HANDED_BACK)
+        return Settled(Outcome.LOST)
 
     async def _provider_error(self, state, error, call, extra):
         job = state.job
@@ -282,20 +275,24 @@ class Executor:
         if not error.transient:
             log.warning("job failed: %s", error.code, extra=extra)
             await call(
-                lifecycle.fail, code=error.code, message=error.message, output=state.output, output_tokens=state.tokens
+                transitions.fail,
+                code=error.code,
+                message=error.message,
+                output=state.output,
+                output_tokens=state.tokens,
             )
-            return Outcome("failed")
+            return Settled(Outcome.FAILED)
         status, delay = await call(
-            lifecycle.retry_later,
+            transitions.retry_later,
             code=error.code,
             message=error.message,
             retry_after=error.retry_after,
             max_attempts=job.max_attempts,
         )
         log.warning("transient error %s -> %s", error.code, status, extra=extra)
-        if status == "queued":
-            return Outcome("queued", retry_at=time.monotonic() + delay)
-        return Outcome("failed" if status == "failed" else "lost")
+        if status == transitions.QUEUED:
+            return Settled(Outcome.QUEUED, retry_at=time.monotonic() + delay)
+        return Settled(Outcome.FAILED if status is not None else Outcome.LOST)
 
     # --- final writes, committed in groups ----------------------------------------------
     async def _write(self, fn, args, kwargs):
@@ -358,12 +355,12 @@ class Executor:
     def _flush_sync(self, updates, renewals, heartbeat, any_running):
         lost = set()
         if updates:
-            gone = lifecycle.record_progress(self.worker_id, updates)
+            gone = batch.record_progress(self.worker_id, updates)
             lost |= {(u.job_id, u.attempt) for u in updates if u.job_id in gone}
         if renewals:
-            gone = lifecycle.renew_leases(self.worker_id, renewals)
+            gone = batch.renew_leases(self.worker_id, renewals)
             lost |= {(job_id, attempt) for job_id, attempt in renewals if job_id in gone}
-        cancels = lifecycle.cancel_requests(self.worker_id) if any_running else set()
+        cancels = batch.cancel_requests(self.worker_id) if any_running else set()
         if heartbeat:
             self._write_heartbeat()
         return lost, cancels
@@ -377,29 +374,14 @@ class Executor:
         state.task.cancel()
 
     def _write_heartbeat(self, initial=False, stopped=False):
-        now = timezone.now()
-        values = {
-            "last_seen": now,
-            "jobs_done": self.jobs_done,
-            "jobs_failed": self.jobs_failed,
-            "in_flight": len(self.running),
-        }
-        if stopped:
-            values["stopped_at"] = now
-        if initial:
-            WorkerHeartbeat.objects.update_or_create(
-                worker_id=self.worker_id,
-                defaults=values,
-                create_defaults={
-                    **values,
-                    "hostname": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "transport": self.transport_name,
-                    "started_at": self.started_at,
-                },
-            )
-        else:
-            WorkerHeartbeat.objects.filter(worker_id=self.worker_id).update(**values)
+        heartbeats.beat(
+            self.worker_id,
+            jobs_done=self.jobs_done,
+            jobs_failed=self.jobs_failed,
+            in_flight=len(self.running),
+            first=(self.transport_name, self.started_at) if initial else None,
+            stopped=stopped,
+        )
 
 
 def _run_batch(operations):
@@ -421,12 +403,18 @@ def _run_batch(operations):
         return results
 
 
+def succeed_one(job_id, worker_id, attempt, **result):
+    """A success as a write of its own (when grouping is not possible)."""
+    return job_id in transitions.succeed(worker_id, [transitions.Success(job_id, attempt, **result)])
+
+
 def _run_grouped(operations):
-    successes = [(args, kwargs) for fn, args, kwargs in operations if fn is lifecycle.succeed]
+    """Successes that arrive together share ONE statement per worker."""
+    successes = {}
+    for fn, (job_id, worker_id, attempt), kwargs in operations:
+        if fn is succeed_one:
+            successes.setdefault(worker_id, []).append(transitions.Success(job_id, attempt, **kwargs))
     written = set()
-    by_worker = {}
-    for (job_id, worker_id, attempt), kwargs in successes:
-        by_worker.setdefault(worker_id, []).append({"job_id": job_id, "attempt": attempt, **kwargs})
-    for worker_id, results in by_worker.items():
-        written |= lifecycle.succeed_many(worker_id, results)
-    return [args[0] in written if fn is lifecycle.succeed else fn(*args, **kwargs) for fn, args, kwargs in operations]
+    for worker_id, results in successes.items():
+        written |= transitions.succeed(worker_id, results)
+    return [args[0] in written if fn is succeed_one else fn(*args, **kwargs) for fn, args, kwargs in operations]

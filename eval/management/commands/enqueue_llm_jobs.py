@@ -16,7 +16,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from tqdm import tqdm
 
-from eval.jobs import lifecycle
+from eval.jobs import create
 from eval.jobs.errors import InvalidJob
 from eval.jobs.validation import clean_job_request
 from eval.models import JobStatus, LLMJob, Task
@@ -104,7 +104,7 @@ class Command(BaseCommand):
     def _validate_request(self, provider, model, params):
         """Refuse a bad provider, model or params before selecting anything."""
         try:
-            _, _, cleaned = clean_job_request(task=Task(prompt="probe"), provider=provider, model=model, params=params)
+            cleaned = clean_job_request(task=Task(prompt="probe"), provider=provider, model=model, params=params)
         except InvalidJob as error:
             raise self._usage(f"invalid job request: {error.message}") from None
         return cleaned
@@ -202,7 +202,7 @@ class Command(BaseCommand):
                 return
 
         # One "job queued" log line per job would drown the progress bar (-v 2 keeps them).
-        lifecycle_log = logging.getLogger(lifecycle.__name__)
+        lifecycle_log = logging.getLogger(create.__name__)
         quiet = options["verbosity"] < 2 and lifecycle_log.getEffectiveLevel() < logging.WARNING
         if quiet:
             previous, lifecycle_log.level = lifecycle_log.level, logging.WARNING
@@ -220,7 +220,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
 
     def _create(self, ids, provider, model, params, user, chunk_size):
-        """One transaction per chunk; the lifecycle publishes each chunk's jobs when it commits."""
+        """One transaction per chunk; the job engine publishes each chunk's jobs when it commits."""
         created, skipped = 0, []
         stream = getattr(self.stderr, "_out", sys.stderr)
         bar = tqdm(total=len(ids), unit="job", desc="Queueing", file=stream, disable=None, leave=False)
@@ -232,7 +232,7 @@ class Command(BaseCommand):
                 with transaction.atomic():
                     for task in tasks:
                         try:
-                            lifecycle.create_job(
+                            create.create_job(
                                 task=task,
                                 provider=provider,
                                 model=model,

@@ -1,6 +1,6 @@
 """``manage.py jobs list|show|cancel|retry|requeue``: look at and act on LLM jobs.
 
-Every change goes through eval/jobs/lifecycle.py, as from the web page.
+Every change goes through eval/jobs/ (transitions.py, create.py), as from the web page.
 Exit codes: 0 ok, 1 error (unknown job, a state that forbids the action),
 2 usage (e.g. a malformed job id).
 """
@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from eval.jobs import lifecycle
+from eval.jobs import create, states, transitions
 from eval.jobs.errors import JobError
 from eval.models import JobStatus, LLMJob
 
@@ -129,7 +129,7 @@ class Command(BaseCommand):
         rows = [
             (
                 str(job.id),
-                job.status + ("*" if job.cancel_requested and not job.is_terminal else ""),
+                job.status + ("*" if job.cancel_requested and not states.is_terminal(job.status) else ""),
                 _priority(job.priority),
                 str(job.task_id),
                 f"{job.provider}/{job.model}",
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
             self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        if any(job.cancel_requested and not job.is_terminal for job in jobs):
+        if any(job.cancel_requested and not states.is_terminal(job.status) for job in jobs):
             self.stdout.write("* cancel requested")
 
     def _show(self, *, job_id, json, **options):
@@ -166,21 +166,21 @@ class Command(BaseCommand):
     def _cancel(self, *, job_id, **options):
         job_id = self._job_id(job_id)
         try:
-            job = lifecycle.request_cancel(job_id, by="cli")
+            job = transitions.request_cancel(job_id, by="cli")
         except LLMJob.DoesNotExist:
             raise CommandError(f"no job {job_id}", returncode=1) from None
         self._say(job, job.message)
 
     def _retry(self, *, job_id, **options):
         job = self._get(job_id)
-        new_job = lifecycle.retry_job(job)
+        new_job = create.retry_job(job)
         self._say(new_job, f"retry of {job.id}")
 
     def _requeue(self, *, job_id, **options):
         job = self._get(job_id)
-        if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        if not states.can_requeue(job.status):
             raise CommandError(f"only queued or running jobs can be requeued (this one is {job.status})", returncode=1)
-        job = lifecycle.requeue(job.id)
+        job = transitions.requeue(job.id)
         self._say(job, f"requeued (attempt {job.attempts} of {job.max_attempts} used)")
 
 

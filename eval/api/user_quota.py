@@ -13,7 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from eval.api.errors import ApiError
-from eval.models import JobStatus, LLMJob
+from eval.jobs import states
+from eval.models import LLMJob
 
 QUEUED_CAP_RETRY_AFTER_S = 10
 
@@ -36,7 +37,7 @@ def check_job_creation(user):
             f"at most {count} jobs per {seconds} s; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    queued = LLMJob.objects.filter(created_by=user, status=JobStatus.QUEUED).count()
+    queued = LLMJob.objects.filter(created_by=user, status=states.QUEUED).count()
     if queued >= settings.MAX_QUEUED_JOBS_PER_USER:
         raise ApiError(
             "rate_limited",

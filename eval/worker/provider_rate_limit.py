@@ -33,7 +33,7 @@ import weakref
 from django.conf import settings
 from django.db import connection
 
-from eval.models_ratelimit import ProviderRateSlot
+from eval.models import ProviderRateSlot
 
 log = logging.getLogger(__name__)
 

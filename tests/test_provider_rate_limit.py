@@ -1,4 +1,4 @@
-"""The provider-wide rate limit (eval/jobs/ratelimit.py), in one process and across processes."""
+"""The provider-wide rate limit (eval/worker/provider_rate_limit.py), in one process and across processes."""
 
 import asyncio
 import json
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.jobs import ratelimit
-from eval.jobs.ratelimit import acquire, try_acquire
 from eval.models import ProviderRateSlot
+from eval.worker import provider_rate_limit as ratelimit
+from eval.worker.provider_rate_limit import acquire, try_acquire
 from tests.conftest import test_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ HAMMER = textwrap.dedent(
     django.setup()
     from django.conf import settings
     from django.db import connection
-    from eval.jobs.ratelimit import acquire, try_acquire
+    from eval.worker.provider_rate_limit import acquire, try_acquire
 
     mode, window, start, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
     settings.PROVIDER_RATE_WINDOW_SECONDS = window
@@ -335,18 +335,13 @@ def test_two_worker_like_processes_waiting_with_acquire_share_the_limit():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_waits_for_the_shared_limit(make_task, fast_jobs):
-    import inspect
-
-    from eval.jobs import lifecycle
+    from eval.jobs import create
     from eval.models import JobStatus, LLMJob
-    from eval.worker.executor import Executor
     from eval.worker.service import serve
 
-    if "ratelimit" not in inspect.getsource(Executor._attempt):
-        pytest.skip("the executor does not call eval.jobs.ratelimit.acquire yet")
     fast_jobs.ECHO_REQUESTS_PER_MINUTE = 2  # any provider: <NAME>_REQUESTS_PER_MINUTE
     fast_jobs.PROVIDER_RATE_WINDOW_SECONDS = 0.6
-    jobs = [lifecycle.create_job(task=make_task(), provider="echo", model="echo")[0] for _ in range(6)]
+    jobs = [create.create_job(task=make_task(), provider="echo", model="echo")[0] for _ in range(6)]
     started = time.monotonic()
     asyncio.run(serve(transport="db", once=True, concurrency=6))
     elapsed = time.monotonic() - started

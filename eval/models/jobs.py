@@ -1,38 +1,13 @@
+"""LLM jobs and the workers that run them. Every job state change goes
+through eval/jobs/transitions.py; nothing else writes ``status``."""
+
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-
-class Task(models.Model):
-    class Status(models.TextChoices):
-        OPEN = "open"
-        DONE = "done"
-
-    source = models.CharField(max_length=200)
-    external_id = models.CharField(max_length=200)
-    title = models.CharField(max_length=500, blank=True)
-    prompt = models.TextField()
-    reference = models.TextField(blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    content_hash = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    missing_since = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["source", "external_id"], name="task_source_external_id_uniq"),
-        ]
-        indexes = [models.Index(fields=["status", "id"], name="task_status_id_idx")]
-        permissions = [("review_task", "Can review tasks and launch LLM jobs")]
-
-    def __str__(self):
-        return self.title or f"{self.source}:{self.external_id}"
+from eval.models.tasks import Task
 
 
 class JobStatus(models.TextChoices):
@@ -43,12 +18,9 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-TERMINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
 class LLMJob(models.Model):
     """One model call for one task. Every state change goes through
-    eval/jobs/lifecycle.py; nothing else writes status."""
+    eval/jobs/transitions.py; nothing else writes status."""
 
     class Kind(models.TextChoices):
         GENERATE = "generate"
@@ -131,30 +103,6 @@ class LLMJob(models.Model):
     def __str__(self):
         return f"{self.provider}/{self.model} {self.status} ({self.id})"
 
-    @property
-    def is_terminal(self):
-        return self.status in TERMINAL_STATUSES
-
-
-class Review(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
-    preferred_job = models.ForeignKey(LLMJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    rating = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
-    )
-    notes = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["task", "reviewer"], name="review_task_reviewer_uniq"),
-        ]
-
-    def __str__(self):
-        return f"review of {self.task_id} by {self.reviewer_id}"
-
 
 class WorkerHeartbeat(models.Model):
     worker_id = models.CharField(max_length=200, unique=True)
@@ -173,7 +121,3 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return self.worker_id
-
-
-from eval.models_ratelimit import ProviderRateSlot  # noqa: E402,F401  (provider-wide rate limit, ops issue)
-from eval.models_tokens import ApiToken  # noqa: E402,F401  (API tokens, web issue)

@@ -1,4 +1,4 @@
-"""Rows behind the provider-wide rate limit (eval/jobs/ratelimit.py).
+"""Rows behind the provider-wide rate limit (eval/worker/provider_rate_limit.py).
 
 A provider limited to R requests per minute owns R slot rows. Each slot holds
 when it last let a request through; a request takes a slot whose last use is

@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from eval.transports.pubsub import BULK_SUFFIX
+from eval.queue.pubsub import BULK_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def ensure_resources(*, subscription=None, topic=None, ack_deadline_seconds=60):
     try:
         dead_path = publisher.topic_path(project, settings.PUBSUB_DEAD_LETTER_TOPIC)
         _ensure_topic(publisher, dead_path, report, exceptions)
-        # The interactive pair, then the bulk pair (eval/transports/pubsub.py).
+        # The interactive pair, then the bulk pair (eval/queue/pubsub.py).
         for suffix in ("", BULK_SUFFIX):
             topic_path = publisher.topic_path(project, topic + suffix)
             _ensure_topic(publisher, topic_path, report, exceptions)

@@ -1,0 +1,111 @@
+"""New jobs: create (with idempotency) and retry. A job is queued in its
+creating transaction and announced once that commits (outbox.py)."""
+
+import hashlib
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from eval.jobs import outbox, states
+from eval.jobs.errors import IdempotencyConflict, JobConflict
+from eval.jobs.validation import clean_job_request
+from eval.models import LLMJob
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _request_fingerprint(task, provider, model, params):
+    raw = f"{task.pk}|{provider}|{model}|{sorted((params or {}).items())!r}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_job(
+    *,
+    task,
+    provider,
+    model,
+    params=None,
+    created_by=None,
+    priority=LLMJob.Priority.INTERACTIVE,
+    idempotency_key="",
+    retry_of=None,
+    admit=None,
+):
+    """Validate and queue a job; publish it once the transaction commits.
+
+    Returns (job, created). With an idempotency key (scoped to the user for
+    24 h), a replay of the same request returns the first job (created=False)
+    and another body is refused. ``admit()`` runs only when a new job is about
+    to be created (rate limits: a replay is never refused by them)."""
+    cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
+    fingerprint = _request_fingerprint(task, provider, model, params) if idempotency_key else ""
+    if idempotency_key:
+        existing = _idempotent_replay(created_by, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    if admit is not None:
+        admit()
+
+    now = timezone.now()
+    job = LLMJob(
+        task=task,
+        provider=provider,
+        model=model,
+        params=cleaned,
+        created_by=created_by,
+        priority=priority,
+        max_attempts=settings.JOB_MAX_ATTEMPTS,
+        available_at=now,
+        message=f"Queued for {model}",
+        idempotency_key=idempotency_key,
+        idempotency_hash=fingerprint,
+        retry_of=retry_of,
+        published_at=outbox.published_at_on_queue(now),
+    )
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            outbox.publish_on_commit([job.pk])
+    except IntegrityError:
+        # A racing request with the same key won: answer with its job.
+        existing = _idempotent_replay(created_by, idempotency_key, fingerprint) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    log.info("job queued", extra={"job_id": job.pk, "task_id": task.pk, "provider": provider, "model": model})
+    return job, True
+
+
+def _idempotent_replay(user, key, fingerprint):
+    existing = LLMJob.objects.filter(created_by=user, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+        # The key has expired: free it for this new request.
+        LLMJob.objects.filter(pk=existing.pk).update(idempotency_key="")
+        return None
+    if existing.idempotency_hash != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request")
+    return existing
+
+
+def retry_job(job, *, by_user=None, admit=None):
+    """A new job repeating a failed or cancelled one (terminal jobs never change)."""
+    if not states.can_retry(job.status):
+        raise JobConflict(f"only failed or cancelled jobs can be retried (this one is {job.status})")
+    new_job, _ = create_job(
+        task=job.task,
+        provider=job.provider,
+        model=job.model,
+        params=job.params,
+        created_by=by_user or job.created_by,
+        priority=job.priority,
+        retry_of=job,
+        admit=admit,
+    )
+    return new_job

@@ -1,0 +1,98 @@
+"""Repairs of what a crash or a lost message left behind, scheduled by the
+daemon: expired leases requeued (or failed), queued jobs whose message was
+never sent (or was lost) sent again, old worker heartbeats pruned.
+
+Each step works in batches within its own time budget, so a big backlog in
+one never holds up the others; what is left is done on the next pass.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eval.jobs import heartbeats, outbox, transitions
+
+log = logging.getLogger(__name__)
+
+STEP_BUDGET_SECONDS = 10.0
+EXPIRE_BATCH = 500
+REPUBLISH_BATCH = 200
+
+
+def expire_leases(deadline):
+    """Returns (requeued, failed)."""
+    requeued = failed = 0
+    while True:
+        batch_requeued, batch_failed = transitions.expire_leases(limit=EXPIRE_BATCH)
+        requeued, failed = requeued + batch_requeued, failed + batch_failed
+        if batch_requeued < EXPIRE_BATCH or time.monotonic() >= deadline:
+            return requeued, failed
+
+
+def republish(deadline):
+    """Returns how many messages were sent."""
+    sent = 0
+    while True:
+        due = outbox.due_for_republish(limit=REPUBLISH_BATCH)
+        batch_sent = outbox.publish(due) if due else 0
+        sent += batch_sent
+        # Stop when done, when the broker refuses (the next pass tries again), or out of time.
+        if len(due) < REPUBLISH_BATCH or batch_sent == 0 or time.monotonic() >= deadline:
+            return sent
+
+
+def prune_heartbeats(deadline):
+    return heartbeats.prune()
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[float], object]
+    # Runs even when a stop was asked: a lease left expired would strand a job until the next start.
+    urgent: bool = False
+
+
+STEPS = (
+    Step("expire_leases", expire_leases, urgent=True),
+    Step("republish", republish),
+    Step("prune_heartbeats", prune_heartbeats),
+)
+
+
+@dataclass
+class RepairReport:
+    results: dict = field(default_factory=dict)  # step name -> what it returned
+    errors: list = field(default_factory=list)
+
+    @property
+    def requeued(self):
+        return (self.results.get("expire_leases") or (0, 0))[0]
+
+    @property
+    def failed(self):
+        return (self.results.get("expire_leases") or (0, 0))[1]
+
+    @property
+    def republished(self):
+        return self.results.get("republish") or 0
+
+    @property
+    def pruned(self):
+        return self.results.get("prune_heartbeats") or 0
+
+
+def run_repairs(*, budget=STEP_BUDGET_SECONDS, should_stop=None):
+    """Run every step (each even if an earlier one failed); errors are logged and reported."""
+    should_stop = should_stop or (lambda: False)
+    report = RepairReport()
+    for step in STEPS:
+        if should_stop() and not step.urgent:
+            break
+        try:
+            report.results[step.name] = step.run(time.monotonic() + budget)
+        except Exception as error:
+            log.exception("%s failed", step.name)
+            report.errors.append(f"{step.name}: {type(error).__name__}: {error}")
+    return report

@@ -1,0 +1,39 @@
+"""Which job statuses allow what: the one place every view, serializer,
+command and the admin asks. (The transitions themselves live in
+transitions.py.)
+
+    queued -> running -> succeeded | failed | cancelled
+    queued -> cancelled
+    running -> queued   (transient error, lease expired, hand-back)
+"""
+
+from eval.models import JobStatus
+
+QUEUED, RUNNING = JobStatus.QUEUED, JobStatus.RUNNING
+SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+
+ALL = tuple(JobStatus.values)
+# Never change again; retry makes a new job.
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+# A person may ask to stop these (a queued job stops at once, a running one at the worker's next flush).
+CANCELLABLE = frozenset({QUEUED, RUNNING})
+# A retry repeats these as a new job.
+RETRYABLE = frozenset({FAILED, CANCELLED})
+# An operator may put these back in the queue (e.g. a worker known dead).
+REQUEUEABLE = frozenset({QUEUED, RUNNING})
+
+
+def is_terminal(status):
+    return status in TERMINAL
+
+
+def can_cancel(status, cancel_requested=False):
+    return status in CANCELLABLE and not cancel_requested
+
+
+def can_retry(status):
+    return status in RETRYABLE
+
+
+def can_requeue(status):
+    return status in REQUEUEABLE
