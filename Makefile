@@ -27,9 +27,11 @@ run: venv
 	$(BIN)/python manage.py bootstrap
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python run_services.py
 
+# House rules: ruff (with complexity at most 10), the format, the import layers (pyproject.toml).
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: dev-venv
 	$(BIN)/ruff format .
