@@ -399,63 +399,88 @@ def phase(args):
 
 
 def latency_phase(args, task):
+    worker = spawn_worker(16, once=False)
+    try:
+        time.sleep(3)  # let it start and go idle
+        claims = _claim_latencies(args, task)
+        cancels = _cancel_latencies(task)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    return {
+        "claim_p50_ms": statistics.median(claims),
+        "claim_p99_ms": _p99(claims),
+        "cancel_p99_ms": _p99(cancels),
+    }
+
+
+def _p99(values):
+    values = sorted(values)
+    return values[max(0, int(len(values) * 0.99) - 1)]
+
+
+def _wait_until(condition, seconds, failure):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(failure)
+        time.sleep(0.01)
+
+
+def _claim_latencies(args, task):
+    """Created-to-claimed of 50 jobs sent one by one to an idle worker."""
+    from eval.jobs import create, states
+    from eval.models import LLMJob
+
+    jobs = []
+    for _ in range(50):
+        job, _ = create.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
+        time.sleep(0.1)
+        jobs.append(job.pk)
+    deadline = time.monotonic() + 30
+    while LLMJob.objects.filter(status="queued").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # started_at is written by the claim of the last attempt
+    claims = [
+        (job.started_at - job.created_at).total_seconds() * 1000
+        for job in LLMJob.objects.filter(pk__in=jobs)
+        if job.started_at
+    ]
+    _wait_until(
+        lambda: not LLMJob.objects.exclude(status__in=states.TERMINAL).exists(),
+        60,
+        "light-load jobs did not finish within 60 s",
+    )
+    return claims
+
+
+def _cancel_latencies(task):
+    """Cancel-to-cancelled of long jobs cancelled while streaming."""
     from django.utils import timezone
 
     from eval.jobs import create, transitions
     from eval.models import LLMJob
 
-    worker = spawn_worker(16, once=False)
-    try:
-        time.sleep(3)  # let it start and go idle
-        claim_ms = []
-        for _ in range(50):
-            job, _ = create.create_job(task=task, provider=args.provider, model=args.model, params={"max_tokens": 100})
-            time.sleep(0.1)
-            claim_ms.append(job)
-        deadline = time.monotonic() + 30
-        while LLMJob.objects.filter(status="queued").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        claims = []
-        for job in LLMJob.objects.filter(pk__in=[j.pk for j in claim_ms]):
-            if job.started_at:
-                # started_at is written by the claim of the last attempt
-                claims.append((job.started_at - job.created_at).total_seconds() * 1000)
-        deadline = time.monotonic() + 60
-        while LLMJob.objects.exclude(status__in=["succeeded", "failed", "cancelled"]).exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("light-load jobs did not finish within 60 s")
-            time.sleep(0.1)
-        # Cancel-to-cancelled: long jobs cancelled while streaming.
-        long_task = type(task).objects.create(
-            source="bench", external_id=f"long-{time.time()}", prompt=" ".join(["w"] * 200)
+    long_task = type(task).objects.create(
+        source="bench", external_id=f"long-{time.time()}", prompt=" ".join(["w"] * 200)
+    )
+    cancel_ms = []
+    for _ in range(20):
+        job, _ = create.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
+        _wait_until(
+            lambda job=job: LLMJob.objects.get(pk=job.pk).status == "running", 30, "a job to cancel never started"
         )
-        cancel_ms = []
-        for _ in range(20):
-            job, _ = create.create_job(task=long_task, provider="echo", model="echo", params={"max_tokens": 500})
-            deadline = time.monotonic() + 30
-            while LLMJob.objects.get(pk=job.pk).status != "running":
-                if time.monotonic() > deadline:
-                    raise SystemExit("a job to cancel never started")
-                time.sleep(0.01)
-            time.sleep(0.3)
-            asked = timezone.now()
-            transitions.request_cancel(job.pk, by="bench")
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                row = LLMJob.objects.get(pk=job.pk)
-                if row.status == "cancelled":
-                    cancel_ms.append((row.finished_at - asked).total_seconds() * 1000)
-                    break
-                time.sleep(0.01)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
-    claims.sort()
-    return {
-        "claim_p50_ms": statistics.median(claims),
-        "claim_p99_ms": claims[max(0, int(len(claims) * 0.99) - 1)],
-        "cancel_p99_ms": sorted(cancel_ms)[max(0, int(len(cancel_ms) * 0.99) - 1)],
-    }
+        time.sleep(0.3)
+        asked = timezone.now()
+        transitions.request_cancel(job.pk, by="bench")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = LLMJob.objects.get(pk=job.pk)
+            if row.status == "cancelled":
+                cancel_ms.append((row.finished_at - asked).total_seconds() * 1000)
+                break
+            time.sleep(0.01)
+    return cancel_ms
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ CANCELLABLE = frozenset({QUEUED, RUNNING})
 RETRYABLE = frozenset({FAILED, CANCELLED})
 # An operator may put these back in the queue (e.g. a worker known dead).
 REQUEUEABLE = frozenset({QUEUED, RUNNING})
+# A job of a task that a bulk launch would repeat: it is running, waiting, or already has its answer.
+LIVE_OR_SUCCEEDED = frozenset({QUEUED, RUNNING, SUCCEEDED})
 
 
 def is_terminal(status):

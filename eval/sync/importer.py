@@ -273,23 +273,7 @@ class _Sync:
             return
         if self.should_stop():
             raise SyncInterrupted
-        result = self.result
-        existing = self.existing([record.external_id for record in batch])
-        upserts, restore = [], []
-        for record in batch:
-            row = existing.get(record.external_id)
-            if row is None:
-                result.created += 1
-                upserts.append(record)
-            elif row[1] != record.content_hash:
-                result.updated += 1
-                result.restored += bool(row[2])
-                upserts.append(record)
-            else:
-                result.unchanged += 1
-                if row[2]:
-                    result.restored += 1
-                    restore.append(row[0])
+        upserts, restore = self.classify(batch)
         if self.dry_run or not (upserts or restore):
             return
         now = timezone.now()
@@ -301,6 +285,29 @@ class _Sync:
         self.written_since_analyze += len(upserts)
         if self.analyze and self.written_since_analyze >= max(ANALYZE_MIN_ROWS, 4 * self.known_rows):
             self.refresh_statistics()
+
+    def classify(self, batch):
+        """Count the batch's records as created, updated, unchanged or restored; returns
+        (records to upsert, pks of unchanged tasks back from missing)."""
+        result = self.result
+        existing = self.existing([record.external_id for record in batch])
+        upserts, restore = [], []
+        for record in batch:
+            row = existing.get(record.external_id)
+            if row is None:
+                result.created += 1
+                upserts.append(record)
+                continue
+            _, digest, missing = row
+            result.restored += bool(missing)
+            if digest != record.content_hash:
+                result.updated += 1
+                upserts.append(record)
+            else:
+                result.unchanged += 1
+                if missing:
+                    restore.append(row[0])
+        return upserts, restore
 
     def analyzed_rows(self):
         """Rows in the task table as its statistics last saw them (0 if never analyzed)."""

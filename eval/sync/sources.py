@@ -82,17 +82,9 @@ def csv_records(stream, label=""):
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     line_label = f"{label} line" if label else "line"
     reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
+    header = _csv_header(reader, label or "CSV")
+    if header is None:
         return
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise SourceError(f"{label or 'CSV'}: unreadable header: {error}") from None
-    header = [name.strip() for name in header]
-    if "id" not in header or "prompt" not in header:
-        raise SourceError(f"{label or 'CSV'}: the header needs 'id' and 'prompt' columns (found {header})")
-    if len(set(header)) != len(header):
-        raise SourceError(f"{label or 'CSV'}: duplicate column names in the header")
     width = len(header)
     while True:
         start = reader.line_num + 1
@@ -111,6 +103,22 @@ def csv_records(stream, label=""):
             yield line_label, start, None, f"{len(row)} fields but the header has {width}"
             continue
         yield line_label, start, dict(zip(header, row, strict=False)), None
+
+
+def _csv_header(reader, label):
+    """The header's column names, checked; None for an empty file."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        return None
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise SourceError(f"{label}: unreadable header: {error}") from None
+    header = [name.strip() for name in header]
+    if "id" not in header or "prompt" not in header:
+        raise SourceError(f"{label}: the header needs 'id' and 'prompt' columns (found {header})")
+    if len(set(header)) != len(header):
+        raise SourceError(f"{label}: duplicate column names in the header")
+    return header
 
 
 class _JsonStream:

@@ -361,24 +361,12 @@ class FakePubSubServer:
             self._sub_or_abort(name, context)
             self._streams.add(context)
 
-        def read_requests() -> None:
-            # Later requests: heartbeats, deadline changes and (rarely) acks on the stream.
-            try:
-                for req in itertools.chain([first], request_iterator):
-                    with self._cond:
-                        if req.stream_ack_deadline_seconds:
-                            state["deadline"] = req.stream_ack_deadline_seconds
-                        self._ack_locked(name, req.ack_ids)
-                        for ack_id, secs in zip(req.modify_deadline_ack_ids, req.modify_deadline_seconds, strict=False):
-                            self._modack_locked(name, [ack_id], secs)
-            except grpc.RpcError:
-                pass  # the call ended
-            finally:
-                with self._cond:
-                    state["open"] = False
-                    self._cond.notify_all()
-
-        reader = threading.Thread(target=read_requests, name="fake-pubsub-reader", daemon=True)
+        reader = threading.Thread(
+            target=self._read_stream_requests,
+            args=(name, itertools.chain([first], request_iterator), state),
+            name="fake-pubsub-reader",
+            daemon=True,
+        )
         reader.start()
         self._readers.append(reader)
         try:
@@ -402,6 +390,23 @@ class FakePubSubServer:
         finally:
             with self._cond:
                 self._streams.discard(context)
+                self._cond.notify_all()
+
+    def _read_stream_requests(self, name, requests, state) -> None:
+        """Later requests on a stream: heartbeats, deadline changes and (rarely) acks."""
+        try:
+            for req in requests:
+                with self._cond:
+                    if req.stream_ack_deadline_seconds:
+                        state["deadline"] = req.stream_ack_deadline_seconds
+                    self._ack_locked(name, req.ack_ids)
+                    for ack_id, secs in zip(req.modify_deadline_ack_ids, req.modify_deadline_seconds, strict=False):
+                        self._modack_locked(name, [ack_id], secs)
+        except grpc.RpcError:
+            pass  # the call ended
+        finally:
+            with self._cond:
+                state["open"] = False
                 self._cond.notify_all()
 
     def _handlers(self) -> list[grpc.GenericRpcHandler]:

@@ -44,44 +44,58 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, staff, email, password_stdin, reset_password, **options):
-        User = get_user_model()
+        username = self._clean_username(username)
+        if password_stdin and reset_password:
+            raise CommandError("use either --password-stdin or --reset-password", returncode=2)
+        password = self._read_password(options.get("stdin") or sys.stdin) if password_stdin else None
+        try:
+            with transaction.atomic():
+                user, created, generated, password = self._save(username, password, staff, email, reset_password)
+        except DatabaseError as error:
+            raise CommandError(f"database error: {error}", returncode=1) from None
+        self._report(user, username, created, generated, password)
+
+    def _clean_username(self, username):
         username = username.strip()
         if not username:
             raise CommandError("the username must not be empty", returncode=2)
         try:
-            User.username_validator(username)
+            get_user_model().username_validator(username)
         except ValidationError as error:
             raise CommandError(f"invalid username {username!r}: {' '.join(error.messages)}", returncode=2) from None
-        if password_stdin and reset_password:
-            raise CommandError("use either --password-stdin or --reset-password", returncode=2)
-        password = self._read_password(options.get("stdin") or sys.stdin) if password_stdin else None
+        return username
 
+    def _save(self, username, password, staff, email, reset_password):
+        """Create or update the user (row locked); returns (user, created, generated password, password)."""
+        User = get_user_model()
+        group = self._group()
+        user = User.objects.select_for_update().filter(username=username).first()
+        created = user is None
+        if created:
+            user = User(username=username)
+        generated = None
+        if password is None and (created or reset_password or not user.has_usable_password()):
+            password = generated = secrets.token_urlsafe(15)
+        if password is not None:
+            self._set_password(user, password)
+        if staff:
+            user.is_staff = True
+        if email is not None:
+            user.email = email
+        user.is_active = True
+        user.save()
+        user.groups.add(group)
+        return user, created, generated, password
+
+    @staticmethod
+    def _set_password(user, password):
         try:
-            with transaction.atomic():
-                group = self._group()
-                user = User.objects.select_for_update().filter(username=username).first()
-                created = user is None
-                if created:
-                    user = User(username=username)
-                generated = None
-                if password is None and (created or reset_password or not user.has_usable_password()):
-                    password = generated = secrets.token_urlsafe(15)
-                if password is not None:
-                    try:
-                        validate_password(password, user)
-                    except ValidationError as error:
-                        raise CommandError(f"password rejected: {' '.join(error.messages)}", returncode=1) from None
-                    user.set_password(password)
-                if staff:
-                    user.is_staff = True
-                if email is not None:
-                    user.email = email
-                user.is_active = True
-                user.save()
-                user.groups.add(group)
-        except DatabaseError as error:
-            raise CommandError(f"database error: {error}", returncode=1) from None
+            validate_password(password, user)
+        except ValidationError as error:
+            raise CommandError(f"password rejected: {' '.join(error.messages)}", returncode=1) from None
+        user.set_password(password)
 
+    def _report(self, user, username, created, generated, password):
         role = "staff reviewer" if user.is_staff else "reviewer"
         action = "Created" if created else "Updated"
         self.stdout.write(f"{action} {role} {username!r}.")

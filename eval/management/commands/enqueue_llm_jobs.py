@@ -16,10 +16,10 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from tqdm import tqdm
 
-from eval.jobs import create
+from eval.jobs import create, states
 from eval.jobs.errors import InvalidJob
 from eval.jobs.validation import clean_job_request
-from eval.models import JobStatus, LLMJob, Task
+from eval.models import LLMJob, Task
 
 CHUNK_SIZE = 500
 SHOW_SKIPPED = 20
@@ -121,27 +121,9 @@ class Command(BaseCommand):
         tasks = Task.objects.all()
         explicit = options["ids"] is not None or options["external_ids"] is not None
         if options["ids"] is not None:
-            raw = _id_list(options["ids"])
-            try:
-                ids = {int(value) for value in raw}
-            except ValueError:
-                bad = next(value for value in raw if not value.isdigit())
-                raise self._usage(f"--ids takes integer task ids (got {bad!r}); use --external-ids") from None
-            found = set(Task.objects.filter(id__in=ids).values_list("id", flat=True))
-            if ids - found:
-                missing = ", ".join(str(i) for i in sorted(ids - found)[:SHOW_SKIPPED])
-                raise CommandError(f"unknown task id(s): {missing}", returncode=1)
-            tasks = tasks.filter(id__in=ids)
+            tasks = tasks.filter(id__in=self._known_ids(options["ids"]))
         if options["external_ids"] is not None:
-            external = set(options["external_ids"])
-            scoped = Task.objects.filter(external_id__in=external)
-            if options["source"]:
-                scoped = scoped.filter(source=options["source"])
-            found = set(scoped.values_list("external_id", flat=True))
-            if external - found:
-                missing = ", ".join(sorted(external - found)[:SHOW_SKIPPED])
-                raise CommandError(f"unknown external id(s): {missing}", returncode=1)
-            tasks = tasks.filter(external_id__in=external)
+            tasks = tasks.filter(external_id__in=self._known_external_ids(options["external_ids"], options["source"]))
         if options["source"]:
             tasks = tasks.filter(source=options["source"])
         status = options["task_status"] or ("all" if explicit else "open")
@@ -150,17 +132,43 @@ class Command(BaseCommand):
         if not explicit and not options["include_missing"]:
             tasks = tasks.filter(missing_since__isnull=True)
         if options["skip_existing"]:
-            live = LLMJob.objects.filter(
-                task=OuterRef("pk"),
-                provider=options["provider"],
-                model=options["model"],
-                status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED],
-            )
-            tasks = tasks.exclude(Exists(live))
+            tasks = tasks.exclude(Exists(self._live_or_done(options["provider"], options["model"])))
         ids = tasks.order_by("id").values_list("id", flat=True)
         if options["limit"] is not None:
             ids = ids[: options["limit"]]
         return list(ids)
+
+    def _known_ids(self, raw_ids):
+        raw = _id_list(raw_ids)
+        try:
+            ids = {int(value) for value in raw}
+        except ValueError:
+            bad = next(value for value in raw if not value.isdigit())
+            raise self._usage(f"--ids takes integer task ids (got {bad!r}); use --external-ids") from None
+        found = set(Task.objects.filter(id__in=ids).values_list("id", flat=True))
+        if ids - found:
+            missing = ", ".join(str(i) for i in sorted(ids - found)[:SHOW_SKIPPED])
+            raise CommandError(f"unknown task id(s): {missing}", returncode=1)
+        return ids
+
+    @staticmethod
+    def _known_external_ids(external_ids, source):
+        external = set(external_ids)
+        scoped = Task.objects.filter(external_id__in=external)
+        if source:
+            scoped = scoped.filter(source=source)
+        found = set(scoped.values_list("external_id", flat=True))
+        if external - found:
+            missing = ", ".join(sorted(external - found)[:SHOW_SKIPPED])
+            raise CommandError(f"unknown external id(s): {missing}", returncode=1)
+        return external
+
+    @staticmethod
+    def _live_or_done(provider, model):
+        """The task's jobs of this model that are running, waiting, or succeeded (a retry would repeat them)."""
+        return LLMJob.objects.filter(
+            task=OuterRef("pk"), provider=provider, model=model, status__in=states.LIVE_OR_SUCCEEDED
+        )
 
     def _confirm(self, count, what, stdin):
         if not stdin.isatty():
@@ -176,10 +184,7 @@ class Command(BaseCommand):
     # --- the command ----------------------------------------------------------------
     def handle(self, *args, **options):
         provider, model = options["provider"], options["model"]
-        if options["limit"] is not None and options["limit"] < 1:
-            raise self._usage("--limit must be at least 1")
-        if options["chunk_size"] < 1:
-            raise self._usage("--chunk-size must be at least 1")
+        self._check_numbers(options)
         params = self._params(options["params"])
         cleaned = self._validate_request(provider, model, params)
         user = self._user(options["user"])
@@ -195,29 +200,39 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"Dry run: would create {len(ids)} bulk job(s) for {what}.")
             return
-        if not options["yes"]:
-            stdin = options.get("stdin") or sys.stdin
-            if not self._confirm(len(ids), what, stdin):
-                self.stdout.write("Cancelled; no jobs created.")
-                return
+        if not options["yes"] and not self._confirm(len(ids), what, options.get("stdin") or sys.stdin):
+            self.stdout.write("Cancelled; no jobs created.")
+            return
+        created, skipped = self._create_quietly(ids, provider, model, params, user, options)
+        self.stdout.write(f"Created {created} bulk job(s) for {what}.")
+        self._report_skipped(skipped)
 
+    def _check_numbers(self, options):
+        if options["limit"] is not None and options["limit"] < 1:
+            raise self._usage("--limit must be at least 1")
+        if options["chunk_size"] < 1:
+            raise self._usage("--chunk-size must be at least 1")
+
+    def _create_quietly(self, ids, provider, model, params, user, options):
         # One "job queued" log line per job would drown the progress bar (-v 2 keeps them).
-        lifecycle_log = logging.getLogger(create.__name__)
-        quiet = options["verbosity"] < 2 and lifecycle_log.getEffectiveLevel() < logging.WARNING
+        create_log = logging.getLogger(create.__name__)
+        quiet = options["verbosity"] < 2 and create_log.getEffectiveLevel() < logging.WARNING
         if quiet:
-            previous, lifecycle_log.level = lifecycle_log.level, logging.WARNING
+            previous, create_log.level = create_log.level, logging.WARNING
         try:
-            created, skipped = self._create(ids, provider, model, params, user, options["chunk_size"])
+            return self._create(ids, provider, model, params, user, options["chunk_size"])
         finally:
             if quiet:
-                lifecycle_log.setLevel(previous)
-        self.stdout.write(f"Created {created} bulk job(s) for {what}.")
-        if skipped:
-            self.stdout.write(f"Skipped {len(skipped)} task(s):")
-            for task_id, reason in skipped[:SHOW_SKIPPED]:
-                self.stdout.write(f"  task {task_id}: {reason}")
-            if len(skipped) > SHOW_SKIPPED:
-                self.stdout.write(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
+                create_log.setLevel(previous)
+
+    def _report_skipped(self, skipped):
+        if not skipped:
+            return
+        self.stdout.write(f"Skipped {len(skipped)} task(s):")
+        for task_id, reason in skipped[:SHOW_SKIPPED]:
+            self.stdout.write(f"  task {task_id}: {reason}")
+        if len(skipped) > SHOW_SKIPPED:
+            self.stdout.write(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
 
     def _create(self, ids, provider, model, params, user, chunk_size):
         """One transaction per chunk; the job engine publishes each chunk's jobs when it commits."""
