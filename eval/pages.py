@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from eval.api.access import is_reviewer, is_staff
 from eval.api.queries import search_tasks, task_page
 from eval.models import ApiToken, Review, Task
-from eval.providers import available_providers
+from eval.providers import catalogue
 
 MAX_TOKENS_PER_USER = 20
 
@@ -56,7 +56,7 @@ def review(request, task_id):
     previous = Task.objects.filter(id__lt=task.id).order_by("-id").values_list("id", flat=True).first()
     following = Task.objects.filter(id__gt=task.id).order_by("id").values_list("id", flat=True).first()
     providers = [
-        {"name": p.name, "label": p.label, "demo": p.demo, "models": p.models()} for p in available_providers()
+        {"name": p.name, "label": p.label, "demo": p.demo, "models": p.models()} for p in catalogue.configured()
     ]
     my_review = Review.objects.filter(task=task, reviewer=request.user).first()
     return render(

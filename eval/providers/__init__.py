@@ -1,10 +1,12 @@
 """Provider registry: one instance (and so one SDK client) per provider per
-process. SDK modules are imported only when their provider is used."""
+process. SDK modules are imported only when their provider is used; what a
+provider offers (models, limits, prices) is in :mod:`eval.providers.catalogue`,
+which web processes read instead."""
 
 import importlib
 import threading
 
-from django.conf import settings
+from eval.providers import catalogue
 
 _CLASSES = {
     "echo": "eval.providers.echo.EchoProvider",
@@ -15,20 +17,9 @@ _instances = {}
 _lock = threading.Lock()
 
 
-def _configured_names():
-    names = []
-    if settings.ANTHROPIC_API_KEY:
-        names.append("anthropic")
-    if settings.GEMINI_API_KEY:
-        names.append("gemini")
-    if settings.ECHO_ENABLED or not names:
-        names.append("echo")
-    return names
-
-
 def get_provider(name):
     """The provider called ``name`` if it is configured here, else None."""
-    if name not in _CLASSES or name not in _configured_names():
+    if name not in _CLASSES or catalogue.get(name) is None:
         return None
     with _lock:
         if name not in _instances:
@@ -38,7 +29,7 @@ def get_provider(name):
 
 
 def available_providers():
-    return [get_provider(name) for name in _configured_names()]
+    return [get_provider(entry.name) for entry in catalogue.configured()]
 
 
 def reset():

@@ -5,29 +5,17 @@ backoff, so every failure is mapped to a :class:`ProviderError` here and handed 
 """
 
 import asyncio
-import email.utils
-import time
 
 import anthropic
 import httpx2
 from django.conf import settings
 
-from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback, parse_models
+from eval.providers import catalogue, http_errors
+from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback
 from eval.providers.errors import ProviderError
 from eval.providers.http import async_http_client
 
-# HTTP status -> (error code, what a reviewer reads). Anything else: 5xx server_error, 4xx bad_request.
-_STATUS_CODES = {
-    400: ("bad_request", "Anthropic rejected the request"),
-    401: ("auth", "Anthropic rejected the API key"),
-    403: ("auth", "Anthropic denied access with this API key"),
-    404: ("not_found", "Anthropic does not know this model"),
-    408: ("timeout", "Anthropic timed out the request"),
-    409: ("bad_request", "Anthropic reported a conflict"),
-    413: ("too_large", "The request is too large for Anthropic"),
-    429: ("rate_limited", "Anthropic rate limit reached"),
-    529: ("overloaded", "Anthropic is overloaded"),
-}
+WHO = catalogue.ANTHROPIC.short_label
 # error.type of an in-stream `event: error` frame (sent with HTTP 200) -> the status it stands for.
 _ERROR_TYPE_STATUS = {
     "invalid_request_error": 400,
@@ -40,72 +28,126 @@ _ERROR_TYPE_STATUS = {
     "api_error": 500,
     "overloaded_error": 529,
 }
-_DETAIL_LIMIT = 300
+# SDK and transport exceptions (first match wins) -> (error code, message).
+_EXCEPTIONS = (
+    (anthropic.APITimeoutError, "timeout", f"{WHO} did not answer in time"),
+    (anthropic.APIConnectionError, "connection", f"Could not connect to {WHO}"),
+    (anthropic.APIResponseValidationError, "server_error", f"{WHO} sent a response that could not be read"),
+    # The SDK lets read timeouts between stream chunks through as raw httpx2 errors.
+    (httpx2.TimeoutException, "timeout", f"{WHO} stopped sending the response (read timed out)"),
+)
 
 
 def retry_after_from_headers(headers):
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date), else None."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    seconds = http_errors.retry_after_ms(headers)
+    return seconds if seconds is not None else http_errors.retry_after(headers)
 
 
-def _redact(text, secret):
-    text = " ".join(str(text or "").split())
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    if len(text) > _DETAIL_LIMIT:
-        text = text[: _DETAIL_LIMIT - 1] + "…"
-    return text
+def _params(request: GenerationRequest):
+    params = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": [{"role": "user", "content": request.prompt}],
+        "stream": True,
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.temperature is not None:
+        # anthropic >= 1.0 dropped `temperature` from the typed signature (the API still takes
+        # it, though models after Opus 4.6 reject non-default values): send it in the body.
+        params["extra_body"] = {"temperature": request.temperature}
+    return params
+
+
+def _input_tokens(usage):
+    total = usage.input_tokens
+    if total is None:
+        return None
+    for extra in (getattr(usage, "cache_creation_input_tokens", None), getattr(usage, "cache_read_input_tokens", None)):
+        total += extra or 0
+    return total
+
+
+class _Reader:
+    """Collects one streamed message from its events."""
+
+    def __init__(self, on_text: TextCallback):
+        self.on_text = on_text
+        self.parts = []
+        self.deltas = 0
+        self.input_tokens = self.output_tokens = None
+        self.stop_reason = None
+        self.finished = False
+        self.started = False  # the response headers arrived
+
+    def feed(self, event):
+        if event.type == "message_start":
+            self.input_tokens = _input_tokens(event.message.usage)
+        elif event.type == "content_block_delta":
+            self._text(event.delta)
+        elif event.type == "message_delta":
+            self._message_delta(event)
+        elif event.type == "message_stop":
+            self.finished = True
+
+    def _text(self, delta):
+        if delta.type == "text_delta" and delta.text:
+            self.deltas += 1
+            self.parts.append(delta.text)
+            self.on_text(delta.text, max(self.deltas, self.output_tokens or 0))
+
+    def _message_delta(self, event):
+        self.stop_reason = event.delta.stop_reason or self.stop_reason
+        if event.usage.output_tokens is not None:
+            self.output_tokens = event.usage.output_tokens
+        if event.usage.input_tokens is not None:
+            self.input_tokens = _input_tokens(event.usage)
+
+    def result(self) -> GenerationResult:
+        if not self.finished or self.stop_reason is None:
+            raise ProviderError("stream_incomplete", f"{WHO}'s response stream ended before the message was complete")
+        if self.stop_reason == "refusal":
+            raise ProviderError("refused", "Claude declined to answer (stop reason: refusal)")
+        output_tokens = self.deltas if self.output_tokens is None else self.output_tokens
+        return GenerationResult(
+            "".join(self.parts), self.stop_reason, input_tokens=self.input_tokens, output_tokens=output_tokens
+        )
+
+
+def _status_error(exc: anthropic.APIStatusError):
+    in_stream = exc.status_code == 200
+    status = _ERROR_TYPE_STATUS.get(exc.type or "", 500) if in_stream else exc.status_code
+    return http_errors.status_error(
+        status,
+        WHO,
+        detail=exc.api_message,
+        secret=settings.ANTHROPIC_API_KEY,
+        retry_after=None if in_stream else retry_after_from_headers(exc.response.headers),
+        in_stream=in_stream,
+    )
+
+
+def _mapped_error(exc, started):
+    """The ProviderError for an SDK or transport exception, or None to let it through."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return _status_error(exc)
+    for kind, code, message in _EXCEPTIONS:
+        if isinstance(exc, kind):
+            return ProviderError(code, message)
+    if isinstance(exc, httpx2.TransportError):
+        if started:
+            return ProviderError("stream_incomplete", f"The connection to {WHO} broke mid-response")
+        return ProviderError("connection", f"Could not connect to {WHO}")
+    return None
 
 
 class AnthropicProvider(Provider):
-    name = "anthropic"
-    label = "Anthropic Claude"
-    max_temperature = 1.0
-    # Rough public list prices, USD per million tokens (input, output). First matching prefix wins.
-    prices = {
-        "claude-opus-4-5": ("5", "25"),
-        "claude-opus-4": ("15", "75"),
-        "claude-3-opus": ("15", "75"),
-        "claude-sonnet-4": ("3", "15"),
-        "claude-3-7-sonnet": ("3", "15"),
-        "claude-3-5-sonnet": ("3", "15"),
-        "claude-haiku-4-5": ("1", "5"),
-        "claude-3-5-haiku": ("0.80", "4"),
-        "claude-3-haiku": ("0.25", "1.25"),
-    }
+    entry = catalogue.ANTHROPIC
 
     def __init__(self):
         self._client = None
         self._client_loop = None
-
-    def models(self):
-        return parse_models(settings.ANTHROPIC_MODELS)
-
-    def is_configured(self):
-        return bool(settings.ANTHROPIC_API_KEY)
-
-    @property
-    def max_concurrency(self):
-        return settings.ANTHROPIC_MAX_CONCURRENCY
 
     def _get_client(self):
         # One client per process; its connection pool belongs to one event loop, so a new
@@ -131,99 +173,21 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         client = self._get_client()
-        params = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": [{"role": "user", "content": request.prompt}],
-            "stream": True,
-        }
-        if request.system:
-            params["system"] = request.system
-        if request.temperature is not None:
-            # anthropic >= 1.0 dropped `temperature` from the typed signature (the API still takes
-            # it, though models after Opus 4.6 reject non-default values): send it in the body.
-            params["extra_body"] = {"temperature": request.temperature}
-
-        parts = []
-        deltas = 0
-        input_tokens = output_tokens = None
-        stop_reason = None
-        finished = False
-        started = False
+        reader = _Reader(on_text)
         try:
-            events = await client.messages.create(**params)
-            started = True
+            events = await client.messages.create(**_params(request))
+            reader.started = True
             async with events:
                 async for event in events:
-                    if event.type == "message_start":
-                        input_tokens = _input_tokens(event.message.usage)
-                    elif event.type == "content_block_delta":
-                        if event.delta.type == "text_delta" and event.delta.text:
-                            deltas += 1
-                            parts.append(event.delta.text)
-                            on_text(event.delta.text, max(deltas, output_tokens or 0))
-                    elif event.type == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        if event.usage.output_tokens is not None:
-                            output_tokens = event.usage.output_tokens
-                        if event.usage.input_tokens is not None:
-                            input_tokens = _input_tokens(event.usage)
-                    elif event.type == "message_stop":
-                        finished = True
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ProviderError("timeout", "Anthropic did not answer in time") from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError("connection", "Could not connect to Anthropic") from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise ProviderError("server_error", "Anthropic sent a response that could not be read") from exc
-        except httpx2.TimeoutException as exc:
-            # The SDK lets read timeouts between stream chunks through as raw httpx2 errors.
-            raise ProviderError("timeout", "Anthropic stopped sending the response (read timed out)") from exc
-        except httpx2.TransportError as exc:
-            if started:
-                raise ProviderError("stream_incomplete", "The connection to Anthropic broke mid-response") from exc
-            raise ProviderError("connection", "Could not connect to Anthropic") from exc
-
-        if not finished or stop_reason is None:
-            raise ProviderError(
-                "stream_incomplete", "Anthropic's response stream ended before the message was complete"
-            )
-        if stop_reason == "refusal":
-            raise ProviderError("refused", "Claude declined to answer (stop reason: refusal)")
-        if output_tokens is None:
-            output_tokens = deltas
-        return GenerationResult("".join(parts), stop_reason, input_tokens=input_tokens, output_tokens=output_tokens)
-
-    def _status_error(self, exc):
-        status = exc.status_code
-        in_stream = status == 200
-        if in_stream:
-            status = _ERROR_TYPE_STATUS.get(exc.type or "", 500)
-        code, text = _STATUS_CODES.get(status) or (
-            ("server_error", "Anthropic had a server error")
-            if status >= 500
-            else ("bad_request", "Anthropic refused the request")
-        )
-        where = "mid-stream error" if in_stream else f"HTTP {status}"
-        message = f"{text} ({where})"
-        detail = _redact(exc.api_message, settings.ANTHROPIC_API_KEY)
-        if detail:
-            message = f"{message}: {detail}"
-        retry_after = None if in_stream else retry_after_from_headers(exc.response.headers)
-        return ProviderError(code, message, retry_after=retry_after, status=None if in_stream else status)
+                    reader.feed(event)
+        except (anthropic.APIError, httpx2.TransportError) as exc:
+            error = _mapped_error(exc, reader.started)
+            if error is None:
+                raise
+            raise error from exc
+        return reader.result()
 
     async def aclose(self):
         client, self._client, self._client_loop = self._client, None, None
         if client is not None:
             await client.close()
-
-
-def _input_tokens(usage):
-    total = usage.input_tokens
-    if total is None:
-        return None
-    for extra in (getattr(usage, "cache_creation_input_tokens", None), getattr(usage, "cache_read_input_tokens", None)):
-        total += extra or 0
-    return total

@@ -1,15 +1,24 @@
 """What every provider implements. Providers know nothing of the database:
-the worker hands them a request and a callback for streamed text."""
+the worker hands them a request and a callback for streamed text.
+
+A provider's facts (name, label, models, limits, prices) live in its
+:mod:`eval.providers.catalogue` entry, which imports no SDK; a provider
+class adds the SDK client and the call."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from eval.providers.catalogue import ModelInfo, ProviderEntry, parse_models
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    max_tokens: int
+__all__ = [
+    "GenerationRequest",
+    "GenerationResult",
+    "ModelInfo",
+    "Provider",
+    "TextCallback",
+    "parse_models",
+]
 
 
 @dataclass(frozen=True)
@@ -33,45 +42,49 @@ class GenerationResult:
 TextCallback = Callable[[str, int], None]
 
 
-def parse_models(entries, default_max_tokens=8192):
-    """``name`` or ``name:max_tokens`` items (settings *_MODELS) -> ModelInfo list."""
-    models = []
-    for entry in entries:
-        name, _, limit = entry.partition(":")
-        models.append(ModelInfo(name.strip(), int(limit) if limit.strip().isdigit() else default_max_tokens))
-    return models
-
-
 class Provider:
-    name = ""
-    label = ""
-    demo = False
-    max_temperature = 1.0
-    # USD per million tokens (input, output) by model-name prefix; unknown -> no cost.
-    prices: dict[str, tuple[str, str]] = {}
+    """An SDK-backed provider; everything but the call comes from ``entry``."""
 
-    def models(self) -> list[ModelInfo]:
-        raise NotImplementedError
+    entry: ProviderEntry
 
-    def is_configured(self) -> bool:
-        return True
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def label(self) -> str:
+        return self.entry.label
+
+    @property
+    def demo(self) -> bool:
+        return self.entry.demo
+
+    @property
+    def max_temperature(self) -> float:
+        return self.entry.max_temperature
+
+    @property
+    def prices(self) -> dict[str, tuple[str, str]]:
+        return self.entry.prices
 
     @property
     def max_concurrency(self) -> int:
-        return 1000
+        return self.entry.max_concurrency
+
+    def models(self) -> list[ModelInfo]:
+        return self.entry.models()
 
     def model(self, name) -> ModelInfo | None:
-        return next((m for m in self.models() if m.name == name), None)
+        return self.entry.model(name)
+
+    def is_configured(self) -> bool:
+        return self.entry.is_configured()
+
+    def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
+        return self.entry.cost(model, input_tokens, output_tokens)
 
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         raise NotImplementedError
-
-    def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
-        for prefix, (per_in, per_out) in self.prices.items():
-            if model.startswith(prefix):
-                total = Decimal(per_in) * (input_tokens or 0) + Decimal(per_out) * (output_tokens or 0)
-                return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
-        return None
 
     async def prepare(self):
         """Called once when a worker starts (on its event loop): build the SDK

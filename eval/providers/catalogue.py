@@ -40,6 +40,8 @@ def parse_models(entries, default_max_tokens=8192):
 class ProviderEntry:
     name: str
     label: str
+    # How error messages name the provider ("Anthropic rate limit reached").
+    short_label: str = ""
     demo: bool = False
     max_temperature: float = 1.0
     # Settings names: the API key that configures the provider, its model list, its concurrency.
@@ -82,6 +84,7 @@ class ProviderEntry:
 ANTHROPIC = ProviderEntry(
     name="anthropic",
     label="Anthropic Claude",
+    short_label="Anthropic",
     max_temperature=1.0,
     key_setting="ANTHROPIC_API_KEY",
     models_setting="ANTHROPIC_MODELS",
@@ -103,6 +106,7 @@ ANTHROPIC = ProviderEntry(
 GEMINI = ProviderEntry(
     name="gemini",
     label="Google Gemini",
+    short_label="Gemini",
     max_temperature=2.0,
     key_setting="GEMINI_API_KEY",
     models_setting="GEMINI_MODELS",
@@ -121,6 +125,7 @@ GEMINI = ProviderEntry(
 ECHO = ProviderEntry(
     name="echo",
     label="Echo (offline demo)",
+    short_label="Echo",
     demo=True,
     max_temperature=2.0,
     fixed_models=(ModelInfo("echo", 4096),),

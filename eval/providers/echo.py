@@ -2,24 +2,15 @@
 
 import asyncio
 import re
-from decimal import Decimal
 
 from django.conf import settings
 
-from eval.providers.base import GenerationRequest, GenerationResult, ModelInfo, Provider
+from eval.providers import catalogue
+from eval.providers.base import GenerationRequest, GenerationResult, Provider
 
 
 class EchoProvider(Provider):
-    name = "echo"
-    label = "Echo (offline demo)"
-    demo = True
-    max_temperature = 2.0
-
-    def models(self):
-        return [ModelInfo("echo", 4096)]
-
-    def cost(self, model, input_tokens, output_tokens):
-        return Decimal("0")
+    entry = catalogue.ECHO
 
     async def stream(self, request: GenerationRequest, on_text):
         delay = settings.ECHO_CHUNK_DELAY_MS / 1000

@@ -5,29 +5,19 @@ and backoff, so every failure is mapped to a :class:`ProviderError` here.
 """
 
 import contextlib
-import email.utils
 import re
-import time
 
 import httpx2
 from django.conf import settings
 from google import genai
 from google.genai import errors, types
 
-from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback, parse_models
+from eval.providers import catalogue, http_errors
+from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback
 from eval.providers.errors import ProviderError
 
-_STATUS_CODES = {
-    400: ("bad_request", "Gemini rejected the request"),
-    401: ("auth", "Gemini rejected the API key"),
-    403: ("auth", "Gemini denied access with this API key"),
-    404: ("not_found", "Gemini does not know this model"),
-    408: ("timeout", "Gemini timed out the request"),
-    409: ("bad_request", "Gemini reported a conflict"),
-    413: ("too_large", "The request is too large for Gemini"),
-    429: ("rate_limited", "Gemini rate limit reached"),
-    529: ("overloaded", "Gemini is overloaded"),
-}
+WHO = catalogue.GEMINI.short_label
+
 # google.rpc status names, for error frames that carry no numeric code.
 _RPC_STATUS = {
     "INVALID_ARGUMENT": 400,
@@ -54,7 +44,6 @@ _REFUSALS = {
 }
 _UNSPECIFIED = {"FINISH_REASON_UNSPECIFIED", "BLOCKED_REASON_UNSPECIFIED", ""}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)s\s*$")
-_DETAIL_LIMIT = 300
 
 
 def retry_delay_from_error(details):
@@ -76,62 +65,97 @@ def retry_delay_from_error(details):
     return None
 
 
-def _retry_after_header(response):
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _redact(text, secret):
-    text = " ".join(str(text or "").split())
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    if len(text) > _DETAIL_LIMIT:
-        text = text[: _DETAIL_LIMIT - 1] + "…"
-    return text
-
-
 def _name(value):
     """An SDK enum member (or an unknown plain string) as its upper-case API name."""
     return str(getattr(value, "value", value) or "").upper()
 
 
+def _config(request: GenerationRequest):
+    return types.GenerateContentConfig(
+        max_output_tokens=request.max_tokens,
+        temperature=request.temperature,
+        system_instruction=request.system or None,
+    )
+
+
+class _Reader:
+    """Collects one streamed answer from its chunks."""
+
+    def __init__(self, on_text: TextCallback):
+        self.on_text = on_text
+        self.parts = []
+        self.chunks = 0
+        self.input_tokens = self.output_tokens = None
+        self.finish = ""
+        self.started = False  # a chunk arrived
+
+    def feed(self, chunk):
+        self.started = True
+        feedback = chunk.prompt_feedback
+        if feedback is not None and _name(feedback.block_reason) not in _UNSPECIFIED:
+            reason = _name(feedback.block_reason)
+            raise ProviderError("refused", f"{WHO} blocked the prompt (block reason: {reason.lower()})")
+        if chunk.usage_metadata is not None:
+            self._usage(chunk.usage_metadata)
+        if chunk.candidates:
+            self._candidate(chunk.candidates[0])
+
+    def _usage(self, usage):
+        if usage.prompt_token_count is not None:
+            self.input_tokens = usage.prompt_token_count
+        if usage.candidates_token_count is not None or usage.thoughts_token_count is not None:
+            self.output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+
+    def _candidate(self, candidate):
+        content = candidate.content
+        for part in (content.parts if content is not None else None) or []:
+            if part.text and not part.thought:
+                self.chunks += 1
+                self.parts.append(part.text)
+                self.on_text(part.text, max(self.chunks, self.output_tokens or 0))
+        if _name(candidate.finish_reason) not in _UNSPECIFIED:
+            self.finish = _name(candidate.finish_reason)
+
+    def result(self) -> GenerationResult:
+        if not self.finish:
+            raise ProviderError("stream_incomplete", f"{WHO}'s response stream ended without a finish reason")
+        if self.finish in _REFUSALS:
+            raise ProviderError("refused", f"{WHO} declined to answer (finish reason: {self.finish.lower()})")
+        output_tokens = self.chunks if self.output_tokens is None else self.output_tokens
+        return GenerationResult(
+            "".join(self.parts), self.finish.lower(), input_tokens=self.input_tokens, output_tokens=output_tokens
+        )
+
+
+def _api_error(exc: errors.APIError):
+    status = exc.code if isinstance(exc.code, int) else None
+    if status is None or status == 200:
+        status = _RPC_STATUS.get(str(exc.status or ""), 500 if isinstance(exc, errors.ServerError) else 400)
+    retry_after = retry_delay_from_error(exc.details)
+    if retry_after is None:
+        retry_after = http_errors.retry_after(getattr(exc.response, "headers", None))
+    return http_errors.status_error(
+        status, WHO, detail=exc.message, secret=settings.GEMINI_API_KEY, retry_after=retry_after
+    )
+
+
+def _mapped_error(exc, started):
+    if isinstance(exc, errors.APIError):
+        return _api_error(exc)
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError("timeout", f"{WHO} did not answer in time")
+    if isinstance(exc, httpx2.ConnectError):
+        return ProviderError("connection", f"Could not connect to {WHO}")
+    if started:
+        return ProviderError("stream_incomplete", f"The connection to {WHO} broke mid-response")
+    return ProviderError("connection", f"The connection to {WHO} failed")
+
+
 class GeminiProvider(Provider):
-    name = "gemini"
-    label = "Google Gemini"
-    max_temperature = 2.0
-    # Rough public list prices, USD per million tokens (input, output), short prompts.
-    # First matching prefix wins, so the more specific names come first.
-    prices = {
-        "gemini-3-pro": ("2", "12"),
-        "gemini-2.5-pro": ("1.25", "10"),
-        "gemini-2.5-flash-lite": ("0.10", "0.40"),
-        "gemini-2.5-flash": ("0.30", "2.50"),
-        "gemini-2.0-flash-lite": ("0.075", "0.30"),
-        "gemini-2.0-flash": ("0.10", "0.40"),
-    }
+    entry = catalogue.GEMINI
 
     def __init__(self):
         self._client = None
-
-    def models(self):
-        return parse_models(settings.GEMINI_MODELS)
-
-    def is_configured(self):
-        return bool(settings.GEMINI_API_KEY)
-
-    @property
-    def max_concurrency(self):
-        return settings.GEMINI_MAX_CONCURRENCY
 
     def _get_client(self):
         # The SDK's async httpx client keeps one pool per event loop itself.
@@ -153,80 +177,17 @@ class GeminiProvider(Provider):
 
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         client = self._get_client()
-        config = types.GenerateContentConfig(
-            max_output_tokens=request.max_tokens,
-            temperature=request.temperature,
-            system_instruction=request.system or None,
-        )
-        parts = []
-        chunks = 0
-        input_tokens = output_tokens = None
-        finish = ""
-        started = False
+        reader = _Reader(on_text)
         try:
             stream = await client.aio.models.generate_content_stream(
-                model=request.model, contents=request.prompt, config=config
+                model=request.model, contents=request.prompt, config=_config(request)
             )
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    started = True
-                    feedback = chunk.prompt_feedback
-                    if feedback is not None and _name(feedback.block_reason) not in _UNSPECIFIED:
-                        reason = _name(feedback.block_reason)
-                        raise ProviderError("refused", f"Gemini blocked the prompt (block reason: {reason.lower()})")
-                    usage = chunk.usage_metadata
-                    if usage is not None:
-                        if usage.prompt_token_count is not None:
-                            input_tokens = usage.prompt_token_count
-                        if usage.candidates_token_count is not None or usage.thoughts_token_count is not None:
-                            output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-                    candidate = chunk.candidates[0] if chunk.candidates else None
-                    if candidate is None:
-                        continue
-                    content = candidate.content
-                    for part in (content.parts if content is not None else None) or []:
-                        if part.text and not part.thought:
-                            chunks += 1
-                            parts.append(part.text)
-                            on_text(part.text, max(chunks, output_tokens or 0))
-                    if _name(candidate.finish_reason) not in _UNSPECIFIED:
-                        finish = _name(candidate.finish_reason)
-        except errors.APIError as exc:
-            raise self._api_error(exc) from exc
-        except httpx2.TimeoutException as exc:
-            raise ProviderError("timeout", "Gemini did not answer in time") from exc
-        except httpx2.ConnectError as exc:
-            raise ProviderError("connection", "Could not connect to Gemini") from exc
-        except httpx2.TransportError as exc:
-            if started:
-                raise ProviderError("stream_incomplete", "The connection to Gemini broke mid-response") from exc
-            raise ProviderError("connection", "The connection to Gemini failed") from exc
-
-        if not finish:
-            raise ProviderError("stream_incomplete", "Gemini's response stream ended without a finish reason")
-        if finish in _REFUSALS:
-            raise ProviderError("refused", f"Gemini declined to answer (finish reason: {finish.lower()})")
-        if output_tokens is None:
-            output_tokens = chunks
-        return GenerationResult("".join(parts), finish.lower(), input_tokens=input_tokens, output_tokens=output_tokens)
-
-    def _api_error(self, exc):
-        status = exc.code if isinstance(exc.code, int) else None
-        if status is None or status == 200:
-            status = _RPC_STATUS.get(str(exc.status or ""), 500 if isinstance(exc, errors.ServerError) else 400)
-        code, text = _STATUS_CODES.get(status) or (
-            ("server_error", "Gemini had a server error")
-            if status >= 500
-            else ("bad_request", "Gemini refused the request")
-        )
-        message = f"{text} (HTTP {status})"
-        detail = _redact(exc.message, settings.GEMINI_API_KEY)
-        if detail:
-            message = f"{message}: {detail}"
-        retry_after = retry_delay_from_error(exc.details)
-        if retry_after is None:
-            retry_after = _retry_after_header(exc.response)
-        return ProviderError(code, message, retry_after=retry_after, status=status)
+                    reader.feed(chunk)
+        except (errors.APIError, httpx2.TransportError) as exc:
+            raise _mapped_error(exc, reader.started) from exc
+        return reader.result()
 
     async def aclose(self):
         client, self._client = self._client, None
