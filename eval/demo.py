@@ -46,6 +46,7 @@ def load_demo_tasks():
                 "prompt": prompt,
                 "reference": reference,
                 "content_hash": record.content_hash,
+                "prompt_hash": record.prompt_hash,
             },
         )
         created += was_created

@@ -12,7 +12,7 @@ from django.utils import timezone
 from eval.jobs import outbox, states
 from eval.jobs.errors import IdempotencyConflict, JobConflict
 from eval.jobs.validation import clean_job_request
-from eval.models import LLMJob
+from eval.models import LLMJob, prompt_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def create_job(
         provider=provider,
         model=model,
         params=cleaned,
+        prompt_hash=task.prompt_hash or prompt_fingerprint(task.prompt, task.reference),
         created_by=created_by,
         priority=priority,
         max_attempts=settings.JOB_MAX_ATTEMPTS,

@@ -1,17 +1,25 @@
 """The app's models, one module per concern; import them from here."""
 
+from eval.models.evaluation import JobsSeen, Judgement, PairAssignment, ReviewDraft, Rubric, SourceRubric
 from eval.models.jobs import JobStatus, LLMJob, WorkerHeartbeat
 from eval.models.provider_rate_slots import ProviderRateSlot
 from eval.models.reviews import Review
-from eval.models.tasks import Task
+from eval.models.tasks import Task, prompt_fingerprint
 from eval.models.tokens import ApiToken
 
 __all__ = [
     "ApiToken",
     "JobStatus",
+    "JobsSeen",
+    "Judgement",
     "LLMJob",
+    "PairAssignment",
     "ProviderRateSlot",
     "Review",
+    "ReviewDraft",
+    "Rubric",
+    "SourceRubric",
     "Task",
     "WorkerHeartbeat",
+    "prompt_fingerprint",
 ]

@@ -39,6 +39,10 @@ class LLMJob(models.Model):
     model = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
     priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.INTERACTIVE)
+    # The task's prompt_hash when the job was created: judgements of its output pin it.
+    prompt_hash = models.CharField(max_length=64, blank=True)
+    # Hidden from pages, pairs and results (kept; reversible by its creator or staff).
+    hidden = models.BooleanField(default=False)
 
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)

@@ -1,6 +1,16 @@
 """Evaluation tasks, synced from a source (eval/sync/)."""
 
+import hashlib
+
 from django.db import models
+
+
+def prompt_fingerprint(prompt, reference):
+    """SHA-256 of what a judgement judges against: the prompt and the
+    reference, each prefixed by its length (no separator can be forged).
+    Title and metadata do not count: editing them never makes a judgement stale."""
+    prompt, reference = prompt or "", reference or ""
+    return hashlib.sha256(f"{len(prompt)}:{prompt}{len(reference)}:{reference}".encode()).hexdigest()
 
 
 class Task(models.Model):
@@ -15,6 +25,8 @@ class Task(models.Model):
     reference = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # prompt_fingerprint(prompt, reference), kept by whoever writes those two.
+    prompt_hash = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     missing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -30,3 +42,10 @@ class Task(models.Model):
 
     def __str__(self):
         return self.title or f"{self.source}:{self.external_id}"
+
+    def save(self, *args, **kwargs):
+        self.prompt_hash = prompt_fingerprint(self.prompt, self.reference)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"prompt", "reference"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "prompt_hash"}
+        super().save(*args, **kwargs)

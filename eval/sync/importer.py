@@ -32,7 +32,7 @@ MARK_BATCH_SIZE = 500
 ANALYZE_MIN_ROWS = 5000
 MAX_REPORTED_INVALID = 1000  # skipped records kept for the report (all are counted)
 MAX_SOURCE_NAME = 200  # Task.source max_length
-UPSERT_UPDATES = ["title", "prompt", "reference", "metadata", "content_hash", "updated_at"]
+UPSERT_UPDATES = ["title", "prompt", "reference", "metadata", "content_hash", "prompt_hash", "updated_at"]
 
 
 class _TaskSql:
@@ -67,6 +67,7 @@ class _TaskSql:
                 "reference",
                 "metadata",
                 "content_hash",
+                "prompt_hash",
                 "status",
                 "created_at",
                 "updated_at",
@@ -85,13 +86,15 @@ class _TaskSql:
             self.select_sql = f"{select} = ANY(CAST(%b AS text[]))"
             self.upsert_sql = (
                 f"INSERT INTO {table} ({insert_columns}) "
-                "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.m AS jsonb), u.h, %s, %s, %s "
+                "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.m AS jsonb), u.h, u.ph, %s, %s, %s "
                 "FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), "
-                "CAST(%b AS text[]), CAST(%b AS text[])) AS u(e, t, p, r, m, h) " + on_conflict
+                "CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[])) AS u(e, t, p, r, m, h, ph) " + on_conflict
             )
         else:
             self.select_sql = select + " IN ({})"
-            self.upsert_sql = f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            self.upsert_sql = (
+                f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            )
             self.upsert_sql += on_conflict
 
     def cursor(self):
@@ -110,7 +113,7 @@ class _TaskSql:
     def upsert(self, cursor, source, records, stamp):
         status = Task.Status.OPEN.value
         if self.postgres:
-            columns = [[], [], [], [], [], []]
+            columns = [[], [], [], [], [], [], []]
             for record in records:
                 for values, value in zip(
                     columns,
@@ -121,6 +124,7 @@ class _TaskSql:
                         record.reference,
                         record.metadata_json,
                         record.content_hash,
+                        record.prompt_hash,
                     ),
                     strict=True,
                 ):
@@ -138,6 +142,7 @@ class _TaskSql:
                         record.reference,
                         record.metadata_json,
                         record.content_hash,
+                        record.prompt_hash,
                         status,
                         stamp,
                         stamp,

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 
+from eval.models import prompt_fingerprint
+
 KNOWN_KEYS = frozenset({"id", "prompt", "title", "reference", "metadata"})
 MAX_EXTERNAL_ID = 200  # Task.external_id max_length
 MAX_TITLE = 500  # Task.title max_length
@@ -29,6 +31,7 @@ class TaskRecord(NamedTuple):
     metadata: dict
     metadata_json: str  # canonical (sorted keys): what is hashed and stored
     content_hash: str
+    prompt_hash: str  # what judgements pin (eval.models.prompt_fingerprint)
 
 
 def record_id(data):
@@ -144,4 +147,6 @@ def validate(data):
     if "\\u0000" in metadata_json:  # PostgreSQL's jsonb refuses NUL
         raise InvalidRecord("'metadata' contains a NUL character")
     digest = content_hash(external_id, title, prompt, reference, metadata_json)
-    return TaskRecord(external_id, title, prompt, reference, metadata, metadata_json, digest)
+    return TaskRecord(
+        external_id, title, prompt, reference, metadata, metadata_json, digest, prompt_fingerprint(prompt, reference)
+    )

@@ -242,7 +242,7 @@ class Command(BaseCommand):
         try:
             for start in range(0, len(ids), chunk_size):
                 chunk = ids[start : start + chunk_size]
-                tasks = Task.objects.filter(id__in=chunk).only("id", "prompt").order_by("id")
+                tasks = Task.objects.filter(id__in=chunk).only("id", "prompt", "prompt_hash").order_by("id")
                 in_chunk = 0
                 with transaction.atomic():
                     for task in tasks:
