@@ -1,6 +1,8 @@
-"""The sync daemon: a pass syncs and repairs; one active daemon at a time; SIGTERM stops it."""
+"""The daemon (eval/daemon/, ``manage.py run_daemon``, ``run_sync_daemon.py``):
+a pass syncs and repairs; one active daemon at a time; SIGTERM stops it."""
 
 import json
+import logging
 import os
 import queue
 import signal
@@ -8,31 +10,20 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from eval.jobs import create
+from eval.daemon import locks, loop, passes
+from eval.jobs import create, repairs
 from eval.models import JobStatus, LLMJob, Task, WorkerHeartbeat
-from eval.sync import daemon
+from tests.conftest import test_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url():
-    """The test database, for subprocesses."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    user = urllib.parse.quote(s.get("USER") or "")
-    password = urllib.parse.quote(s.get("PASSWORD") or "")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgres://{auth}{s.get('HOST') or 'localhost'}{port}/{s['NAME']}"
 
 
 def expired_job(task, *, attempts=1, max_attempts=3):
@@ -54,7 +45,7 @@ def heartbeat(worker_id, age):
     return WorkerHeartbeat.objects.create(worker_id=worker_id, hostname="h", pid=1, started_at=seen, last_seen=seen)
 
 
-# --- in process --------------------------------------------------------------------
+# --- one pass ------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -72,10 +63,10 @@ def test_pass_syncs_repairs_and_prunes(tmp_path, settings, task, monkeypatch):
         "eval.queue.publish", lambda messages: republished.extend(m.job_id for m in messages) or republished
     )
 
-    result = daemon.run_pass()
+    result = passes.run_pass()
     assert result.ok, result.errors
     assert (result.sync.created, result.requeued, result.failed) == (1, 1, 1)
-    assert (result.republished, result.pruned) == (1, 1)
+    assert (result.republished, result.pruned, result.repair_rounds) == (1, 1, 1)
     assert republished == [requeue.pk]
     line = result.line()
     assert "created=1" in line and "requeued=1" in line and "pruned=1" in line
@@ -91,7 +82,7 @@ def test_pass_syncs_repairs_and_prunes(tmp_path, settings, task, monkeypatch):
 def test_pass_without_source_still_repairs_and_a_failing_sync_does_not_stop_repairs(tmp_path, settings, task):
     settings.TASK_SOURCE = ""
     job = expired_job(task)
-    result = daemon.run_pass()
+    result = passes.run_pass()
     assert result.ok and result.sync is None and result.requeued == 1
     assert "no TASK_SOURCE" in result.line()
 
@@ -99,13 +90,70 @@ def test_pass_without_source_still_repairs_and_a_failing_sync_does_not_stop_repa
     LLMJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING, worker_id="w", lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    result = daemon.run_pass()
+    result = passes.run_pass()
     assert not result.ok and "no such file" in result.errors[0]
     assert result.requeued == 1
+    assert "sync: failed" in result.line()
+
+
+@pytest.mark.django_db
+def test_sync_step_says_whether_it_wrote(tmp_path):
+    source = tmp_path / "steps.jsonl"
+    source.write_text(json.dumps({"id": "s1", "prompt": "hello"}) + "\n")
+    assert passes.Pass(source=str(source)).sync_tasks() is True
+    assert passes.Pass(source=str(source)).sync_tasks() is False  # unchanged: nothing written
+    assert passes.Pass(source="").sync_tasks() is False
+
+
+def fake_repairs(monkeypatch, rounds):
+    """run_repairs answers with these reports in turn, then with empty ones."""
+    reports = [repairs.RepairReport(results=results, errors=errors) for results, errors in rounds]
+    monkeypatch.setattr(repairs, "run_repairs", lambda **kwargs: reports.pop(0) if reports else repairs.RepairReport())
+
+
+@pytest.mark.django_db
+def test_repairs_go_again_while_they_do_work_within_the_pass(monkeypatch):
+    fake_repairs(
+        monkeypatch,
+        [({"expire_leases": (500, 2), "republish": 200}, []), ({"republish": 30, "prune_heartbeats": 4}, [])],
+    )
+    result = passes.run_pass("", repeat_for=60)
+    assert (result.requeued, result.failed, result.republished, result.pruned) == (500, 2, 230, 4)
+    assert result.repair_rounds == 3  # the third found nothing to do
+    assert "in 3 rounds" in result.line()
+
+    fake_repairs(monkeypatch, [({"republish": 200}, [])])
+    assert passes.run_pass("").repair_rounds == 1  # no time given: one round
+
+    fake_repairs(monkeypatch, [({"republish": 200}, [])])
+    stopping = passes.run_pass("", should_stop=lambda: True, repeat_for=60)
+    assert stopping.repair_rounds == 1
+
+
+@pytest.mark.django_db
+def test_a_failing_repair_does_not_go_again(monkeypatch):
+    fake_repairs(monkeypatch, [({"expire_leases": (3, 0)}, ["republish: RuntimeError: broker down"])] * 2)
+    result = passes.run_pass("", repeat_for=60)
+    assert result.repair_rounds == 1 and result.requeued == 3
+    assert not result.ok and "broker down" in result.line()
+
+
+def test_skipped_records_are_logged_after_the_line(tmp_path, db, caplog):
+    source = tmp_path / "bad.jsonl"
+    source.write_text("".join(json.dumps({"id": f"b{n}"}) + "\n" for n in range(7)))
+    result = passes.run_pass(str(source))
+    with caplog.at_level("INFO", logger="test.daemon"):
+        result.log(logging.getLogger("test.daemon"))
+    line, warning = [record.getMessage() for record in caplog.records]
+    assert line.startswith("pass: sync bad: created=0") and "invalid=7" in line
+    assert warning.startswith("skipped 7 invalid record(s): ") and "(and 2 more;" in warning
+
+
+# --- the lock and the loop --------------------------------------------------------------
 
 
 def test_file_lock_excludes_a_second_holder(tmp_path):
-    first, second = daemon.FileLock(tmp_path / "d.lock"), daemon.FileLock(tmp_path / "d.lock")
+    first, second = locks.FileLock(tmp_path / "d.lock"), locks.FileLock(tmp_path / "d.lock")
     assert first.acquire() and first.held()
     assert not second.acquire()
     first.release()
@@ -117,7 +165,7 @@ def test_file_lock_excludes_a_second_holder(tmp_path):
 def test_postgres_advisory_lock_excludes_a_second_holder():
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
-    first, second = daemon.PostgresLock(), daemon.PostgresLock()
+    first, second = locks.PostgresLock(), locks.PostgresLock()
     try:
         assert first.acquire() and first.held()
         assert not second.acquire()
@@ -128,12 +176,58 @@ def test_postgres_advisory_lock_excludes_a_second_holder():
         second.release()
 
 
+def test_a_stand_by_daemon_says_so_once_and_takes_over(tmp_path, caplog):
+    path = tmp_path / "d.lock"
+    active = loop.Daemon(interval=1, source="", lock=locks.FileLock(path))
+    waiting = loop.Daemon(interval=1, source="", lock=locks.FileLock(path))
+    with caplog.at_level("INFO", logger="eval.daemon.loop"):
+        assert active.take_lock() and active.take_lock()
+        assert not waiting.take_lock() and not waiting.take_lock()
+        active.lock.release()
+        assert waiting.take_lock()
+    waiting.lock.release()
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("standing by" in message for message in messages) == 1
+    assert sum("now active" in message for message in messages) == 1
+
+
 def test_daemon_stop_flag_ends_sleep_at_once():
-    runner = daemon.Daemon(interval=30, lock=daemon.FileLock("/dev/null"))
+    runner = loop.Daemon(interval=30, source="", lock=locks.FileLock("/dev/null"))
     threading.Timer(0.2, runner.stop).start()
     started = time.monotonic()
     assert runner.sleep(30) is False
     assert time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def command_lock(tmp_path, monkeypatch):
+    """manage.py run_daemon in this process: a lock of its own, no signal handlers."""
+    monkeypatch.setattr(loop, "make_lock", lambda: locks.FileLock(tmp_path / "command.lock"))
+    monkeypatch.setattr("eval.management.commands.run_daemon.signal.signal", lambda *args: None)
+    return tmp_path / "command.lock"
+
+
+@pytest.mark.django_db
+def test_run_daemon_once_exits_1_when_a_step_failed(settings, tmp_path, command_lock):
+    settings.TASK_SOURCE = str(tmp_path / "gone.jsonl")
+    with pytest.raises(CommandError) as failed:
+        call_command("run_daemon", "--once")
+    assert failed.value.returncode == 1
+    settings.TASK_SOURCE = ""
+    call_command("run_daemon", "--once")
+
+
+@pytest.mark.django_db
+def test_run_daemon_once_does_nothing_while_another_holds_the_lock(settings, tmp_path, command_lock, caplog):
+    settings.TASK_SOURCE = str(tmp_path / "gone.jsonl")  # would fail, were a pass run
+    other = locks.FileLock(command_lock)
+    assert other.acquire()
+    try:
+        with caplog.at_level("INFO", logger="eval.daemon.loop"):
+            call_command("run_daemon", "--once")
+    finally:
+        other.release()
+    assert "nothing to do (--once)" in caplog.text and "pass: " not in caplog.text
 
 
 # --- subprocesses ----------------------------------------------------------------------
@@ -195,7 +289,7 @@ class DaemonProcess:
 def daemon_env(transactional_db, tmp_path):
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": test_database_url(),
         "SYNC_INTERVAL_SECONDS": "1",
         "TASK_SOURCE": "",
         "LOG_FORMAT": "text",
@@ -266,3 +360,16 @@ def test_once_when_another_daemon_is_active_exits_without_a_pass(daemon_env):
     once.wait_for("nothing to do")
     assert not any("pass: " in line for line in once.drain(0.2))
     assert active.terminate() == 0
+
+
+def test_bad_settings_exit_1_with_the_message(daemon_env):
+    process = daemon_env("--once", SYNC_INTERVAL_SECONDS="soon")
+    assert process.proc.wait(60) == 1
+    assert any("SYNC_INTERVAL_SECONDS='soon' is not a number" in line for line in process.drain(0.5))
+
+
+def test_once_exits_1_when_the_sync_failed(daemon_env, tmp_path):
+    process = daemon_env("--once", TASK_SOURCE=str(tmp_path / "gone.jsonl"))
+    assert process.proc.wait(60) == 1
+    line = process.wait_for("pass: ")
+    assert "sync: failed" in line and "no such file" in line

@@ -1,0 +1,133 @@
+"""One pass of the daemon: sync tasks from TASK_SOURCE (when set), then the
+job engine's repairs (eval/jobs/repairs.py owns them: expired leases
+requeued or failed, lost messages republished, old heartbeats pruned).
+
+Each step is a method that returns whether it did work. The repairs go again
+at once while a round did work and nothing failed, within the time the
+daemon gives the pass (its interval): a backlog bigger than one round's
+budgets drains now rather than one round per interval. The sync runs once a
+pass (it reads the whole source).
+
+Every step runs even if an earlier one failed; the pass records the errors
+and the daemon logs one line with its counts.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from eval.jobs import repairs
+from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
+
+log = logging.getLogger(__name__)
+
+SKIPPED_SHOWN = 5
+
+
+def close_stale_connections():
+    """Drop connections past CONN_MAX_AGE or broken (a database restart), as
+    Django does around each request. Never inside a transaction (tests run a
+    pass inside one; the daemon itself never does)."""
+    if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        close_old_connections()
+
+
+def _never():
+    return False
+
+
+@dataclass
+class Pass:
+    source: str = ""  # TASK_SOURCE; empty: no sync
+    should_stop: Callable[[], bool] = _never
+    repeat_for: float = 0.0  # seconds the repairs may go again while they do work
+    sync: SyncResult | None = None
+    requeued: int = 0
+    failed: int = 0
+    republished: int = 0
+    pruned: int = 0
+    repair_rounds: int = 0
+    errors: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        return not self.errors
+
+    def run(self):
+        started = time.monotonic()
+        close_stale_connections()
+        try:
+            self.sync_tasks()
+            while self.repair_jobs() and self.may_go_again(started):
+                pass
+        finally:
+            close_stale_connections()
+        self.seconds = time.monotonic() - started
+        return self
+
+    def sync_tasks(self):
+        """Sync the source; True when it wrote something."""
+        if not self.source:
+            return False
+        try:
+            self.sync = sync_tasks(self.source, should_stop=self.should_stop)
+        except SyncInterrupted:
+            self.errors.append("sync: interrupted by a stop request")
+        except SourceError as error:
+            self.errors.append(f"sync: {error}")
+        except Exception as error:
+            log.exception("sync failed")
+            self.errors.append(f"sync: {type(error).__name__}: {error}")
+        return self.sync is not None and self.sync.written > 0
+
+    def repair_jobs(self):
+        """One round of the job engine's repairs; True when it repaired something and no repair failed."""
+        report = repairs.run_repairs(should_stop=self.should_stop)
+        self.repair_rounds += 1
+        self.requeued += report.requeued
+        self.failed += report.failed
+        self.republished += report.republished
+        self.pruned += report.pruned
+        self.errors.extend(report.errors)
+        did_work = report.requeued + report.failed + report.republished + report.pruned > 0
+        return did_work and not report.errors
+
+    def may_go_again(self, started):
+        return not self.should_stop() and time.monotonic() - started < self.repeat_for
+
+    def line(self):
+        if self.sync is not None:
+            counts = " ".join(f"{key}={value}" for key, value in self.sync.counts().items())
+            sync = f"sync {self.sync.source}: {counts}"
+        else:
+            sync = "sync: failed" if self.source else "sync: no TASK_SOURCE"
+        rounds = f" in {self.repair_rounds} rounds" if self.repair_rounds > 1 else ""
+        text = (
+            f"pass: {sync}; leases requeued={self.requeued} failed={self.failed}; "
+            f"republished={self.republished}; heartbeats pruned={self.pruned}{rounds}; {self.seconds:.2f} s"
+        )
+        if self.errors:
+            text += "; errors: " + " | ".join(self.errors)
+        return text
+
+    def log(self, logger):
+        """The pass's line, then the records the sync skipped (a few, and how many more)."""
+        (logger.info if self.ok else logger.warning)("%s", self.line())
+        sync = self.sync
+        if sync is None or not sync.invalid:
+            return
+        shown = "; ".join(f"{where}: {reason}" for where, reason in sync.skipped[:SKIPPED_SHOWN])
+        more = sync.invalid - SKIPPED_SHOWN
+        more = f" (and {more} more; see manage.py sync_tasks --dry-run)" if more > 0 else ""
+        logger.warning("skipped %d invalid record(s): %s%s", sync.invalid, shown, more)
+
+
+def run_pass(source=None, *, should_stop=None, repeat_for=0.0):
+    """One pass over ``source`` (default: TASK_SOURCE)."""
+    source = settings.TASK_SOURCE if source is None else source
+    return Pass(source=source or "", should_stop=should_stop or _never, repeat_for=repeat_for).run()
