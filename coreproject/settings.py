@@ -204,6 +204,11 @@ MAX_PROMPT_CHARS = env.integer("MAX_PROMPT_CHARS", 200_000, minimum=1)
 API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 1_000_000, minimum=1024)
 JOB_CREATE_RATE = env.rate("JOB_CREATE_RATE", "30/m")
 MAX_QUEUED_JOBS_PER_USER = env.integer("MAX_QUEUED_JOBS_PER_USER", 200, minimum=1)
+
+# Evaluation (DESIGN "Evaluation"): blind pairs and judgements.
+PAIR_TARGET_JUDGEMENTS = env.integer("PAIR_TARGET_JUDGEMENTS", 2, minimum=1, maximum=1000)
+PAIR_TOKEN_MAX_AGE_SECONDS = env.integer("PAIR_TOKEN_MAX_AGE_SECONDS", 86400, minimum=10)
+JUDGEMENT_UNDO_SECONDS = env.integer("JUDGEMENT_UNDO_SECONDS", 300, minimum=0)
 METRICS_TOKEN = env.string("METRICS_TOKEN")
 GUNICORN_BIND = env.string("GUNICORN_BIND", "127.0.0.1:8000")
 
