@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from eval import health, metrics
+from eval import health
+from eval.metrics.views import metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("eval.urls")),

@@ -18,6 +18,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from eval import metrics
+from eval.metrics import collector, events, views
 from eval.models import LLMJob, WorkerHeartbeat
 from tests.conftest import test_database_url
 from tests.helpers import free_port
@@ -102,8 +103,8 @@ def test_token_reads_metrics_and_post_is_refused():
 
 def test_token_is_compared_in_constant_time(monkeypatch, db):
     calls = []
-    real = metrics.hmac.compare_digest
-    monkeypatch.setattr(metrics.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    real = views.hmac.compare_digest
+    monkeypatch.setattr(views.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     Client().get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
     assert calls == [(b"guess", TOKEN.encode())]
 
@@ -139,7 +140,7 @@ def test_jobs_by_status_oldest_queued_and_workers_online(make_task):
 
 @pytest.mark.django_db
 def test_empty_queue_reads_zero():
-    found = samples(metrics.render().decode())
+    found = samples(collector.render().decode())
     assert value(found, "eval_oldest_queued_job_age_seconds") == 0
     assert value(found, "eval_jobs", status="queued") == 0
 
@@ -149,7 +150,7 @@ def test_database_trouble_is_a_gauge_not_a_500(monkeypatch, db):
         raise RuntimeError("database down")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(metrics.DatabaseCollector, "collect", broken)
+    monkeypatch.setattr(collector.DatabaseCollector, "collect", broken)
     response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
     assert value(samples(response.content.decode()), "eval_metrics_database_up") == 0
@@ -159,10 +160,13 @@ def test_database_trouble_is_a_gauge_not_a_500(monkeypatch, db):
 
 
 def _event(name, **labels):
-    return metrics.EVENTS.get_sample_value(name, labels) or 0
+    return events.EVENTS.get_sample_value(name, labels) or 0
 
 
-@pytest.mark.skipif(metrics.MULTIPROC_DIR is not None, reason="this process runs in multiprocess mode")
+plain_mode = pytest.mark.skipif(events.MULTIPROC_DIR is not None, reason="this process runs in multiprocess mode")
+
+
+@plain_mode
 def test_observe_job_and_poll_in_one_process(db):
     labels = {"provider": "anthropic", "model": "claude-x"}
     before = {
@@ -189,14 +193,106 @@ def test_observe_job_and_poll_in_one_process(db):
     assert _event("eval_provider_errors_total", provider="anthropic", code="rate_limited") == before["err"] + 1
     assert _event("eval_poll_requests_total", code="304") == before["304"] + 1
     # And the scrape shows them.
-    text = metrics.render().decode()
+    text = collector.render().decode()
     assert 'eval_poll_requests_total{code="304"}' in text
     assert 'eval_tokens_total{direction="output",model="claude-x",provider="anthropic"}' in text
 
 
-def test_observe_never_raises_on_odd_input():
-    metrics.observe_job(None, "", None, "", "not-a-number", -1, "x", None, object())
-    metrics.observe_poll("abc")
+@plain_mode
+def test_odd_values_are_skipped_and_the_rest_recorded():
+    unknown = {"provider": "unknown", "model": "unknown"}
+    odd = {"provider": "odd-provider", "model": "odd-model"}
+    tracked = {
+        "duration": ("eval_job_duration_seconds_count", {**unknown, "status": "succeeded"}),
+        "duration_sum": ("eval_job_duration_seconds_sum", {**unknown, "status": "succeeded"}),
+        "wait": ("eval_job_queue_wait_seconds_count", {"provider": "unknown"}),
+        "in": ("eval_tokens_total", {**unknown, "direction": "input"}),
+        "out": ("eval_tokens_total", {**unknown, "direction": "output"}),
+        "cost": ("eval_cost_usd_total", unknown),
+        "odd_duration": ("eval_job_duration_seconds_count", {**odd, "status": "failed"}),
+        "odd_wait": ("eval_job_queue_wait_seconds_count", {"provider": "odd-provider"}),
+        "odd_error": ("eval_provider_errors_total", {"provider": "odd-provider", "code": "timeout"}),
+        "odd_in": ("eval_tokens_total", {**odd, "direction": "input"}),
+        "odd_out": ("eval_tokens_total", {**odd, "direction": "output"}),
+        "odd_cost": ("eval_cost_usd_total", odd),
+        "poll_304": ("eval_poll_requests_total", {"code": "304"}),
+    }
+    before = {key: _event(name, **labels) for key, (name, labels) in tracked.items()}
+    polls_before = _poll_codes()
+
+    # Labels: None and "" become "unknown", text is trimmed. Numbers: text that
+    # is a number counts; negative, not a number, None, an object are skipped.
+    metrics.observe_job(None, "", "  succeeded ", "", "2.5", -1, "7", None, object())
+    # NaN, infinity, a bool, a negative count and text are no numbers either.
+    metrics.observe_job("odd-provider", "odd-model", "failed", "timeout", float("nan"), float("inf"), True, -5, "abc")
+    for code in ("abc", None, 99, 600, True, " 304 "):
+        metrics.observe_poll(code)
+
+    delta = {key: _event(name, **labels) - before[key] for key, (name, labels) in tracked.items()}
+    assert delta == pytest.approx(
+        {
+            "duration": 1,
+            "duration_sum": 2.5,
+            "wait": 0,
+            "in": 7,
+            "out": 0,
+            "cost": 0,
+            "odd_duration": 0,
+            "odd_wait": 0,
+            "odd_error": 1,
+            "odd_in": 0,
+            "odd_out": 0,
+            "odd_cost": 0,
+            "poll_304": 1,
+        }
+    )
+    assert _poll_codes() - polls_before == set()  # no series for the odd status codes
+
+
+def _poll_codes():
+    return {
+        sample.labels["code"]
+        for family in events.EVENTS.collect()
+        if family.name == "eval_poll_requests"
+        for sample in family.samples
+    }
+
+
+def test_odd_value_rules():
+    assert [events.amount(v) for v in (0, 3, "1.5", " 2 ", 10**400, -0.1, "x", None, True, float("inf"))] == [
+        0.0, 3.0, 1.5, 2.0, None, None, None, None, None, None,
+    ]  # fmt: skip
+    assert [events.status_code(v) for v in (200, "304", 99, 600, "abc", None, False)] == [
+        "200", "304", None, None, None, None, None,
+    ]  # fmt: skip
+    assert events.label(None) == events.label("  ") == "unknown"
+    assert events.label("x" * 500) == "x" * events.LABEL_MAX
+
+
+BROKEN_DIRECTORY = textwrap.dedent(
+    """
+    import logging, os, shutil, sys
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+    from eval.metrics import observe_job, observe_poll
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    observe_job("p", "m", "succeeded", None, 1.0, 0.1, 10, 20, 0.01)
+    observe_poll(200)
+    print("still running")
+    """
+)
+
+
+def test_a_broken_multiprocess_directory_is_logged_not_raised(tmp_path):
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_DIRECTORY], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "WARNING could not record job metrics" in result.stdout
+    assert "WARNING could not record poll metrics" in result.stdout
+    assert result.stdout.rstrip().endswith("still running")
 
 
 # --- several processes --------------------------------------------------------------------
@@ -224,7 +320,7 @@ def _write_from_processes(directory, counts):
 def test_multiprocess_mode_sums_every_process(tmp_path):
     _write_from_processes(tmp_path, [3, 4])
     assert len(list(tmp_path.glob("*.db"))) >= 2  # one file set per process
-    found = samples(metrics.render(multiproc_dir=str(tmp_path), database=False).decode())
+    found = samples(collector.render(multiproc_dir=str(tmp_path), database=False).decode())
     labels = {"provider": "gemini", "model": "gemini-x"}
     assert value(found, "eval_job_duration_seconds_count", **labels, status="succeeded") == 7
     assert value(found, "eval_job_duration_seconds_count", **labels, status="failed") == 2
@@ -234,6 +330,31 @@ def test_multiprocess_mode_sums_every_process(tmp_path):
     assert value(found, "eval_poll_requests_total", code="304") == 4
     assert value(found, "eval_poll_requests_total", code="200") == 2
     assert value(found, "eval_job_queue_wait_seconds_count", provider="gemini") == 9
+
+
+def test_the_exporter_serves_the_directory_without_django(tmp_path):
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    _write_from_processes(directory, [1])
+    port = free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "eval.metrics", "--listen", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "serving" in server.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            found = samples(response.read().decode())
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert value(found, "eval_poll_requests_total", code="304") == 2
 
 
 def _get(url, token=TOKEN):
