@@ -1,8 +1,13 @@
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Max
 
+from eval.evaluation.errors import InvalidInput
+from eval.evaluation.rubrics import check_questions
 from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
-from eval.models import ApiToken, LLMJob, Review, Task, WorkerHeartbeat
+from eval.models import ApiToken, Judgement, LLMJob, Review, Rubric, SourceRubric, Task, WorkerHeartbeat
 
 
 @admin.register(Task)
@@ -10,7 +15,7 @@ class TaskAdmin(admin.ModelAdmin):
     list_display = ("id", "external_id", "title", "source", "status", "missing_since", "updated_at")
     list_filter = ("status", "source", ("missing_since", admin.EmptyFieldListFilter))
     search_fields = ("external_id", "title", "prompt")
-    readonly_fields = ("content_hash", "created_at", "updated_at")
+    readonly_fields = ("content_hash", "prompt_hash", "created_at", "updated_at")
 
 
 @admin.register(LLMJob)
@@ -101,3 +106,70 @@ class ApiTokenAdmin(admin.ModelAdmin):
             token.revoke()
             count += 1
         self.message_user(request, f"Revoked {count} token(s).")
+
+
+class RubricForm(forms.ModelForm):
+    class Meta:
+        model = Rubric
+        fields = ("name", "guidelines", "questions")
+
+    def clean_questions(self):
+        questions = self.cleaned_data["questions"]
+        try:
+            check_questions(questions)
+        except InvalidInput as error:
+            raise forms.ValidationError(error.message) from None
+        return questions
+
+
+@admin.register(Rubric)
+class RubricAdmin(admin.ModelAdmin):
+    """A rubric that judgements already use is never edited in place: saving
+    it makes the next version, and the sources that used it move to that."""
+
+    form = RubricForm
+    list_display = ("name", "version", "created_at", "created_by")
+    search_fields = ("name",)
+    readonly_fields = ("version", "created_at", "created_by")
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            if change and Judgement.objects.filter(rubric_id=obj.pk).exists():
+                old_pk = obj.pk
+                obj.pk = None
+                obj._state.adding = True
+                obj.version = (Rubric.objects.filter(name=obj.name).aggregate(v=Max("version"))["v"] or 0) + 1
+                obj.created_by = request.user
+                obj.save()
+                SourceRubric.objects.filter(rubric_id=old_pk).update(rubric=obj)
+                self.message_user(request, f"The rubric was in use: saved as version {obj.version}.")
+                return
+            if not change:
+                obj.created_by = request.user
+                obj.version = (Rubric.objects.filter(name=obj.name).aggregate(v=Max("version"))["v"] or 0) + 1
+            obj.save()
+
+
+@admin.register(SourceRubric)
+class SourceRubricAdmin(admin.ModelAdmin):
+    list_display = ("source", "rubric")
+    search_fields = ("source",)
+
+
+@admin.register(Judgement)
+class JudgementAdmin(admin.ModelAdmin):
+    """Append-only: judgements are read here, never edited."""
+
+    list_display = ("id", "kind", "task", "reviewer", "judge_job", "verdict", "blind", "withdrawn_at", "created_at")
+    list_filter = ("kind", "verdict", "blind", ("withdrawn_at", admin.EmptyFieldListFilter))
+    search_fields = ("task__external_id", "task__title", "reviewer__username")
+    list_select_related = ("task", "reviewer")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Judgement._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
