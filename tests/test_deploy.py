@@ -326,7 +326,7 @@ def test_env_example_passes_check_deploy(tmp_path):
 OVERLAY = [
     "deploy.sh",
     "deploy",
-    "eval/metrics.py",
+    "eval/metrics",
     "eval/health.py",
     "coreproject/urls.py",
     "coreproject/logformat.py",
