@@ -457,6 +457,21 @@ class _Handler(BaseHTTPRequestHandler):
             ]
         return {"error": error}
 
+    def _gemini_blocked(self, script, model, response_id, stream):
+        """The prompt itself is blocked: promptFeedback.blockReason and no candidates."""
+        payload = {
+            "promptFeedback": {"blockReason": script.block_reason},
+            "usageMetadata": {"promptTokenCount": script.input_tokens, "totalTokenCount": script.input_tokens},
+            "modelVersion": model,
+            "responseId": response_id,
+        }
+        if stream:
+            self._start_stream(script.headers)
+            self._write(sse_data(payload))
+            self._end_stream()
+        else:
+            self._send_json(200, payload, script.headers)
+
     def _gemini(self, script, model, stream):
         if script.status and script.status != 200 and script.error_after is None:
             payload = script.error_body or self._gemini_error(script.status, script)
@@ -472,25 +487,17 @@ class _Handler(BaseHTTPRequestHandler):
             return gemini_chunk(text, model, response_id, finish, usage)
 
         if script.block_reason:
-            payload = {
-                "promptFeedback": {"blockReason": script.block_reason},
-                "usageMetadata": {"promptTokenCount": script.input_tokens, "totalTokenCount": script.input_tokens},
-                "modelVersion": model,
-                "responseId": response_id,
-            }
-            if stream:
-                self._start_stream(script.headers)
-                self._write(sse_data(payload))
-                self._end_stream()
-            else:
-                self._send_json(200, payload, script.headers)
+            self._gemini_blocked(script, model, response_id, stream)
             return
         if not stream:
             if script.abort_after is not None:
                 self._abort()
             self._send_json(200, chunk("".join(script.chunks), True), script.headers)
             return
+        self._gemini_stream(script, chunk)
 
+    def _gemini_stream(self, script, chunk):
+        """Stream the scripted chunks; ``chunk(text, last)`` builds each one (the last with usage)."""
         self._start_stream(script.headers)
         pieces = script.chunks
         last_index = len(pieces) - 1
