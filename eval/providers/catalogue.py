@@ -128,7 +128,9 @@ ECHO = ProviderEntry(
     short_label="Echo",
     demo=True,
     max_temperature=2.0,
-    fixed_models=(ModelInfo("echo", 4096),),
+    # Demo models whose answers differ deterministically, so outputs can be
+    # compared (and pairs judged) with no key: eval/providers/echo.py.
+    fixed_models=(ModelInfo("echo", 4096), ModelInfo("echo-brief", 4096), ModelInfo("echo-reverse", 4096)),
     free=True,
 )
 

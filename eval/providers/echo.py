@@ -1,4 +1,8 @@
-"""The offline demo model: streams the prompt back, one word per token."""
+"""The offline demo models: stream the prompt back, one word per token.
+
+``echo`` answers verbatim, ``echo-brief`` with the first half of the words,
+``echo-reverse`` with the words in reverse order: deterministic answers that
+differ, so outputs can be compared and pairs judged with no key."""
 
 import asyncio
 import re
@@ -9,12 +13,29 @@ from eval.providers import catalogue
 from eval.providers.base import GenerationRequest, GenerationResult, Provider
 
 
+def _words(prompt):
+    return re.findall(r"\S+\s*", prompt)
+
+
+def _brief(words):
+    return words[: (len(words) + 1) // 2]
+
+
+def _reverse(words):
+    words = [word.strip() for word in reversed(words)]
+    return [word + " " for word in words[:-1]] + words[-1:]
+
+
+ANSWERS = {"echo": lambda words: words, "echo-brief": _brief, "echo-reverse": _reverse}
+
+
 class EchoProvider(Provider):
     entry = catalogue.ECHO
 
     async def stream(self, request: GenerationRequest, on_text):
         delay = settings.ECHO_CHUNK_DELAY_MS / 1000
-        words = re.findall(r"\S+\s*", request.prompt)
+        prompt_words = _words(request.prompt)
+        words = ANSWERS.get(request.model, ANSWERS["echo"])(prompt_words)
         text, tokens, stop_reason = [], 0, "end_turn"
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -29,4 +50,4 @@ class EchoProvider(Provider):
             tokens += 1
             text.append(word)
             on_text(word, tokens)
-        return GenerationResult("".join(text), stop_reason, input_tokens=len(words), output_tokens=tokens)
+        return GenerationResult("".join(text), stop_reason, input_tokens=len(prompt_words), output_tokens=tokens)
