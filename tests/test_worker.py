@@ -1,6 +1,7 @@
 """The worker end to end on the db transport: real processes, real signals."""
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -9,11 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from eval.jobs import create, transitions
+from eval.jobs import claims, create, transitions
 from eval.models import JobStatus, LLMJob, WorkerHeartbeat
+from eval.worker.database import Database
 from eval.worker.service import serve
+from eval.worker.writer import Writer
 from tests.conftest import test_database_url
 from tests.helpers import wait_for
 
@@ -130,6 +135,92 @@ def test_a_lost_lease_abandons_the_attempt_without_writing(make_task, fast_jobs,
     worker.stop()
     current = row(job)
     assert current.status == JobStatus.RUNNING and current.worker_id == "other-worker"
+
+
+# --- the writer: final writes that arrive together -----------------------------------------------
+
+
+class StatementLog(Database):
+    """The worker's real Database, keeping the SQL each call ran."""
+
+    def __init__(self):
+        super().__init__(1, retry_for_seconds=1)
+        self.statements = []
+
+    def _run(self, fn, *args, **kwargs):
+        with CaptureQueriesContext(connection) as captured:
+            try:
+                return super()._run(fn, *args, **kwargs)
+            finally:
+                self.statements += [query["sql"] for query in captured.captured_queries]
+
+
+def write_together(worker, writes):
+    """Submit ``writes`` at once (as attempts ending together); their results in order."""
+    database = StatementLog()
+
+    async def main():
+        writer = Writer(database, worker)
+        results = await asyncio.gather(*(writer.submit(w) for w in writes), return_exceptions=True)
+        return results, writer.commits
+
+    try:
+        results, commits = asyncio.run(main())
+    finally:
+        database.close()
+    return results, commits, database.statements
+
+
+def claim_jobs(make_task, worker, count):
+    jobs = [queue(make_task(prompt=f"job {i}")) for i in range(count)]
+    claimed = {job.id: job for job in claims.claim_next(worker, count)}
+    return [claimed[job.pk] for job in jobs]
+
+
+def stored(claimed):
+    return LLMJob.objects.get(pk=claimed.id)
+
+
+def success(job, output):
+    return transitions.Success(job.id, job.attempt, output=output, stop_reason="end_turn", output_tokens=2)
+
+
+def test_the_writer_gives_successes_arriving_together_one_statement(make_task):
+    a, b, c, d = claim_jobs(make_task, "w-writer", 4)
+    not_held = queue(make_task(prompt="still queued"))
+    writes = [
+        success(a, "out a"),
+        success(b, "out b"),
+        functools.partial(transitions.fail, c.id, "w-writer", c.attempt, code="bad_request", message="nope"),
+        success(d, "out d"),
+        transitions.Success(not_held.pk, 1, output="stale"),
+    ]
+    results, commits, statements = write_together("w-writer", writes)
+    assert results == [True, True, True, True, False]  # each caller gets its own answer
+    assert commits == 1
+    assert sum("WITH v(" in sql for sql in statements) == 1  # one succeed statement for all successes
+    assert [(stored(j).status, stored(j).output) for j in (a, b, d)] == [
+        (JobStatus.SUCCEEDED, "out a"),
+        (JobStatus.SUCCEEDED, "out b"),
+        (JobStatus.SUCCEEDED, "out d"),
+    ]
+    assert (stored(c).status, stored(c).error_message) == (JobStatus.FAILED, "nope")
+    assert row(not_held).status == JobStatus.QUEUED and row(not_held).output == ""
+
+
+def test_a_database_error_in_one_final_write_does_not_lose_the_others(make_task):
+    a, b, c = claim_jobs(make_task, "w-writer", 3)
+    writes = [
+        success(a, "out a"),
+        functools.partial(transitions.fail, b.id, "w-writer", b.attempt, code=None),  # NOT NULL: IntegrityError
+        functools.partial(transitions.hand_back, c.id, "w-writer", c.attempt),
+    ]
+    results, commits, _ = write_together("w-writer", writes)
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], IntegrityError)  # raised to its own caller only
+    assert (stored(a).status, stored(a).output) == (JobStatus.SUCCEEDED, "out a")
+    assert stored(b).status == JobStatus.RUNNING  # untouched: its lease will expire and it runs again
+    assert (stored(c).status, stored(c).attempts) == (JobStatus.QUEUED, 0)
 
 
 # --- real processes and signals -----------------------------------------------------------------

@@ -25,48 +25,61 @@ class DbTransport:
         self.max_jobs = max_jobs
         self.claimed = 0
         self._wake = asyncio.Event()
-        self._listener = None
-        self._stop_listening = threading.Event()
+        self._listener = Listener(self._wake)
 
     async def run(self, stopping: asyncio.Event):
-        loop = asyncio.get_running_loop()
         poll = settings.WORKER_POLL_INTERVAL_MS / 1000
-        if connection.vendor == "postgresql":
-            self._start_listener(loop)  # NOTIFY wakes us at once; polling catches delayed retries
+        self._listener.start()
         try:
-            while not stopping.is_set():
-                # Clear before claiming, so a wake-up during the claim is not lost.
-                self._wake.clear()
-                self.executor.slot_freed.clear()
-                if self.max_jobs is not None and self.claimed >= self.max_jobs:
-                    if not self.executor.running:
-                        return
+            while not stopping.is_set() and not await self.finished():
+                if not await self.claim_some():
                     await self._sleep(stopping, poll)
-                    continue
-                limit = self.executor.free_slots
-                if self.max_jobs is not None:
-                    limit = min(limit, self.max_jobs - self.claimed)
-                jobs = []
-                if limit:
-                    try:
-                        jobs = await self.executor.db.claim(claims.claim_next, self.executor.worker_id, limit)
-                    except Exception:
-                        log.exception("claim failed; retrying")
-                for job in jobs:
-                    self.executor.start_job(job)
-                self.claimed += len(jobs)
-                if jobs and len(jobs) == limit:
-                    continue  # maybe more waiting
-                if self.once and not jobs and not self.executor.running:
-                    if not await self.executor.db.call(claims.anything_queued):
-                        return
-                await self._sleep(stopping, poll)
         finally:
-            self._stop_listening.set()
-            if self._listener is not None:
-                await asyncio.to_thread(self._listener.join, 5)
+            await self._listener.stop()
+
+    # --- steps ------------------------------------------------------------------------------
+    async def claim_some(self):
+        """Claim jobs for the free slots and start them. True when it filled
+        every slot it had (more may be waiting: go again at once)."""
+        # Clear before claiming, so a wake-up during the claim is not lost.
+        self._wake.clear()
+        self.executor.slot_freed.clear()
+        room = self._room()
+        if not room:
+            return False
+        jobs = await self._claim(room)
+        for job in jobs:
+            self.executor.start_job(job)
+        self.claimed += len(jobs)
+        return len(jobs) == room
+
+    async def finished(self):
+        """--max-jobs: all N claimed and settled; --once: nothing running and nothing queued."""
+        if self._quota_used_up():
+            return not self.executor.running
+        if not self.once or self.executor.running:
+            return False
+        return not await self.executor.db.call(claims.anything_queued)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _quota_used_up(self):
+        return self.max_jobs is not None and self.claimed >= self.max_jobs
+
+    def _room(self):
+        room = self.executor.free_slots
+        if self.max_jobs is not None:
+            room = min(room, self.max_jobs - self.claimed)
+        return max(room, 0)
+
+    async def _claim(self, limit):
+        try:
+            return await self.executor.db.claim(claims.claim_next, self.executor.worker_id, limit)
+        except Exception:
+            log.exception("claim failed; retrying")
+            return []
 
     async def _sleep(self, stopping, timeout):
+        """Until a NOTIFY, a freed slot, a stop, or ``timeout``."""
         waiters = [
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(self.executor.slot_freed.wait()),
@@ -78,33 +91,52 @@ class DbTransport:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _start_listener(self, loop):
+
+class Listener:
+    """PostgreSQL LISTEN on a thread of its own: sets ``wake`` on the loop at
+    each NOTIFY (and after each reconnect, to catch up on what it missed).
+    Nothing on SQLite."""
+
+    def __init__(self, wake):
+        self.wake = wake
+        self._stopping = threading.Event()
+        self._thread = None
+        self._delay = 0.5  # before reconnecting; doubles up to 10 s while it keeps failing
+
+    def start(self):
+        if connection.vendor != "postgresql":
+            return
+        loop = asyncio.get_running_loop()
         params = connection.get_connection_params()
-        thread = threading.Thread(target=self._listen, args=(loop, params), name="listen", daemon=True)
-        thread.start()
-        self._listener = thread
+        self._thread = threading.Thread(target=self._listen, args=(loop, params), name="listen", daemon=True)
+        self._thread.start()
+
+    async def stop(self):
+        self._stopping.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
 
     def _listen(self, loop, params):
-        import psycopg
-
-        params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
-        params.pop("pool", None)
-        delay = 0.5
-        while not self._stop_listening.is_set():
+        while not self._stopping.is_set():
             try:
-                with psycopg.connect(**params, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    delay = 0.5
-                    loop.call_soon_threadsafe(self._wake.set)  # catch up on what we missed
-                    while not self._stop_listening.is_set():
-                        for _ in conn.notifies(timeout=0.25, stop_after=1):
-                            loop.call_soon_threadsafe(self._wake.set)
+                self._listen_once(loop, params)
             except Exception as error:
-                if self._stop_listening.is_set():
+                if self._stopping.is_set():
                     return
-                log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", error, delay)
-                self._stop_listening.wait(delay)
-                delay = min(delay * 2, 10)
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", error, self._delay)
+                self._stopping.wait(self._delay)
+                self._delay = min(self._delay * 2, 10)
 
-    def settle_remaining(self):
-        """Nothing to hand over: rows are the queue."""
+    def _listen_once(self, loop, params):
+        """One LISTEN connection, until it breaks or we stop."""
+        import psycopg  # PostgreSQL only
+
+        skip = ("cursor_factory", "context", "prepare_threshold", "pool")
+        params = {key: value for key, value in params.items() if key not in skip}
+        with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._delay = 0.5
+            loop.call_soon_threadsafe(self.wake.set)  # catch up on what we missed
+            while not self._stopping.is_set():
+                for _ in conn.notifies(timeout=0.25, stop_after=1):
+                    loop.call_soon_threadsafe(self.wake.set)

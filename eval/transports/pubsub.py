@@ -9,6 +9,7 @@ backoff keeps its message (the client extends the lease) until it is due.
 """
 
 import asyncio
+import collections
 import logging
 import time
 import uuid
@@ -23,6 +24,8 @@ from eval.queue.pubsub import subscription_path
 log = logging.getLogger(__name__)
 
 ONCE_MAX_IDLE_SECONDS = 30
+BATCH_MESSAGES = 500  # claimed in one statement at most
+WAIT_SECONDS = 0.5  # for a message, before looking at the streams and --once again
 
 
 def parse_job_id(data):
@@ -41,11 +44,73 @@ class PubSubTransport:
         self.once = once
         self.max_jobs = max_jobs
         self.claimed = 0
+        self.malformed = 0
         self.subscriptions = [subscription_path(subscription), subscription_path(subscription, bulk=True)]
-        self._inbox: asyncio.Queue | None = None
+        self._inbox = collections.deque()  # (job_id, message), filled on the loop
+        self._arrived = asyncio.Event()
         self._held = {}  # job_id -> message awaiting a retry or running here
         self._loop = None
-        self.malformed = 0
+        self._subscriber = None
+        self._streams = []
+        self._idle_since = time.monotonic()
+
+    async def run(self, stopping: asyncio.Event):
+        self._open()
+        try:
+            while not stopping.is_set() and not await self.finished():
+                if not await self.receive():
+                    await self._sleep(stopping)
+        finally:
+            self._close()
+
+    # --- steps ------------------------------------------------------------------------------
+    async def receive(self):
+        """Claim the jobs of the messages waiting, in one statement. False if none waits."""
+        if not self._inbox:
+            return False
+        self._arrived.clear()
+        batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), BATCH_MESSAGES))]
+        self._idle_since = time.monotonic()
+        await self._claim(self._within_quota(batch))
+        return True
+
+    async def finished(self):
+        """--max-jobs: all N claimed and settled; --once: idle with nothing to claim.
+        Raises if a subscription's stream stopped."""
+        self._check_streams()
+        if self.max_jobs is not None and self.claimed >= self.max_jobs and not self.executor.running:
+            return True
+        if not self.once or self._busy():
+            return False
+        return await self._done_for_once(time.monotonic() - self._idle_since)
+
+    # --- the subscriber ---------------------------------------------------------------------
+    def _open(self):
+        from google.cloud import pubsub_v1  # the SDK is for pubsub workers only
+
+        self._loop = asyncio.get_running_loop()
+        self._subscriber = pubsub_v1.SubscriberClient()
+        flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
+        self._streams = [
+            self._subscriber.subscribe(path, callback=self._callback, flow_control=flow) for path in self.subscriptions
+        ]
+        log.info("subscribed to %s (flow control %d each)", ", ".join(self.subscriptions), self.executor.concurrency)
+
+    def _check_streams(self):
+        for stream in self._streams:
+            if stream.done():
+                raise RuntimeError(f"the Pub/Sub stream stopped: {stream.exception()}")
+
+    def _close(self):
+        for stream in self._streams:
+            stream.cancel()
+            try:
+                stream.result(timeout=10)
+            except Exception:
+                pass
+        self._nack_unfinished()
+        if self._subscriber is not None:
+            self._subscriber.close()
 
     # Runs on the client's callback threads: hand off and return at once.
     def _callback(self, message):
@@ -56,70 +121,35 @@ class PubSubTransport:
                 log.error("acking malformed message %s (data %r)", message.message_id, message.data[:100])
                 message.ack()
                 return
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, (job_id, message))
+            self._loop.call_soon_threadsafe(self._arrive, job_id, message)
         except Exception:  # an exception here would nack and loop the message
             log.exception("could not hand off message %s; acking it", getattr(message, "message_id", "?"))
             message.ack()
 
-    async def run(self, stopping: asyncio.Event):
-        from google.cloud import pubsub_v1
+    def _arrive(self, job_id, message):
+        self._inbox.append((job_id, message))
+        self._arrived.set()
 
-        self._loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
-        subscriber = pubsub_v1.SubscriberClient()
-        flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
-        futures = [
-            subscriber.subscribe(path, callback=self._callback, flow_control=flow) for path in self.subscriptions
-        ]
-        log.info("subscribed to %s (flow control %d each)", ", ".join(self.subscriptions), self.executor.concurrency)
-        idle_since = time.monotonic()
+    async def _sleep(self, stopping):
+        """Until a message arrives, a stop, or WAIT_SECONDS."""
+        waiters = [asyncio.ensure_future(self._arrived.wait()), asyncio.ensure_future(stopping.wait())]
         try:
-            while not stopping.is_set():
-                if self.max_jobs is not None and self.claimed >= self.max_jobs and not self.executor.running:
-                    return
-                for future in futures:
-                    if future.done():
-                        raise RuntimeError(f"the Pub/Sub stream stopped: {future.exception()}")
-                try:
-                    job_id, message = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
-                except TimeoutError:
-                    if self.executor.running or self._held:
-                        idle_since = time.monotonic()  # idle means no work at all, not no new message
-                    elif self.once and await self._done_for_once(time.monotonic() - idle_since):
-                        return
-                    continue
-                idle_since = time.monotonic()
-                batch = [(job_id, message)]
-                while not self._inbox.empty() and len(batch) < 500:
-                    batch.append(self._inbox.get_nowait())
-                await self._receive(batch)
+            await asyncio.wait(waiters, timeout=WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for future in futures:
-                future.cancel()
-                try:
-                    future.result(timeout=10)
-                except Exception:
-                    pass
-            self._nack_held()
-            subscriber.close()
+            for waiter in waiters:
+                waiter.cancel()
 
-    async def _done_for_once(self, idle_seconds):
-        """--once: stop when idle and nothing is waiting for us (a message may
-        take a moment to arrive after the stream opens); give up on jobs whose
-        message never comes after ONCE_MAX_IDLE_SECONDS (the daemon republishes)."""
-        if idle_seconds < 1:
-            return False
-        if idle_seconds > ONCE_MAX_IDLE_SECONDS:
-            return True
-        return not await self.executor.db.call(claims.anything_claimable)
+    # --- claiming -----------------------------------------------------------------------------
+    def _within_quota(self, batch):
+        """--max-jobs: nack what is beyond it (not ours to take any more)."""
+        if self.max_jobs is None:
+            return batch
+        room = max(0, self.max_jobs - self.claimed)
+        for _, message in batch[room:]:
+            message.nack()
+        return batch[:room]
 
-    async def _receive(self, batch):
-        """Claim the jobs of messages that arrived together in one statement."""
-        if self.max_jobs is not None:
-            room = max(0, self.max_jobs - self.claimed)
-            for _, message in batch[room:]:
-                message.nack()  # not ours to take any more
-            batch = batch[:room]
+    async def _claim(self, batch):
         if not batch:
             return
         try:
@@ -132,30 +162,34 @@ class PubSubTransport:
                 message.nack()
             return
         for job_id, message in batch:
-            outcome = outcomes.pop(job_id, None)  # a duplicate in the same batch finds it gone
-            if outcome is None:
-                outcome = claims.ClaimOutcome(None, NotClaimed.RUNNING)
-            if job_id in self._held and outcome.job is None:
-                message.ack()  # another copy of a message we already hold
-            elif outcome.job is not None:
-                self.claimed += 1
-                self._held[job_id] = message
-                self.executor.start_job(outcome.job, on_settled=self._settled)
-            elif outcome.reason is NotClaimed.NOT_YET:
-                # In retry backoff: keep the message and try again when due.
-                self._held[job_id] = message
-                delay = max(0.0, (outcome.available_at - timezone.now()).total_seconds())
-                self._loop.call_later(delay, self._redeliver, job_id)
-            else:
-                # Terminal, unknown, or live on another worker (its lease guards it):
-                # a duplicate never starts a second model call.
-                log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
-                message.ack()
+            # A duplicate in the same batch finds its outcome gone: the job is running here.
+            outcome = outcomes.pop(job_id, None) or claims.ClaimOutcome(None, NotClaimed.RUNNING)
+            self._route(job_id, message, outcome)
 
+    def _route(self, job_id, message, outcome):
+        """Start a claimed job, hold the message of one in backoff, ack the rest."""
+        if outcome.job is not None:
+            self.claimed += 1
+            self._held[job_id] = message
+            self.executor.start_job(outcome.job, on_settled=self._settled)
+        elif job_id in self._held:
+            message.ack()  # another copy of a message we already hold
+        elif outcome.reason is NotClaimed.NOT_YET:
+            # In retry backoff: keep the message and try again when due.
+            self._held[job_id] = message
+            delay = max(0.0, (outcome.available_at - timezone.now()).total_seconds())
+            self._loop.call_later(delay, self._redeliver, job_id)
+        else:
+            # Terminal, unknown, or live on another worker (its lease guards it):
+            # a duplicate never starts a second model call.
+            log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
+            message.ack()
+
+    # --- after a claim -------------------------------------------------------------------------
     def _redeliver(self, job_id):
         message = self._held.pop(job_id, None)
         if message is not None:
-            self._inbox.put_nowait((job_id, message))
+            self._arrive(job_id, message)
 
     def _settled(self, job_id, settled):
         if settled.needs_redelivery:
@@ -170,7 +204,29 @@ class PubSubTransport:
         else:
             message.ack()
 
-    def _nack_held(self):
+    # --- --once and stopping -------------------------------------------------------------------
+    def _busy(self):
+        """Work in hand: idle means none at all, not merely no new message."""
+        if self.executor.running or self._held or self._inbox:
+            self._idle_since = time.monotonic()
+            return True
+        return False
+
+    async def _done_for_once(self, idle_seconds):
+        """--once: stop when idle and nothing is waiting for us (a message may
+        take a moment to arrive after the stream opens); give up on jobs whose
+        message never comes after ONCE_MAX_IDLE_SECONDS (the daemon republishes)."""
+        if idle_seconds < 1:
+            return False
+        if idle_seconds > ONCE_MAX_IDLE_SECONDS:
+            return True
+        return not await self.executor.db.call(claims.anything_claimable)
+
+    def _nack_unfinished(self):
+        """Messages held or not yet looked at go back to the subscription for another worker."""
         for message in self._held.values():
             message.nack()
         self._held.clear()
+        while self._inbox:
+            _, message = self._inbox.popleft()
+            message.nack()

@@ -7,20 +7,11 @@ import signal
 from django.conf import settings
 
 from coreproject.gctuning import STREAMING_THRESHOLDS, tune_gc
+from eval.transports import make_transport
 from eval.worker.database import Database
 from eval.worker.executor import Executor
 
 log = logging.getLogger(__name__)
-
-
-def make_transport(name, executor, **options):
-    if name == "pubsub":
-        from eval.transports.pubsub import PubSubTransport
-
-        return PubSubTransport(executor, **options)
-    from eval.transports.db import DbTransport
-
-    return DbTransport(executor, **options)
 
 
 async def serve(

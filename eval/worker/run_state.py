@@ -1,0 +1,101 @@
+"""What the worker knows of one attempt while it runs: streamed text, tokens,
+the words a person reads, and why (if at all) it is being stopped."""
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from eval import metrics
+from eval.jobs.batch import ProgressUpdate
+from eval.jobs.claims import ClaimedJob
+
+
+class StopReason(enum.StrEnum):
+    """Why the worker cancelled an attempt's task."""
+
+    CANCEL = "cancel"  # someone asked: the job ends cancelled
+    SHUTDOWN = "shutdown"  # the worker is stopping: the job is handed back
+    LOST = "lost"  # the lease went to someone else: write nothing
+
+
+@dataclass
+class RunState:
+    job: ClaimedJob
+    parts: list = field(default_factory=list)
+    tokens: int = 0
+    message: str = ""
+    dirty: bool = False  # something a person would see changed since the last flush
+    generating_since: float | None = None
+    lease_renewed: float = field(default_factory=time.monotonic)
+    stop_reason: StopReason | None = None
+    finishing: bool = False  # the final write is on its way: too late to stop
+    error_code: str = ""
+    usage: tuple = (None, None, None)  # input tokens, output tokens, cost
+    task: asyncio.Task | None = None
+    claimed_at: object = field(default_factory=timezone.now)
+
+    @property
+    def key(self):
+        """(job id, attempt): an attempt writing its end may overlap the next attempt of the same job."""
+        return (self.job.id, self.job.attempt)
+
+    @property
+    def output(self):
+        return "".join(self.parts)
+
+    # --- told by the model call ---------------------------------------------------------
+    def on_text(self, delta, tokens_so_far):
+        self.parts.append(delta)
+        self.tokens = tokens_so_far
+        self.dirty = True
+
+    def waiting(self, text):
+        self.message, self.dirty = text, True
+
+    def generating(self):
+        self.generating_since = time.monotonic()
+        self.waiting(f"Generating with {self.job.model}")
+
+    # --- told by the executor -----------------------------------------------------------
+    def stop(self, reason):
+        """Cancel the attempt's task for ``reason``; False if it is already stopping or finishing."""
+        if self.task is None or self.stop_reason is not None or self.finishing:
+            return False
+        self.stop_reason = reason
+        self.task.cancel()
+        return True
+
+    # --- read by the flusher -------------------------------------------------------------
+    def progress_update(self):
+        max_tokens = max(self.job.max_tokens, 1)
+        progress = min(99, self.tokens * 100 // max_tokens)
+        return ProgressUpdate(
+            self.job.id, self.job.attempt, progress, self.progress_text(max_tokens), self.output, self.tokens
+        )
+
+    def progress_text(self, max_tokens):
+        if self.generating_since is None or not self.tokens:
+            return self.message
+        elapsed = max(time.monotonic() - self.generating_since, 1e-3)
+        left = (max_tokens - self.tokens) / (self.tokens / elapsed)
+        return f"Generating: {self.tokens} tokens, ~{left:.0f} s left at most"
+
+    # --- at the end ------------------------------------------------------------------------
+    def record_metrics(self, outcome, duration):
+        job = self.job
+        waited = (self.claimed_at - job.queued_at).total_seconds() if job.queued_at else None
+        tokens_in, tokens_out, cost = self.usage
+        metrics.observe_job(
+            job.provider,
+            job.model,
+            outcome.value,
+            self.error_code or None,
+            duration,
+            waited,
+            tokens_in,
+            tokens_out if tokens_out is not None else (self.tokens or None),
+            cost,
+        )
