@@ -83,6 +83,13 @@ class Provider:
     def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
         return self.entry.cost(model, input_tokens, output_tokens)
 
+    def expected_tokens(self, request: GenerationRequest) -> int:
+        """How long the answer will likely be, for progress a person can read:
+        the model's typical length when the catalogue knows one, else max tokens."""
+        info = self.model(request.model)
+        typical = info.typical_tokens if info is not None else None
+        return min(request.max_tokens, typical) if typical else request.max_tokens
+
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         raise NotImplementedError
 

@@ -32,6 +32,11 @@ ANSWERS = {"echo": lambda words: words, "echo-brief": _brief, "echo-reverse": _r
 class EchoProvider(Provider):
     entry = catalogue.ECHO
 
+    def expected_tokens(self, request):
+        # Known exactly: one token per word of the answer.
+        answer = ANSWERS.get(request.model, ANSWERS["echo"])(_words(request.prompt))
+        return max(1, min(request.max_tokens, len(answer)))
+
     async def stream(self, request: GenerationRequest, on_text):
         delay = settings.ECHO_CHUNK_DELAY_MS / 1000
         prompt_words = _words(request.prompt)

@@ -62,6 +62,7 @@ class Attempt:
             system=job.params.get("system", ""),
             temperature=job.params.get("temperature"),
         )
+        self.state.expected_tokens = provider.expected_tokens(request)
         # The shared per-provider rate limit, outside the job timeout: waiting
         # for a slot during a bulk run must not fail jobs as timed_out.
         await provider_rate_limit.acquire(job.provider, call=self.db_call, on_wait=self.state.waiting)

@@ -26,6 +26,7 @@ class RunState:
     job: ClaimedJob
     parts: list = field(default_factory=list)
     tokens: int = 0
+    expected_tokens: int | None = None  # the provider's guess of the answer's length
     message: str = ""
     dirty: bool = False  # something a person would see changed since the last flush
     generating_since: float | None = None
@@ -69,19 +70,26 @@ class RunState:
         return True
 
     # --- read by the flusher -------------------------------------------------------------
+    def target_tokens(self):
+        """What progress is measured against: the expected length while the
+        answer is shorter than that, then max tokens (a long answer)."""
+        expected = self.expected_tokens or self.job.max_tokens
+        return max(1, self.job.max_tokens if self.tokens >= expected else expected)
+
     def progress_update(self):
-        max_tokens = max(self.job.max_tokens, 1)
-        progress = min(99, self.tokens * 100 // max_tokens)
+        target = self.target_tokens()
+        progress = min(99, self.tokens * 100 // target)
         return ProgressUpdate(
-            self.job.id, self.job.attempt, progress, self.progress_text(max_tokens), self.output, self.tokens
+            self.job.id, self.job.attempt, progress, self.progress_text(target), self.output, self.tokens
         )
 
-    def progress_text(self, max_tokens):
+    def progress_text(self, target):
         if self.generating_since is None or not self.tokens:
             return self.message
         elapsed = max(time.monotonic() - self.generating_since, 1e-3)
-        left = (max_tokens - self.tokens) / (self.tokens / elapsed)
-        return f"Generating: {self.tokens} tokens, ~{left:.0f} s left at most"
+        left = max(0.0, (target - self.tokens) / (self.tokens / elapsed))
+        bound = " at most" if target == self.job.max_tokens else ""
+        return f"Generating: {self.tokens} tokens, ~{left:.0f} s left{bound}"
 
     # --- at the end ------------------------------------------------------------------------
     def record_metrics(self, outcome, duration):
