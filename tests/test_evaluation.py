@@ -294,3 +294,33 @@ def test_hidden_jobs_leave_the_pairs(three_models, reviewer):
     hidden = task.jobs.filter(model="claude-b").get()
     visibility.set_hidden(hidden.pk, True)
     assert len(pairs.candidate_pairs()) == 7  # that task keeps one pair
+
+
+# --- where a reviewer stands ------------------------------------------------------------
+
+
+def test_review_filters_and_the_next_task_to_review(make_task, reviewer, staff):
+    from eval.evaluation import review_status
+    from eval.models import Review
+
+    first, second, third = make_task(), make_task(), make_task()
+    Review.objects.create(task=first, reviewer=reviewer, rating=4)
+    job = finished_job(second, "answer")
+    score(reviewer, second, job)
+    tasks = Task.objects.all()
+
+    def ids(review, user=reviewer):
+        return sorted(review_status.filter_tasks(tasks, user, review).values_list("id", flat=True))
+
+    assert ids("mine") == [first.pk, second.pk]
+    assert ids("needed") == [third.pk]
+    assert ids("needed", staff) == [first.pk, second.pk, third.pk]
+    assert ids("stale") == []
+    second.prompt = "changed at the source"
+    second.save()
+    assert ids("stale") == [second.pk]
+    assert review_status.next_to_review(reviewer, first.pk) == third.pk
+    assert review_status.next_to_review(reviewer, third.pk) is None
+    assert review_status.next_to_review(staff, third.pk) == first.pk  # wraps round
+    with pytest.raises(InvalidInput):
+        review_status.filter_tasks(tasks, reviewer, "later")
