@@ -11,6 +11,8 @@ from django.views.decorators.http import require_POST
 
 from eval.api.access import is_reviewer, is_staff
 from eval.api.queries import search_tasks, task_page
+from eval.evaluation import review_status, seen
+from eval.evaluation.rubrics import rubric_for_source, rubric_json
 from eval.models import ApiToken, Review, Task
 from eval.providers import catalogue
 
@@ -55,10 +57,9 @@ def review(request, task_id):
     task = get_object_or_404(Task, pk=task_id)
     previous = Task.objects.filter(id__lt=task.id).order_by("-id").values_list("id", flat=True).first()
     following = Task.objects.filter(id__gt=task.id).order_by("id").values_list("id", flat=True).first()
-    providers = [
-        {"name": p.name, "label": p.label, "demo": p.demo, "models": p.models()} for p in catalogue.configured()
-    ]
+    providers = [_provider_json(p) for p in catalogue.configured()]
     my_review = Review.objects.filter(task=task, reviewer=request.user).first()
+    seen.mark(request.user.pk, [task.pk])  # from now on this reviewer's verdicts on the task are not blind
     return render(
         request,
         "review.html",
@@ -66,12 +67,35 @@ def review(request, task_id):
             "task": task,
             "previous_id": previous,
             "next_id": following,
+            "next_to_review_id": review_status.next_to_review(request.user, task.pk),
             "providers": providers,
             "review": my_review,
+            "rubric": rubric_json(rubric_for_source(task.source)),
             "ratings": range(1, 6),
             "poll_interval_ms": settings.POLL_INTERVAL_MS,
         },
     )
+
+
+def _provider_json(entry):
+    """A provider for the run buttons: its models, and prices so a paid launch can show its cost."""
+    return {
+        "name": entry.name,
+        "label": entry.label,
+        "demo": entry.demo,
+        "max_temperature": entry.max_temperature,
+        "models": [
+            {"name": m.name, "max_tokens": m.max_tokens, "price": _price(entry, m.name)} for m in entry.models()
+        ],
+    }
+
+
+def _price(entry, model):
+    """[USD per million input tokens, per million output] or None (free or unknown)."""
+    million = entry.cost(model, 1_000_000, 0), entry.cost(model, 0, 1_000_000)
+    if None in million or not any(million):
+        return None
+    return [float(million[0]), float(million[1])]
 
 
 @login_required
