@@ -170,6 +170,51 @@ def test_method_not_allowed_is_405_json(reviewer, task):
         assert response["Allow"]
 
 
+def test_allow_lists_exactly_the_url_methods_and_anonymous_gets_401_first(reviewer, task):
+    client = Client()
+    client.force_login(reviewer)
+    for method, url, allow in [
+        ("put", f"/api/tasks/{task.id}/jobs", "GET, POST"),
+        ("delete", f"/api/tasks/{task.id}/review", "GET, PUT"),
+        ("patch", "/api/jobs", "GET"),
+        ("get", f"/api/jobs/{JOB_ID}/retry", "POST"),
+        ("options", "/api/models", "GET"),
+    ]:
+        assert getattr(client, method)(url)["Allow"] == allow, (method, url)
+        anonymous = getattr(Client(), method)(url)
+        assert anonymous.status_code == 401 and error_of(anonymous) == "unauthenticated", (method, url)
+
+
+def test_head_is_answered_like_get(reviewer, task):
+    client = Client()
+    client.force_login(reviewer)
+    for url in ["/api/tasks", f"/api/tasks/{task.id}/jobs", "/api/models", f"/api/tasks/{task.id}/review"]:
+        response = client.head(url)
+        assert response.status_code == 200 and response.content == b"", url
+    assert Client().head("/api/models").status_code == 401
+
+
+def test_validation_errors_are_400_invalid_never_422(reviewer, task):
+    client = Client()
+    client.force_login(reviewer)
+    url = f"/api/tasks/{task.id}/jobs"
+    for body, field in [
+        ({"provider": 3, "model": "echo"}, "provider"),
+        ({"provider": "echo", "model": "echo", "params": {"max_tokens": "5"}}, "params.max_tokens"),
+        ({"provider": "echo", "model": "echo", "params": {"system": ["x"]}}, "params.system"),
+        ({"provider": "echo", "model": "echo", "params": {"max_tokens": True}}, "params.max_tokens"),
+    ]:
+        response = client.post(url, json.dumps(body), content_type="application/json")
+        assert response.status_code == 400, body
+        assert error_of(response) == "invalid" and response.json()["error"]["field"] == field, body
+    for empty in ["", "null"]:
+        response = client.post(url, empty, content_type="application/json")
+        assert response.status_code == 400 and error_of(response) == "invalid"
+    response = client.post(url, "provider=echo&model=echo", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and error_of(response) == "invalid"
+    assert not LLMJob.objects.exists()
+
+
 def test_unknown_api_paths_and_trailing_slashes_are_json_404(reviewer, task):
     client = Client()
     client.force_login(reviewer)
@@ -177,6 +222,7 @@ def test_unknown_api_paths_and_trailing_slashes_are_json_404(reviewer, task):
         response = client.get(url)
         assert response.status_code == 404, url
         assert error_of(response) == "not_found"
+        assert Client().get(url).status_code == 401, url
 
 
 def test_body_over_the_limit_is_413(reviewer, task, settings):

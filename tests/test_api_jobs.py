@@ -231,7 +231,12 @@ def test_get_job_etag_and_304(reviewer, task):
 
 @pytest.mark.parametrize(
     "job_id",
-    ["not-a-uuid", "0B6F7F2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B", "0b6f7f2e1c2d4e5f8a9b0c1d2e3f4a5b", "5f0c6a8e-2b1d-4c3e-9f7a-1b2c3d4e5f60"],
+    [
+        "not-a-uuid",
+        "0B6F7F2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B",
+        "0b6f7f2e1c2d4e5f8a9b0c1d2e3f4a5b",
+        "5f0c6a8e-2b1d-4c3e-9f7a-1b2c3d4e5f60",
+    ],
 )
 def test_unknown_or_malformed_job_is_json_404(reviewer, job_id):
     client = login(reviewer)

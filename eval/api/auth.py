@@ -1,27 +1,25 @@
-"""The API's front door: authentication (session or Bearer token), then the
-method, CSRF (session only), body size and JSON checks, and the mapping of
-refusals to the one error shape.
+"""The API's front door: who is calling (Bearer token or session), CSRF for
+sessions, the body size limit, and a plain-view front door for the hot path.
 
 Order matters (DESIGN): an anonymous call gets 401 before any CSRF check; a
 logged-in call with a bad CSRF token gets a JSON 403 ``csrf_failed``; calls
 with a Bearer token are exempt from CSRF (no browser sends them on its own).
+The django-ninja endpoints reach these checks through eval/api/security.py;
+the poll (eval/api/plain.py) through ``endpoint()`` below, which keeps
+django-ninja off the path every open tab hits every 2 s.
 """
-
-import json
-import logging
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from eval.api.errors import ApiError
+from eval.api.errors import ApiError, method_not_allowed
 from eval.jobs.errors import JobError
 from eval.models import ApiToken
 
-log = logging.getLogger(__name__)
-
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+LOGIN_HINT = "log in or send Authorization: Bearer <token>"
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -34,80 +32,86 @@ class _CsrfCheck(CsrfViewMiddleware):
 _csrf = _CsrfCheck(lambda request: None)
 
 
-def _authenticate(request):
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header:
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer":
-            user = ApiToken.authenticate(credentials.strip())
-            if user is None:
-                raise ApiError(
-                    "unauthenticated",
-                    "invalid or revoked API token",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            request.user = user
-            request.auth_method = "token"
-            return user
-    user = getattr(request, "user", AnonymousUser())
-    if not user.is_authenticated:
+def bearer_credentials(request):
+    """The token after ``Authorization: Bearer``, or None when no Bearer header came."""
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def token_user(request):
+    """The user of the Bearer token sent, None without one; a bad token is
+    refused even alongside a valid session."""
+    credentials = bearer_credentials(request)
+    if credentials is None:
+        return None
+    user = ApiToken.authenticate(credentials)
+    if user is None:
         raise ApiError(
             "unauthenticated",
-            "log in or send Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
+            "invalid or revoked API token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    request.user = user
+    request.auth_method = "token"
+    return user
+
+
+def session_user(request, *, csrf=True):
+    """The logged-in user of the session, or None; unsafe methods need a good
+    CSRF token (``csrf=False``: only to refuse the call anyway, e.g. a 405)."""
+    user = getattr(request, "user", None) or AnonymousUser()
+    if not user.is_authenticated:
+        return None
+    if csrf and request.method not in SAFE_METHODS:
+        reason = _csrf.process_view(request, None, (), {})
+        if reason is not None:
+            raise ApiError("csrf_failed", f"CSRF check failed: {reason}")
     request.auth_method = "session"
     return user
 
 
-def _read_json(request):
-    length = request.META.get("CONTENT_LENGTH") or "0"
+def unauthenticated():
+    return ApiError("unauthenticated", LOGIN_HINT, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request, *, csrf=True):
+    """The caller (token first, then session), or ApiError 401."""
+    user = token_user(request) or session_user(request, csrf=csrf)
+    if user is None:
+        raise unauthenticated()
+    return user
+
+
+def check_body_size(request):
+    """413 for a body over API_MAX_BODY_BYTES, before anything reads or parses it."""
+    if request.method in SAFE_METHODS:
+        return
+    limit = settings.API_MAX_BODY_BYTES
     try:
-        length = int(length)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    limit = settings.API_MAX_BODY_BYTES
-    if length > limit:
+    if length > limit or len(request.body) > limit:
         raise ApiError("too_large", f"the request body is over {limit} bytes")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError("too_large", f"the request body is over {limit} bytes")
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid", "the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError("invalid", "the request body must be a JSON object")
-    return data
 
 
 def endpoint(**handlers):
-    """One URL, one handler per method: ``endpoint(GET=view, POST=other)``.
+    """A plain Django view, one handler per method: ``endpoint(GET=view)``.
 
-    Handlers get ``request`` (with ``request.user`` set and, for unsafe
-    methods, ``request.json``) and the URL's arguments."""
+    For the hot path (and benchmarks): the same answers as the django-ninja
+    endpoints, without building a request model. Handlers get ``request``
+    (with ``request.user`` set) and the URL's arguments."""
     allowed = sorted(handlers)
     if "GET" in handlers and "HEAD" not in handlers:
         handlers["HEAD"] = handlers["GET"]
 
     def view(request, *args, **kwargs):
         try:
-            _authenticate(request)
             handler = handlers.get(request.method)
+            authenticate(request, csrf=handler is not None)
             if handler is None:
-                raise ApiError(
-                    "method_not_allowed",
-                    f"{request.method} is not allowed here (allowed: {', '.join(allowed)})",
-                    headers={"Allow": ", ".join(allowed)},
-                )
-            if request.method not in SAFE_METHODS:
-                if request.auth_method == "session":
-                    reason = _csrf.process_view(request, None, (), {})
-                    if reason is not None:
-                        raise ApiError("csrf_failed", f"CSRF check failed: {reason}")
-                request.json = _read_json(request)
+                raise method_not_allowed(request.method, allowed)
+            check_body_size(request)
             return handler(request, *args, **kwargs)
         except ApiError as error:
             return error.response()
@@ -115,4 +119,4 @@ def endpoint(**handlers):
             return ApiError(error.code, error.message, field=error.field).response()
 
     view.__name__ = next(iter(handlers.values())).__name__
-    return csrf_exempt(view)  # CSRF is checked above, after authentication
+    return csrf_exempt(view)  # CSRF is checked in authenticate(), after the caller is known

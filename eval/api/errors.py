@@ -24,6 +24,10 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers or {}
 
+    @property
+    def status(self):
+        return STATUS[self.code]
+
     def response(self):
         return error_response(self.code, self.message, field=self.field, headers=self.headers)
 
@@ -45,3 +49,14 @@ def not_found(what="not found"):
 
 def invalid(message, field=None):
     return ApiError("invalid", message, field=field)
+
+
+def forbidden(message):
+    return ApiError("forbidden", message)
+
+
+def method_not_allowed(method, allowed):
+    allowed = ", ".join(sorted(allowed))
+    return ApiError(
+        "method_not_allowed", f"{method} is not allowed here (allowed: {allowed})", headers={"Allow": allowed}
+    )

@@ -1,0 +1,199 @@
+"""The JSON API as one django-ninja ``NinjaAPI``: a router per resource,
+pydantic schemas (eval/api/schemas.py), and DESIGN's error shape for every
+refusal, whichever layer refuses:
+
+- no or a bad caller: 401 ``unauthenticated`` (security.py, before CSRF);
+- a request that does not validate: 400 ``invalid`` with ``field``; a path
+  id that does not (a malformed task or job id): 404 ``not_found``;
+- a body that is not JSON: 400 ``invalid``; over API_MAX_BODY_BYTES: 413;
+- refusals of the views and of the job engine (ApiError, JobError);
+- a method the URL lacks: JSON 405 with ``Allow``; ``/api/``: JSON 404.
+
+``/api/openapi.json`` (OpenAPI 3.1) and ``/api/docs`` (Swagger UI from
+django-ninja's own static files, no CDN) need a login like the rest of the
+API: only /healthz and /readyz are public (DESIGN). The docs page sends an
+anonymous browser to the login page; the schema answers 401.
+"""
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpResponseNotAllowed
+from django.urls import path, reverse
+from django.views.decorators.csrf import csrf_exempt
+from ninja import NinjaAPI, Swagger
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from eval.api import catalogue, jobs, reviews, status, tasks
+from eval.api.auth import authenticate, bearer_credentials, unauthenticated
+from eval.api.errors import ApiError, invalid, method_not_allowed, not_found
+from eval.api.security import CALLERS
+from eval.csp import ADMIN_POLICY
+from eval.jobs.errors import JobError
+
+DOCS_PATH = "/docs"
+# Ninja's names for its own views -> ours (no URL namespace: templates reverse "api-review").
+URL_NAMES = {"openapi-json": "api-openapi", "openapi-view": "api-docs"}
+# Our code for a status django-ninja refuses with itself (HttpError).
+CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}
+
+
+class Api(NinjaAPI):
+    def url_patterns(self):
+        """Ninja's URL patterns, one per route, without a namespace, each
+        behind ``_json_refusals``."""
+        patterns, _, _ = self.urls
+        seen, result = set(), []
+        for pattern in patterns:
+            route = str(pattern.pattern)
+            if route in seen:  # a route with several methods comes once per method
+                continue
+            seen.add(route)
+            name = URL_NAMES.get(pattern.name, pattern.name)
+            result.append(path(route, _json_refusals(pattern.callback), pattern.default_args, name=name))
+        return result
+
+    def get_root_path(self, path_params):
+        return reverse("api-root", kwargs=path_params)
+
+    def get_openapi_operation_id(self, operation):
+        return operation.view_func.__name__  # list_tasks, create_job...: unique across the API
+
+    def get_content_type(self):
+        return "application/json"  # as Django's JsonResponse (JSON is UTF-8 by definition)
+
+
+class Docs(Swagger):
+    def get_openapi_url(self, api, path_params):
+        return reverse("api-openapi", kwargs=path_params)
+
+    def render_page(self, request, api, **kwargs):
+        response = super().render_page(request, api, **kwargs)
+        response["Content-Security-Policy"] = ADMIN_POLICY  # Swagger UI sets inline styles; still no inline script
+        return response
+
+
+def _refuse(request, error, *, csrf=True):
+    """``error``'s answer, unless the caller is unknown: then 401 comes first."""
+    try:
+        authenticate(request, csrf=csrf)
+    except ApiError as refusal:
+        return refusal.response()
+    return error.response()
+
+
+def _json_refusals(view):
+    """Around each ninja URL: HEAD is answered as GET (the server drops the
+    body); ninja's plain-text 405 and the root's HTML 404 become JSON."""
+
+    def api_view(request, *args, **kwargs):
+        method = request.method
+        if method == "HEAD":
+            request.method = "GET"
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            return _refuse(request, not_found("no such API endpoint"))
+        finally:
+            request.method = method  # the server (and Django's test client) drop a HEAD answer's body
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = [name.strip() for name in response["Allow"].split(",")]
+            return _refuse(request, method_not_allowed(method, allowed), csrf=False)
+        return response
+
+    return csrf_exempt(api_view)  # CSRF is checked after authentication (security.py)
+
+
+def _login_required(view):
+    """The schema and the docs page: any caller the API admits."""
+
+    def docs_view(request, *args, **kwargs):
+        try:
+            authenticate(request)
+        except ApiError as refusal:
+            if request.path.endswith(DOCS_PATH) and bearer_credentials(request) is None:
+                return redirect_to_login(request.get_full_path())
+            return refusal.response()
+        return view(request, *args, **kwargs)
+
+    return docs_view
+
+
+api = Api(
+    title="LLM eval review console",
+    version="1",
+    description=(
+        "Tasks, LLM jobs (launch, poll, cancel, retry), reviews. Errors: "
+        '`{"error": {"code", "message", "field"?}}`. Log in at /accounts/login/ '
+        "(unsafe methods then need `X-CSRFToken`), or send `Authorization: Bearer <token>` "
+        "with an API token from /tokens/."
+    ),
+    auth=CALLERS,
+    docs=Docs(),
+    docs_url=DOCS_PATH,
+    docs_decorator=_login_required,
+)
+api.add_router("/tasks", tasks.router)
+api.add_router("/tasks", reviews.router)
+api.add_router("/jobs", jobs.router)
+api.add_router("/models", catalogue.router)
+api.add_router("/status", status.router)
+
+
+# --- every refusal in one shape -------------------------------------------------------
+
+
+@api.exception_handler(ApiError)
+def _api_error(request, error):
+    return error.response()
+
+
+@api.exception_handler(JobError)
+def _job_error(request, error):
+    return ApiError(error.code, error.message, field=error.field).response()
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, error):
+    return unauthenticated().response()
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, error):
+    # Ninja raises a 400 HttpError for a body it cannot parse as JSON.
+    if error.status_code == 400:
+        return invalid("the request body is not valid JSON").response()
+    return ApiError(CODES.get(error.status_code, "invalid"), str(error)).response()
+
+
+@api.exception_handler(Http404)
+def _not_found(request, error):
+    return not_found().response()
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, error):
+    path_error = next((e for e in error.errors if e["loc"][0] == "path"), None)
+    if path_error is not None:
+        name = str(path_error["loc"][-1]).removesuffix("_id")
+        return not_found(f"no such {name}").response()
+    field, message = describe(error.errors[0])
+    return invalid(message, field).response()
+
+
+def describe(error):
+    """(field, message) of one pydantic error of a request: the field as a
+    dotted path in the body or the query or header name; an unknown key is
+    blamed on the object that holds it (``params``), or named at the top."""
+    source, *loc = error["loc"]
+    parts = [str(part) for part in (loc[1:] if source == "body" else loc)]  # loc[0]: ninja's body argument
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        unknown = parts.pop()
+        return (".".join(parts) or unknown), f"unknown field {unknown!r}"
+    field = ".".join(parts)
+    if not field and source == "body":
+        return None, "a JSON object body is required" if kind == "missing" else "the request body must be a JSON object"
+    if not field:
+        return None, error["msg"]
+    if kind == "missing":
+        return field, f"{field} is required"
+    return field, f"{field}: {error['msg']}"

@@ -1,0 +1,72 @@
+"""The API's plain Django views, outside django-ninja.
+
+- The poll, ``GET /api/tasks/<id>/jobs``: every open review tab sends it
+  every 2 s, and nearly every answer is a 304. It is answered from one
+  prepared SQL statement (access.poll_state) behind the plain front door
+  (auth.endpoint), with no request model or response schema built. The
+  same URL's POST (create a job) and any other method go on to django-ninja,
+  which also declares the poll for the OpenAPI schema (eval/api/tasks.py).
+- The JSON 404 for any other path under /api/.
+"""
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from eval import metrics
+from eval.api import etag as etags
+from eval.api.access import poll_state
+from eval.api.auth import endpoint
+from eval.api.errors import not_found
+from eval.api.schemas import TASK_ID_RE
+from eval.api.serializers import is_terminal, job_json, poll_rows
+
+READS = frozenset({"GET", "HEAD"})
+
+
+def poll_answer(request, task_id):
+    """304 from one indexed SQL statement when nothing changed; otherwise one
+    more query for all the task's jobs."""
+    user = request.user
+    state = poll_state(user, task_id)
+    if state is None:
+        raise not_found("no such task")
+    tag = etags.poll_etag(user, task_id, state)
+    if etags.matches(request, tag):
+        metrics.observe_poll(304)
+        return etags.not_modified(tag)
+    metrics.observe_poll(200)
+    rows = list(poll_rows(task_id))
+    body = {
+        "task": task_id,
+        "jobs": [job_json(row, user) for row in rows],
+        "all_terminal": all(is_terminal(row) for row in rows),
+    }
+    return etags.tag(JsonResponse(body), etags.poll_etag(user, task_id, etags.poll_state_of_rows(rows)))
+
+
+def _poll(request, task_id):
+    if not TASK_ID_RE.match(task_id):
+        raise not_found("no such task")
+    return poll_answer(request, int(task_id))
+
+
+poll = endpoint(GET=_poll)
+
+
+def task_jobs(other_methods):
+    """The view of ``/api/tasks/<id>/jobs``: reads to the plain poll, the rest
+    (POST creates a job) to ``other_methods``, django-ninja's view of the URL."""
+
+    def task_jobs_view(request, task_id):
+        if request.method in READS:
+            return poll(request, task_id)
+        return other_methods(request, task_id=task_id)
+
+    return csrf_exempt(task_jobs_view)
+
+
+def _unknown(request, rest=""):
+    raise not_found("no such API endpoint")
+
+
+unknown = endpoint(**dict.fromkeys(("GET", "POST", "PUT", "PATCH", "DELETE"), _unknown))

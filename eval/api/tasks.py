@@ -1,0 +1,64 @@
+"""``/api/tasks``: the task list, a task's jobs (the poll, and creating a job)."""
+
+from django.http import HttpResponse
+from ninja import Header, Query, Router, Status
+
+from eval.api import plain
+from eval.api.access import is_reviewer
+from eval.api.lookups import job_answer, visible_task
+from eval.api.queries import PAGE_SIZE, search_tasks, task_page
+from eval.api.responses import answers
+from eval.api.schemas import MAX_IDEMPOTENCY_KEY, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
+from eval.api.serializers import task_json
+from eval.api.user_quota import check_job_creation
+from eval.jobs import create
+
+router = Router(tags=["tasks"])
+
+
+@router.get("", response=answers({200: TaskPage}, 400), url_name="api-tasks")
+def list_tasks(request, filters: Query[TaskFilters]):
+    """Tasks, 50 a page ordered by id (keyset: rows never jump between pages).
+    Empty for callers who are not reviewers."""
+    user = request.user
+    if not is_reviewer(user):
+        return {"tasks": [], "next": None, "count": 0}
+    tasks = search_tasks(status=filters.status or "", q=filters.q.strip())
+    rows, next_cursor, _ = task_page(tasks, user, after=filters.after, size=PAGE_SIZE)
+    return {"tasks": [task_json(task) for task in rows], "next": next_cursor, "count": tasks.count()}
+
+
+@router.get("/{task_id}/jobs", response=answers({200: PollOut, 304: None}, 404), url_name="api-task-jobs")
+def poll_jobs(request, task_id: TaskId):
+    """The task's jobs, for polling: send the last `ETag` as `If-None-Match`;
+    304 (no body) while nothing changed. Outputs are cut to POLL_OUTPUT_CHARS
+    (`output_truncated`); GET /api/jobs/{job_id}?output_from=N has the rest.
+
+    Served by a plain Django view (eval/api/plain.py), the hot path; declared
+    here for the schema, and answering the same if ever reached."""
+    return plain.poll_answer(request, task_id)
+
+
+@router.post("/{task_id}/jobs", response=answers({201: JobOut, 200: JobOut}, 404, 409, 429, write=True))
+def create_job(
+    request,
+    response: HttpResponse,
+    task_id: TaskId,
+    payload: JobCreate,
+    idempotency_key: str = Header(
+        "", alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY, description="Makes a retried POST safe."
+    ),
+):
+    """Queue a job: 201 with `Location`. With an `Idempotency-Key` (per user, 24 h)
+    a replay answers 200 with the same job; the same key with another body is 409."""
+    task = visible_task(request.user, task_id)
+    job, created = create.create_job(
+        task=task,
+        provider=payload.provider,
+        model=payload.model,
+        params=payload.params.model_dump(exclude_unset=True) if payload.params is not None else None,
+        created_by=request.user,
+        idempotency_key=idempotency_key.strip(),
+        admit=lambda: check_job_creation(request.user),
+    )
+    return Status(201 if created else 200, job_answer(request, response, job.pk))
