@@ -4,6 +4,8 @@ from django.urls import include, path
 from eval import health
 from eval.metrics.views import metrics_view
 
+handler403 = "eval.pages.permission_denied"  # the site's page, logged as one INFO line
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

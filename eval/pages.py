@@ -1,12 +1,17 @@
-"""HTML pages: the task list, the review page, the staff dashboard and the
-API token page. Job cards are drawn and kept live by eval/static/eval/*.js
-from the JSON API; these views only render the frame and the task text."""
+"""HTML pages: the task list, the review page, blind pairs, the staff
+dashboard, the API token page and the error pages. Job cards and pairs are
+drawn and kept live by eval/static/eval/*.js from the JSON API; these views
+only render the frame and the task text."""
+
+import logging
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 
 from eval.api.access import is_reviewer, is_staff
@@ -16,7 +21,15 @@ from eval.evaluation.rubrics import rubric_for_source, rubric_json
 from eval.models import ApiToken, Review, Task
 from eval.providers import catalogue
 
+logger = logging.getLogger(__name__)
+
 MAX_TOKENS_PER_USER = 20
+REVIEW_TABS = [
+    ("", "All"),
+    ("needed", "To review"),
+    ("mine", "Reviewed by me"),
+    ("stale", "Needs re-review"),
+]
 
 
 def _cursor(request, name):
@@ -24,30 +37,51 @@ def _cursor(request, name):
     return int(raw) if raw.isdigit() else None
 
 
+def _choice(request, name, allowed):
+    value = request.GET.get(name, "")
+    return value if value in allowed else ""
+
+
+def _query(**params):
+    """A query string of the non-empty ``params`` (for links that keep the filters)."""
+    return urlencode({name: value for name, value in params.items() if value})
+
+
 @login_required
 def task_list(request):
     user = request.user
-    status = request.GET.get("status", "")
-    if status not in Task.Status.values:
-        status = ""
+    status = _choice(request, "status", Task.Status.values)
+    review = _choice(request, "review", review_status.FILTERS)
     q = request.GET.get("q", "").strip()
     context = {"q": q, "status": status, "statuses": Task.Status.values, "reviewer": is_reviewer(user)}
     if context["reviewer"]:
-        tasks = search_tasks(status=status, q=q)
-        rows, next_cursor, prev_cursor = task_page(
-            tasks, user, after=_cursor(request, "after"), before=_cursor(request, "before")
-        )
-        total = tasks.count()
-        reviewed = Review.objects.filter(reviewer=user, task__in=tasks).count()
-        context.update(
-            tasks=rows,
-            next_cursor=next_cursor,
-            prev_cursor=prev_cursor,
-            total=total,
-            reviewed=reviewed,
-            percent=round(100 * reviewed / total) if total else 0,
-        )
+        context.update(_task_rows(request, search_tasks(status=status, q=q), review))
+        context["tabs"] = [
+            {"value": value, "label": label, "query": _query(q=q, status=status, review=value)}
+            for value, label in REVIEW_TABS
+        ]
+        context.update(review=review, filter_query=_query(q=q, status=status, review=review))
     return render(request, "eval/task_list.html", context)
+
+
+def _task_rows(request, tasks, review):
+    """One page of ``tasks`` narrowed by the review filter, and the caller's
+    progress through all of ``tasks`` (the filter does not change the total)."""
+    user = request.user
+    shown = review_status.filter_tasks(tasks, user, review).annotate(stale=review_status.stale(user))
+    rows, next_cursor, prev_cursor = task_page(
+        shown, user, after=_cursor(request, "after"), before=_cursor(request, "before")
+    )
+    total = tasks.count()
+    reviewed = tasks.filter(review_status.reviewed(user)).count()
+    return {
+        "tasks": rows,
+        "next_cursor": next_cursor,
+        "prev_cursor": prev_cursor,
+        "total": total,
+        "reviewed": reviewed,
+        "percent": round(100 * reviewed / total) if total else 0,
+    }
 
 
 @login_required
@@ -101,8 +135,23 @@ def _price(entry, model):
 @login_required
 def dashboard(request):
     if not is_staff(request.user):
-        raise PermissionDenied("staff only")
+        raise PermissionDenied("The dashboard is for staff. Ask an admin if you need it.")
     return render(request, "eval/dashboard.html", {"poll_interval_ms": settings.POLL_INTERVAL_MS})
+
+
+@login_required
+def pairs(request):
+    """Blind pairwise comparison. The frame names nothing about any pair: the
+    script asks /api/pairs/next for texts and an opaque token."""
+    if not is_reviewer(request.user):
+        raise PermissionDenied("Blind pairs are for reviewers: ask an admin to add you to the reviewers group.")
+    sources = list(Task.objects.order_by("source").values_list("source", flat=True).distinct())
+    source = request.GET.get("source", "")
+    return render(
+        request,
+        "pairs.html",
+        {"sources": sources, "source": source if source in sources else ""},
+    )
 
 
 @login_required
@@ -129,3 +178,25 @@ def revoke_token(request, token_id):
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
     token.revoke()
     return redirect("tokens")
+
+
+def favicon(request):
+    """/favicon.ico, which browsers and the admin ask for on their own: the site's SVG icon."""
+    response = redirect(static("eval/favicon.svg"))
+    response["Cache-Control"] = "max-age=86400"
+    return response
+
+
+def permission_denied(request, exception=None):
+    """handler403: the site's own page saying why, logged as one INFO line.
+
+    Django would log a refused page at WARNING with the traceback of the
+    PermissionDenied; a reviewer opening the dashboard is no incident. A
+    response marked as logged is not logged again by Django."""
+    message = str(exception or "") or "You do not have access to this page."
+    response = render(request, "403.html", {"message": message}, status=403)
+    user = getattr(request, "user", None)
+    who = user.get_username() if user is not None and user.is_authenticated else "anonymous"
+    logger.info("Forbidden: %s for %s", request.path, who)
+    response._has_been_logged = True  # read by django.utils.log.log_response
+    return response

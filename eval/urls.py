@@ -7,7 +7,9 @@ urlpatterns = [
     path("", pages.task_list, name="home"),
     path("tasks/", pages.task_list, name="task-list"),
     path("tasks/<int:task_id>/", pages.review, name="review"),
+    path("pairs/", pages.pairs, name="pairs"),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("tokens/", pages.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke", pages.revoke_token, name="token-revoke"),
+    path("favicon.ico", pages.favicon, name="favicon"),
 ]
