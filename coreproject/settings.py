@@ -4,6 +4,7 @@ Bad values are reported by ``manage.py check`` (eval/checks.py) naming the
 variable at fault, instead of crashing at import time.
 """
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -48,7 +49,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "ninja",  # its templates and static files: /api/docs served locally, no CDN
     "eval",
 ]
 
@@ -64,13 +64,18 @@ MIDDLEWARE = [
     "eval.csp.ContentSecurityPolicyMiddleware",
 ]
 
+# django-ninja's templates and static files (/api/docs served locally, no CDN),
+# found without importing the package: as an INSTALLED_APPS entry it would load
+# ninja and pydantic into every process, workers included (+13 MB each).
+NINJA_DIR = Path(importlib.util.find_spec("ninja").submodule_search_locations[0])
+
 ROOT_URLCONF = "coreproject.urls"
 WSGI_APPLICATION = "coreproject.wsgi.application"
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -133,6 +138,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [NINJA_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

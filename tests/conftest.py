@@ -7,6 +7,16 @@ from django.contrib.auth.models import Group
 
 from eval import providers
 from eval.models import Task
+from tests.helpers import WorkerThread
+
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "django_db_setup",
+    "live_server",
+}
 
 
 def require(name):
@@ -14,11 +24,51 @@ def require(name):
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
 
 
+def uses_database(item):
+    """A django_db mark, or a fixture that needs the test database (directly or not).
+    pytest-django refuses database access to every other test."""
+    if getattr(item, "cls", None) is not None and hasattr(item.cls, "databases"):  # a django.test TestCase
+        return True
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(DATABASE_FIXTURES & fixtures)
+
+
+def pytest_report_header(config):
+    if require("TEST_DATABASE_TESTS_ONLY"):
+        return "TEST_DATABASE_TESTS_ONLY=1: the tests that use no database are deselected (the SQLite pass runs them)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """TEST_DATABASE_TESTS_ONLY=1 (run_suite.py's PostgreSQL pass): deselect the
+    tests that use no database. They give the same answer on any database and
+    have run on the SQLite pass. A test that starts a subprocess must give it
+    its own DATABASE_URL (tests/conftest.py test_database_url() needs the db)."""
+    if not require("TEST_DATABASE_TESTS_ONLY"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        (kept if uses_database(item) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _fresh_providers():
     providers.reset()
     yield
     providers.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seen_cache():
+    """The process's memory of recorded (user, task) views outlives a test's database."""
+    from eval.evaluation import seen
+
+    seen.forget_cache()
+    yield
+    seen.forget_cache()
 
 
 @pytest.fixture
@@ -96,57 +146,9 @@ def test_database_url():
 test_database_url.__test__ = False  # a helper, not a test
 
 
-class WorkerThread:
-    """``serve()`` on its own event loop in a thread, stoppable like SIGTERM."""
-
-    def __init__(self, **options):
-        import threading
-
-        self.options = options
-        self.loop = None
-        self.stopping = None
-        self.executor = None
-        self.error = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self):
-        import asyncio
-
-        from eval.worker.service import serve
-
-        async def main():
-            self.loop = asyncio.get_running_loop()
-            self.stopping = asyncio.Event()
-            self._ready.set()
-            self.executor = await serve(stopping=self.stopping, **self.options)
-
-        try:
-            asyncio.run(main())
-        except BaseException as error:  # surfaced by join()
-            self.error = error
-            self._ready.set()
-
-    def start(self):
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self, timeout=30):
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.stopping.set)
-        return self.join(timeout)
-
-    def join(self, timeout=30):
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "worker thread did not stop"
-        if self.error:
-            raise self.error
-        return self.executor
-
-
 @pytest.fixture
 def worker_thread():
+    """Start ``serve(**options)`` in a thread; every one still running is stopped at teardown."""
     started = []
 
     def start(**options):
@@ -155,7 +157,7 @@ def worker_thread():
 
     yield start
     for worker in started:
-        if worker._thread.is_alive():
+        if worker.alive:
             worker.stop()
 
 

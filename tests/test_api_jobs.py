@@ -37,6 +37,11 @@ JOB_FIELDS = {
     "started_at",
     "finished_at",
     "updated_at",
+    # Evaluation (DESIGN: LLMJob gains prompt_hash and hidden)
+    "hidden",
+    "can_hide",
+    "params",
+    "from_current_prompt",
 }
 
 

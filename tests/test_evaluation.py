@@ -14,13 +14,6 @@ from eval.models import Judgement, PairAssignment, Rubric, SourceRubric, Task
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_seen_cache():
-    seen.forget_cache()
-    yield
-    seen.forget_cache()
-
-
 def finished_job(task, output, *, provider="echo", model="echo", worker="w1"):
     job, _ = create.create_job(task=task, provider=provider, model=model)
     claimed = claims.claim(job.pk, worker).job

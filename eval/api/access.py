@@ -38,8 +38,11 @@ _HAS_REVIEW_PERMISSION_SQL = """(
              WHERE ug.user_id = %s AND p.codename = 'review_task' AND ct.app_label = 'eval')
 )"""
 
+# The task's prompt hash counts too (each job says whether it was made from
+# the current prompt); with no jobs there is nothing it could change.
 _POLL_STATE_SQL = """
-SELECT COUNT(j.id), COALESCE(SUM(j.version), 0), COALESCE(MAX(j.version), 0)
+SELECT COUNT(j.id), COALESCE(SUM(j.version), 0), COALESCE(MAX(j.version), 0),
+       CASE WHEN COUNT(j.id) = 0 THEN '' ELSE MAX(t.prompt_hash) END
 FROM eval_task t LEFT JOIN eval_llmjob j ON j.task_id = t.id
 WHERE t.id = %s{access}
 GROUP BY t.id
@@ -47,7 +50,7 @@ GROUP BY t.id
 
 
 def poll_state(user, task_id):
-    """(job count, sum of versions, max version) of a task the user may see,
+    """(job count, sum of versions, max version, prompt hash) of a task the user may see,
     or None (no such task, or not a reviewer). One indexed SQL statement."""
     if not user.is_authenticated or not user.is_active:
         return None
@@ -59,4 +62,4 @@ def poll_state(user, task_id):
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]), row[3] or "")

@@ -15,14 +15,18 @@ API: only /healthz and /readyz are public (DESIGN). The docs page sends an
 anonymous browser to the login page; the schema answers 401.
 """
 
+import json
+
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.docs import _csrf_needed as csrf_needed
 
-from eval.api import catalogue, jobs, reviews, status, tasks
+from eval.api import catalogue, jobs, judgements, pairs, reviews, status, tasks
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
 from eval.api.errors import ApiError, invalid, method_not_allowed, not_found
 from eval.api.security import CALLERS
@@ -66,7 +70,11 @@ class Docs(Swagger):
         return reverse("api-openapi", kwargs=path_params)
 
     def render_page(self, request, api, **kwargs):
-        response = super().render_page(request, api, **kwargs)
+        # Always ninja's local template: ninja picks its CDN one unless "ninja" is an
+        # installed app, which we avoid (it would load ninja into workers too: settings.py).
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        context = {"swagger_settings": json.dumps(self.settings, indent=1), "api": api, "add_csrf": csrf_needed(api)}
+        response = render(request, self.template, context)
         response["Content-Security-Policy"] = ADMIN_POLICY  # Swagger UI sets inline styles; still no inline script
         return response
 
@@ -121,7 +129,7 @@ api = Api(
     title="LLM eval review console",
     version="1",
     description=(
-        "Tasks, LLM jobs (launch, poll, cancel, retry), reviews. Errors: "
+        "Tasks, LLM jobs (launch, poll, cancel, retry, hide), reviews, judgements, drafts, blind pairs. Errors: "
         '`{"error": {"code", "message", "field"?}}`. Log in at /accounts/login/ '
         "(unsafe methods then need `X-CSRFToken`), or send `Authorization: Bearer <token>` "
         "with an API token from /tokens/."
@@ -133,7 +141,11 @@ api = Api(
 )
 api.add_router("/tasks", tasks.router)
 api.add_router("/tasks", reviews.router)
+api.add_router("/tasks", judgements.tasks_router)
 api.add_router("/jobs", jobs.router)
+api.add_router("/jobs", judgements.jobs_router)
+api.add_router("/judgements", judgements.judgements_router)
+api.add_router("/pairs", pairs.router)
 api.add_router("/models", catalogue.router)
 api.add_router("/status", status.router)
 

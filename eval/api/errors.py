@@ -12,6 +12,7 @@ STATUS = {
     "idempotency_conflict": 409,
     "invalid": 400,
     "too_large": 413,
+    "expired": 410,
     "rate_limited": 429,
 }
 

@@ -17,17 +17,19 @@ def _who(user):
 
 
 def poll_etag(user, task_id, state):
-    count, total, top = state
-    return f'"t{task_id}-{count}-{total}-{top}-{_who(user)}-c{settings.POLL_OUTPUT_CHARS}"'
+    count, total, top, prompt_hash = state
+    return f'"t{task_id}-{count}-{total}-{top}-p{prompt_hash[:12]}-{_who(user)}-c{settings.POLL_OUTPUT_CHARS}"'
 
 
 def poll_state_of_rows(rows):
     versions = [row["version"] for row in rows]
-    return len(versions), sum(versions), max(versions, default=0)
+    prompt_hash = rows[0]["task_prompt_hash"] if rows else ""
+    return len(versions), sum(versions), max(versions, default=0), prompt_hash
 
 
 def job_etag(user, row, output_from=0):
-    return f'"j{row["id"].hex}-{row["version"]}-{_who(user)}-f{output_from}"'
+    prompt = row["task_prompt_hash"][:12]  # from_current_prompt changes with it
+    return f'"j{row["id"].hex}-{row["version"]}-p{prompt}-{_who(user)}-f{output_from}"'
 
 
 def matches(request, etag):

@@ -13,6 +13,7 @@ from eval.api.responses import answers
 from eval.api.schemas import JobId, JobIds, JobList, JobOut, OutputFrom
 from eval.api.serializers import job_json, job_rows
 from eval.api.user_quota import check_job_creation
+from eval.evaluation import seen
 from eval.jobs import create, transitions
 from eval.models import LLMJob
 
@@ -27,6 +28,7 @@ def list_jobs(request, query: Query[JobIds]):
         return {"jobs": []}
     rows = LLMJob.objects.filter(pk__in=query.ids)
     found = {str(row["id"]): row for row in job_rows(rows, max_chars=settings.POLL_OUTPUT_CHARS)}
+    seen.mark(request.user.pk, {row["task_id"] for row in found.values()})
     return {"jobs": [job_json(found[job_id], request.user) for job_id in query.ids if job_id in found]}
 
 
@@ -41,6 +43,7 @@ def get_job(request, response: HttpResponse, job_id: JobId, query: Query[OutputF
     row = job_rows(LLMJob.objects.filter(pk=job_id), output_from=output_from).first()
     if row is None:
         raise not_found("no such job")
+    seen.mark(user.pk, [row["task_id"]])
     tag = etags.job_etag(user, row, output_from)
     if etags.matches(request, tag):
         return etags.not_modified(tag)

@@ -19,6 +19,7 @@ from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.schemas import TASK_ID_RE
 from eval.api.serializers import is_terminal, job_json, poll_rows
+from eval.evaluation import seen
 
 READS = frozenset({"GET", "HEAD"})
 
@@ -36,6 +37,7 @@ def poll_answer(request, task_id):
         return etags.not_modified(tag)
     metrics.observe_poll(200)
     rows = list(poll_rows(task_id))
+    seen.mark(user.pk, [task_id])  # a later pairwise verdict on this task is not blind
     body = {
         "task": task_id,
         "jobs": [job_json(row, user) for row in rows],

@@ -1,9 +1,10 @@
 """Reads shared by the API and the pages."""
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 
+from eval.evaluation import review_status
 from eval.jobs import states
-from eval.models import Review, Task
+from eval.models import Task
 
 PAGE_SIZE = 50
 
@@ -19,8 +20,7 @@ def search_tasks(*, status="", q=""):
 
 def with_job_counts(tasks, user):
     counts = {f"jobs_{status}": Count("jobs", filter=Q(jobs__status=status)) for status in states.ALL}
-    mine = Review.objects.filter(task=OuterRef("pk"), reviewer=user)
-    return tasks.annotate(**counts, reviewed_by_me=Exists(mine))
+    return tasks.annotate(**counts, reviewed_by_me=review_status.reviewed(user))
 
 
 def task_page(tasks, user, *, after=None, before=None, size=PAGE_SIZE):

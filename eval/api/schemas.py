@@ -11,7 +11,7 @@ with the field at fault.
 """
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 from ninja import Schema
@@ -126,6 +126,11 @@ class TaskFilters(Schema):
     status: Annotated[Literal[tuple(Task.Status.values)] | None, BeforeValidator(_blank_is_none)] = None
     q: str = Field("", description="Text in the title, external id or prompt.")
     after: Cursor = Field(None, description="The `next` cursor of the previous page.")
+    review: Annotated[Literal["needed", "mine", "stale"] | None, BeforeValidator(_blank_is_none)] = Field(
+        None,
+        description="needed: not reviewed by you; mine: reviewed by you; stale: your judgement predates "
+        "a change of the task's prompt or reference.",
+    )
 
 
 class JobIds(Schema):
@@ -179,6 +184,10 @@ class JobOut(Schema):
     can_cancel: bool
     can_retry: bool
     retry_of: str | None
+    hidden: bool = Field(description="Hidden from pages, pairs and results (POST .../hide, .../unhide).")
+    can_hide: bool
+    params: dict[str, Any] = Field(description="max_tokens, temperature, system as the job ran them.")
+    from_current_prompt: bool = Field(description="Made from the task's current prompt and reference.")
     created_by: str | None
     created_at: str = Field(json_schema_extra=DATE_TIME)
     started_at: str | None = Field(json_schema_extra=DATE_TIME)

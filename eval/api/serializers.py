@@ -34,6 +34,9 @@ JOB_COLUMNS = (
     "finished_at",
     "updated_at",
     "version",
+    "hidden",
+    "params",
+    "prompt_hash",
 )
 
 
@@ -42,14 +45,16 @@ def job_rows(queryset, *, max_chars=None, output_from=0):
 
     ``max_chars``: keep at most that many characters (the poll);
     ``output_from``: start at that character (the rest of a cut output)."""
-    queryset = queryset.annotate(creator=F("created_by__username"), out_len=Length("output"))
+    queryset = queryset.annotate(
+        creator=F("created_by__username"), out_len=Length("output"), task_prompt_hash=F("task__prompt_hash")
+    )
     if max_chars is not None:
         queryset = queryset.annotate(out=Substr("output", output_from + 1, max_chars))
     elif output_from:
         queryset = queryset.annotate(out=Substr("output", output_from + 1))
     else:
         queryset = queryset.annotate(out=F("output"))
-    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out")
+    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash")
 
 
 def poll_rows(task_id):
@@ -87,6 +92,10 @@ def job_json(row, user, *, output_from=0):
         "can_cancel": manager and states.can_cancel(status, row["cancel_requested"]),
         "can_retry": manager and states.can_retry(status),
         "retry_of": str(row["retry_of_id"]) if row["retry_of_id"] else None,
+        "hidden": row["hidden"],
+        "can_hide": manager,
+        "params": row["params"] or {},
+        "from_current_prompt": row["prompt_hash"] == row["task_prompt_hash"],
         "created_by": row["creator"],
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),

@@ -11,6 +11,7 @@ from eval.api.responses import answers
 from eval.api.schemas import MAX_IDEMPOTENCY_KEY, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
 from eval.api.serializers import task_json
 from eval.api.user_quota import check_job_creation
+from eval.evaluation import review_status
 from eval.jobs import create
 
 router = Router(tags=["tasks"])
@@ -23,7 +24,9 @@ def list_tasks(request, filters: Query[TaskFilters]):
     user = request.user
     if not is_reviewer(user):
         return {"tasks": [], "next": None, "count": 0}
-    tasks = search_tasks(status=filters.status or "", q=filters.q.strip())
+    tasks = review_status.filter_tasks(
+        search_tasks(status=filters.status or "", q=filters.q.strip()), user, filters.review or ""
+    )
     rows, next_cursor, _ = task_page(tasks, user, after=filters.after, size=PAGE_SIZE)
     return {"tasks": [task_json(task) for task in rows], "next": next_cursor, "count": tasks.count()}
 

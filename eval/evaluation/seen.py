@@ -3,6 +3,8 @@ verdict is blind only if its author had not, before the verdict."""
 
 import threading
 
+from django.db import connection
+
 from eval.models import JobsSeen
 
 # (user id, task id) pairs this process already recorded: rows are never
