@@ -21,6 +21,8 @@ def mark(user_id, task_ids):
     if not new or user_id is None:
         return
     JobsSeen.objects.bulk_create([JobsSeen(user_id=user_id, task_id=task_id) for task_id in new], ignore_conflicts=True)
+    if connection.in_atomic_block:
+        return  # the row may yet be rolled back: remember only what is committed
     with _known_lock:
         if len(_known) > _KNOWN_MAX:
             _known.clear()
