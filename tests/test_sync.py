@@ -13,7 +13,7 @@ from django.utils import timezone
 from eval.jobs import create
 from eval.models import LLMJob, Review, Task
 from eval.sync import SourceError, sync_tasks
-from eval.sync import sources as sync_sources
+from eval.sync import formats as sync_formats
 
 pytestmark = pytest.mark.django_db
 
@@ -239,7 +239,7 @@ def test_json_file_array_and_tasks_object(tmp_path):
 
 
 def test_json_stream_across_tiny_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(sync_sources, "CHUNK", 3)
+    monkeypatch.setattr(sync_formats, "CHUNK", 3)
     data = [{"id": i, "prompt": "p" * (i + 1), "metadata": {"n": 12345678 + i, "x": [1.5, None]}} for i in range(20)]
     path = tmp_path / "tiny.json"
     path.write_text(" \n" + json.dumps({"tasks": data}, indent=1))
