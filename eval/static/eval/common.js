@@ -13,12 +13,14 @@
   }
 
   /* fetch() a JSON endpoint. Resolves to {ok, status, data, headers}; network
-     errors resolve too ({ok: false, status: 0}) so callers have one path. */
-  async function api(method, url, body, headers) {
+     errors resolve too ({ok: false, status: 0}) so callers have one path.
+     options.keepalive: the request outlives the page (a draft sent on unload). */
+  async function api(method, url, body, headers, options) {
     const init = {
       method: method,
       credentials: "same-origin",
       cache: "no-store",
+      keepalive: Boolean(options && options.keepalive),
       headers: Object.assign({ Accept: "application/json" }, headers || {}),
     };
     if (method !== "GET" && method !== "HEAD") {
@@ -51,6 +53,26 @@
     return "The server answered " + result.status + ".";
   }
 
+  /* The error's field ("params.max_tokens", "answers.quality"), or "". */
+  function errorField(result) {
+    return (result.data && result.data.error && result.data.error.field) || "";
+  }
+
+  /* A job's short id: the first 8 characters of its UUID, used wherever a
+     page names a job. */
+  function shortId(id) {
+    return String(id || "").slice(0, 8);
+  }
+
+  /* "14:02" today, else the local date and time. */
+  function clockTime(iso) {
+    const date = new Date(iso);
+    if (isNaN(date)) return iso || "";
+    const sameDay = date.toDateString() === new Date().toDateString();
+    const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return sameDay ? time : date.toLocaleDateString() + " " + time;
+  }
+
   function localTime(iso) {
     if (!iso) return "";
     const date = new Date(iso);
@@ -73,9 +95,12 @@
     if (el.textContent !== text) el.textContent = text;
   }
 
+  /* Is the key for a field (typing, choosing) rather than a page shortcut?
+     Radio buttons and checkboxes take no text: shortcuts still work there. */
   function typingInField(event) {
     const t = event.target;
     if (!t || !t.tagName) return false;
+    if (t.tagName === "INPUT" && ["radio", "checkbox", "button", "submit", "reset"].includes(t.type)) return false;
     return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
   }
 
@@ -83,6 +108,9 @@
     cookie: cookie,
     api: api,
     errorText: errorText,
+    errorField: errorField,
+    shortId: shortId,
+    clockTime: clockTime,
     localTime: localTime,
     localizeTimes: localizeTimes,
     setText: setText,

@@ -18,7 +18,8 @@
      upgradeText(root)         showText() every [data-markdown] element in
                                root, using its current text as the source
      rawMode() / setRawMode(b) the page-wide mode (kept in localStorage)
-     bindRawToggle(button)     a button that flips the mode (aria-pressed)
+     bindRawToggle(button)     a button that flips the mode (its .toggle-label
+                               child, or itself, says what a press does)
    A mode change fires "eval:textmode" on document (detail: {raw}). */
 (function () {
   "use strict";
@@ -169,11 +170,13 @@
 
   const toggles = new Set();
 
+  /* The button says what pressing it does; aria-pressed says raw text is on. */
   function paintToggle(button) {
     const raw = rawMode();
     button.setAttribute("aria-pressed", raw ? "true" : "false");
     const label = button.querySelector(".toggle-label") || button;
-    label.textContent = raw ? "Raw text (show formatted)" : "Formatted (show raw text)";
+    label.textContent = raw ? "Show formatted text" : "Show raw text";
+    button.title = raw ? "Showing the raw text; press to format Markdown" : "Showing formatted Markdown; press for the raw text";
   }
 
   function bindRawToggle(button) {

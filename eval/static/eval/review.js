@@ -1,10 +1,7 @@
-/* The review page: job cards kept live by polling, run/cancel/retry, the
-   review form, a diff between two outputs, copy, keyboard shortcuts.
-
-   Cards are created once per job and then only their changed fields are
-   touched, so nothing flickers and scroll, focus, selection and form input
-   survive every poll. Model output and task text are only ever set with
-   textContent / text nodes. */
+/* The review page, wired together: job cards kept live by the poll (cards.js),
+   launching (launch.js), scores per output (scores.js), the overall review
+   (reviewform.js), drafts and the leave guard (drafts.js), selection and
+   scroll lock (panes.js), the judgement list, the diff, and the keyboard. */
 (function () {
   "use strict";
 
@@ -12,277 +9,181 @@
   const root = document.getElementById("review");
   if (!root) return;
 
-  const pollUrl = root.dataset.pollUrl;
-  const reviewUrl = root.dataset.reviewUrl;
-  const jobsEl = document.getElementById("jobs");
-  const noJobs = document.getElementById("no-jobs");
-  const template = document.getElementById("job-card-template");
-  const runStatus = document.getElementById("run-status");
-  const maxTokensInput = document.getElementById("run-max-tokens");
-  const form = document.getElementById("review-form");
-  const reviewStatus = document.getElementById("review-status");
-  const preferred = document.getElementById("preferred-job");
-  const diffA = document.getElementById("diff-a");
-  const diffB = document.getElementById("diff-b");
-  const diffOut = document.getElementById("diff-output");
-
-  const cards = new Map(); // job id -> {el, key, job, full, fetching}
-  let jobOrder = [];
-  let lastRunButton = null;
-  let preferredInitial = preferred.dataset.initial || "";
+  const data = root.dataset;
+  const taskUrl = "/api/tasks/" + data.taskId;
+  const rubric = JSON.parse(document.getElementById("rubric-data").textContent);
+  const $ = (id) => document.getElementById(id);
+  const preferred = $("preferred-job");
+  const diffA = $("diff-a");
+  const diffB = $("diff-b");
   let diffChosen = false;
+  let listedJobs = -1;
 
-  // --- formatting -------------------------------------------------------------
-  function duration(job) {
-    if (!job.started_at) return "–";
-    const end = job.finished_at ? new Date(job.finished_at) : new Date();
-    const seconds = Math.max(0, (end - new Date(job.started_at)) / 1000);
-    return seconds < 60 ? seconds.toFixed(1) + " s" : Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s";
+  E.upgradeText(document);
+  E.bindRawToggle($("raw-toggle"));
+  E.setText($("primary-question"), (rubric.questions.find((q) => q.type === "rating") || { label: "–" }).label);
+
+  // --- the parts --------------------------------------------------------------------------
+  const cards = new E.JobCards({
+    container: $("jobs"),
+    template: $("job-card-template"),
+    noJobs: $("no-jobs"),
+    hiddenLine: $("hidden-jobs"),
+    hiddenText: $("hidden-jobs-text"),
+    hiddenToggle: $("hidden-jobs-toggle"),
+    onCreate: (card) => scores.build(card),
+    onUpdate: (card) => scores.paint(card),
+    onAction: (card, action) => cardAction(card, action),
+  });
+  const selection = new E.Selection(cards);
+  const scrollLock = new E.ScrollLock($("jobs"), $("scroll-lock"));
+  const scores = new E.Scores({
+    rubric: rubric,
+    url: taskUrl + "/judgements",
+    username: data.username,
+    undoSeconds: data.undoSeconds,
+    cards: cards,
+    onDirty: () => unsavedChanged(),
+    onSaved: () => renderJudgements(),
+  });
+  const form = new E.ReviewForm({
+    form: $("review-form"),
+    url: data.reviewUrl,
+    status: $("review-status"),
+    preferred: preferred,
+    onChange: () => unsavedChanged(),
+  });
+  const drafts = new E.DraftKeeper({
+    url: taskUrl + "/draft",
+    collect: collectDraft,
+    onState: () => paintStatus(),
+  });
+  const guard = new E.LeaveGuard({
+    hasUnsaved: hasUnsaved,
+    describe: () => (form.isDirty() ? ["your review of the task"] : []).concat(scores.describeUnsaved()),
+    saveAll: saveAll,
+    drafts: drafts,
+  });
+  const launcher = new E.Launcher({
+    buttons: Array.from(document.querySelectorAll(".run-button")),
+    maxTokens: $("run-max-tokens"),
+    temperature: $("run-temperature"),
+    status: $("run-status"),
+    url: data.pollUrl,
+    promptChars: data.promptChars,
+    onJob: (job) => {
+      const card = cards.upsert(job);
+      afterJobs();
+      flash(card);
+      poller.kick();
+    },
+  });
+  const poller = new E.Poller({
+    url: data.pollUrl,
+    interval: Number(data.pollInterval) || 2000,
+    notice: $("poll-notice"),
+    onData: (answer) => {
+      cards.apply(answer.jobs);
+      afterJobs();
+      return !answer.all_terminal;
+    },
+  });
+  E.reviewPoller = poller;
+
+  // --- unsaved work and drafts ------------------------------------------------------------
+  function hasUnsaved() {
+    return form.isDirty() || Object.keys(scores.unsaved()).length > 0;
   }
 
-  function tokens(usage) {
-    const input = usage.input_tokens == null ? "–" : usage.input_tokens;
-    const output = usage.output_tokens == null ? "–" : usage.output_tokens;
-    return input + " in / " + output + " out";
+  function collectDraft() {
+    if (!hasUnsaved()) return null;
+    const draft = { v: 1, scores: scores.unsaved() };
+    if (form.isDirty()) draft.review = form.values();
+    return draft;
   }
 
-  function cost(value) {
-    return value == null ? "–" : "$" + Number(value).toFixed(value && value < 0.01 ? 6 : 4);
-  }
-
-  function label(job) {
-    return job.model + " · " + job.id.slice(0, 8) + " · " + job.status;
-  }
-
-  // --- cards --------------------------------------------------------------------
-  function part(card, selector) {
-    return card.el.querySelector(selector);
-  }
-
-  function createCard(job) {
-    const el = template.content.firstElementChild.cloneNode(true);
-    el.id = "job-" + job.id;
-    el.dataset.jobId = job.id;
-    const card = { el: el, key: null, job: null, full: "", fetching: false };
-    el.querySelector(".job-cancel").addEventListener("click", () => cancelJob(card));
-    el.querySelector(".job-retry").addEventListener("click", () => retryJob(card));
-    el.querySelector(".job-copy").addEventListener("click", () => copyOutput(card));
-    cards.set(job.id, card);
-    return card;
-  }
-
-  function setOutput(card, text) {
-    const pre = part(card, ".job-output");
-    const current = pre.textContent;
-    if (current === text) return;
-    const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
-    if (current && text.startsWith(current)) {
-      pre.appendChild(document.createTextNode(text.slice(current.length))); // keeps any selection
-    } else {
-      pre.textContent = text;
-    }
-    if (atBottom) pre.scrollTop = pre.scrollHeight;
-  }
-
-  async function fetchRest(card, job) {
-    if (card.fetching) return;
-    card.fetching = true;
-    const head = job.output;
-    const result = await E.api("GET", "/api/jobs/" + job.id + "?output_from=" + head.length);
-    card.fetching = false;
-    if (!result.ok || !result.data) return;
-    // Ignore a late answer for an older version of the output.
-    if (card.job && card.job.output !== head) return;
-    card.full = head + result.data.output;
-    setOutput(card, card.full);
-    part(card, ".job-truncated").hidden = true;
-    refreshSelects();
-  }
-
-  function updateCard(card, job) {
-    const key = JSON.stringify(job);
-    if (card.key === key) return;
-    card.key = key;
-    card.job = job;
-    const el = card.el;
-    const status = job.status;
-    if (el.dataset.status !== status) {
-      el.dataset.status = status;
-      el.className = "job-card status-" + status;
-    }
-    E.setText(part(card, ".job-model"), job.provider + " / " + job.model);
-    const badge = part(card, ".job-status");
-    E.setText(badge, status + (job.cancel_requested && status === "running" ? " (cancelling)" : ""));
-    badge.className = "badge job-status badge-" + status;
-    const bar = part(card, ".job-progress");
-    if (Number(bar.value) !== job.progress) bar.value = job.progress;
-    E.setText(part(card, ".job-percent"), job.progress + "%");
-    E.setText(part(card, ".job-message"), job.message);
-    const error = part(card, ".job-error");
-    const errorText = job.error ? job.error.message + " (" + job.error.code + ")" : "";
-    E.setText(error, errorText);
-    error.hidden = !errorText || status === "succeeded";
-    E.setText(part(card, ".job-tokens"), tokens(job.usage));
-    E.setText(part(card, ".job-cost"), cost(job.cost_usd));
-    E.setText(part(card, ".job-duration"), duration(job));
-    E.setText(part(card, ".job-stop"), job.stop_reason || "–");
-    E.setText(part(card, ".job-attempts"), String(job.attempts));
-    E.setText(part(card, ".job-by"), job.created_by || "–");
-    const started = part(card, ".job-started");
-    if (job.started_at) {
-      started.setAttribute("datetime", job.started_at);
-      E.setText(started, E.localTime(job.started_at));
-      started.title = job.started_at;
-    }
-    part(card, ".job-cancel").hidden = !job.can_cancel;
-    part(card, ".job-retry").hidden = !job.can_retry;
-
-    const note = part(card, ".job-truncated");
-    if (job.output_truncated) {
-      if (!card.full.startsWith(job.output)) card.full = job.output;
-      setOutput(card, card.full);
-      note.hidden = card.full.length > job.output.length;
-      fetchRest(card, job);
-    } else {
-      card.full = job.output;
-      setOutput(card, card.full);
-      note.hidden = true;
-    }
-  }
-
-  /* Apply one job (from a poll or an action's answer). */
-  function upsert(job, previousEl) {
-    let card = cards.get(job.id);
-    if (!card) {
-      card = createCard(job);
-      if (previousEl === undefined) {
-        jobsEl.appendChild(card.el);
-        jobOrder.push(job.id);
-      } else if (previousEl) {
-        previousEl.after(card.el);
-      } else {
-        jobsEl.prepend(card.el);
-      }
-    }
-    updateCard(card, job);
-    noJobs.hidden = true;
-    return card;
-  }
-
-  function onPoll(data) {
-    let previous = null;
-    const seen = new Set();
-    for (const job of data.jobs) {
-      const card = upsert(job, previous);
-      previous = card.el;
-      seen.add(job.id);
-    }
-    for (const [id, card] of cards) {
-      if (!seen.has(id)) {
-        card.el.remove();
-        cards.delete(id);
-      }
-    }
-    jobOrder = data.jobs.map((job) => job.id);
-    noJobs.hidden = data.jobs.length > 0;
-    refreshSelects();
-    return !data.all_terminal;
-  }
-
-  // --- selects (preferred output, diff) ----------------------------------------
-  function syncSelect(select, withNone) {
-    const wanted = (withNone ? [""] : []).concat(jobOrder.filter((id) => cards.has(id)));
-    const existing = new Map();
-    for (const option of Array.from(select.options)) existing.set(option.value, option);
-    for (const [value, option] of existing) {
-      if (!wanted.includes(value)) option.remove();
-    }
-    wanted.forEach((value, index) => {
-      let option = existing.get(value);
-      if (!option) {
-        option = document.createElement("option");
-        option.value = value;
-        select.insertBefore(option, select.options[index] || null);
-      }
-      E.setText(option, value ? label(cards.get(value).job) : "none");
+  function paintStatus() {
+    form.paint({
+      otherUnsaved: Object.keys(scores.unsaved()).length > 0,
+      updatedAt: drafts.written ? drafts.updatedAt : null,
+      error: drafts.failed ? "the server did not answer" : "",
     });
   }
 
-  function refreshSelects() {
-    syncSelect(preferred, true);
-    if (preferredInitial && cards.has(preferredInitial)) {
-      preferred.value = preferredInitial;
-      preferredInitial = "";
+  function unsavedChanged() {
+    paintStatus();
+    drafts.changed();
+  }
+
+  function restoreDraft(draft) {
+    const restored = [];
+    const body = draft.data || {};
+    const reviewedAt = data.reviewUpdated ? Date.parse(data.reviewUpdated) : 0;
+    if (body.review && Date.parse(draft.updated_at) > reviewedAt) {
+      form.apply(body.review);
+      restored.push("your review of the task");
     }
-    syncSelect(diffA, false);
-    syncSelect(diffB, false);
-    // Until the reviewer picks, compare the first two outputs.
-    if (!diffChosen && diffA.options.length) diffA.selectedIndex = 0;
-    if (!diffChosen && diffB.options.length > 1) diffB.selectedIndex = 1;
+    const count = scores.restore(body.scores, draft.updated_at);
+    if (count) restored.push(count + " score" + (count === 1 ? "" : "s"));
+    if (!restored.length) return;
+    E.setText($("draft-note-text"), "Restored your unsaved draft from " + E.clockTime(draft.updated_at) + " (" + restored.join(", ") + "). It is not saved yet —");
+    $("draft-note").hidden = false;
+    paintStatus();
   }
 
-  // --- actions --------------------------------------------------------------------
-  function newKey() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  async function discardDraft() {
+    form.reset();
+    scores.discardUnsaved();
+    $("draft-note").hidden = true;
+    await drafts.discard();
+    paintStatus();
   }
 
-  async function launch(button) {
-    lastRunButton = button;
-    const max = Number(button.dataset.maxTokens);
-    let maxTokens = parseInt(maxTokensInput.value, 10) || 1024;
-    maxTokens = Math.max(1, Math.min(maxTokens, max));
-    const body = { provider: button.dataset.provider, model: button.dataset.model, params: { max_tokens: maxTokens } };
-    button.disabled = true;
-    E.setText(runStatus, "Starting " + button.dataset.model + "…");
-    const result = await E.api("POST", pollUrl, body, { "Idempotency-Key": newKey() });
-    button.disabled = false;
-    if (result.ok && result.data) {
-      E.setText(runStatus, "Queued " + button.dataset.model + ".");
-      upsert(result.data);
-      refreshSelects();
-      poller.kick();
-    } else {
-      const retry = result.headers.get("Retry-After");
-      E.setText(runStatus, E.errorText(result) + (retry ? " (retry in " + retry + " s)" : ""));
-    }
+  // --- saving -----------------------------------------------------------------------------
+  /* `s`: every unsaved score, then the review. True when all of it is saved. */
+  async function saveAll() {
+    const scored = await scores.saveAll();
+    const reviewed = await form.save();
+    $("draft-note").hidden = true;
+    await drafts.flush(); // deletes the draft, or keeps what could not be saved
+    paintStatus();
+    return scored && reviewed;
   }
 
-  async function cancelJob(card) {
-    const status = part(card, ".job-action-status");
-    E.setText(status, "Cancelling…");
-    const result = await E.api("POST", "/api/jobs/" + card.job.id + "/cancel");
-    if (result.ok && result.data) {
-      E.setText(status, "");
-      updateCard(card, result.data);
-      poller.kick();
-    } else {
+  async function saveAndNext() {
+    const ok = await saveAll();
+    if (!ok) return;
+    if (data.nextToReviewUrl) guard.go(data.nextToReviewUrl);
+    else E.setText($("review-status"), "Saved. No other task is waiting for your review.");
+  }
+
+  // --- cards: actions, labels in selects and lists -------------------------------------------
+  async function cardAction(card, action) {
+    const status = card.part(".job-action-status");
+    const id = card.job.id;
+    if (action === "copy") return copyOutput(card, status);
+    const paths = { cancel: "/cancel", retry: "/retry", hide: card.job.hidden ? "/unhide" : "/hide" };
+    const busy = { cancel: "Cancelling…", retry: "Retrying…", hide: card.job.hidden ? "Unhiding…" : "Hiding…" };
+    E.setText(status, busy[action]);
+    const result = await E.api("POST", "/api/jobs/" + id + paths[action]);
+    if (!result.ok || !result.data) {
       E.setText(status, E.errorText(result));
+      return;
     }
+    const changed = cards.upsert(result.data);
+    E.setText(status, action === "retry" ? "Retried as " + cards.ref(result.data.id) + "." : "");
+    if (action === "retry") flash(changed);
+    if (action === "hide" && result.data.hidden && selection.current() === null) selection.clear();
+    afterJobs();
+    poller.kick();
   }
 
-  async function retryJob(card) {
-    const status = part(card, ".job-action-status");
-    E.setText(status, "Retrying…");
-    const result = await E.api("POST", "/api/jobs/" + card.job.id + "/retry", undefined, {});
-    if (result.ok && result.data) {
-      E.setText(status, "Retried as " + result.data.id.slice(0, 8) + ".");
-      upsert(result.data);
-      refreshSelects();
-      poller.kick();
-    } else {
-      E.setText(status, E.errorText(result));
-    }
-  }
-
-  async function copyOutput(card) {
-    const status = part(card, ".job-action-status");
-    const text = card.full;
+  async function copyOutput(card, status) {
     try {
-      await navigator.clipboard.writeText(text);
+      await navigator.clipboard.writeText(card.full);
     } catch (error) {
       const area = document.createElement("textarea");
-      area.value = text;
+      area.value = card.full;
       area.setAttribute("readonly", "");
       area.className = "offscreen";
       document.body.appendChild(area);
@@ -294,96 +195,186 @@
     setTimeout(() => E.setText(status, ""), 1500);
   }
 
+  function flash(card) {
+    card.el.classList.add("new");
+    card.el.scrollIntoView({ block: "nearest" });
+    setTimeout(() => card.el.classList.remove("new"), 2000);
+  }
+
+  function afterJobs() {
+    refreshSelects();
+    if (cards.order.length !== listedJobs) renderJudgements();
+  }
+
+  function syncSelect(select, ids, withNone) {
+    const wanted = (withNone ? [""] : []).concat(ids);
+    for (const option of Array.from(select.options)) {
+      if (!wanted.includes(option.value)) option.remove();
+    }
+    wanted.forEach((value, index) => {
+      let option = Array.from(select.options).find((o) => o.value === value);
+      if (!option) {
+        option = document.createElement("option");
+        option.value = value;
+      }
+      if (select.options[index] !== option) select.insertBefore(option, select.options[index] || null);
+      const card = cards.get(value);
+      const text = value ? cards.ref(value) + " · " + card.job.status + (card.job.hidden ? " (hidden)" : "") : "none";
+      E.setText(option, text);
+    });
+  }
+
+  function refreshSelects() {
+    const keep = (card) => !card.job.hidden || card.job.id === preferred.value;
+    syncSelect(preferred, cards.all().filter(keep).map((c) => c.job.id), true);
+    form.optionsChanged();
+    const ids = cards.all().map((c) => c.job.id);
+    syncSelect(diffA, ids, false);
+    syncSelect(diffB, ids, false);
+    if (!diffChosen && diffA.options.length) diffA.selectedIndex = 0;
+    if (!diffChosen && diffB.options.length > 1) diffB.selectedIndex = 1;
+  }
+
   function showDiff() {
     const a = cards.get(diffA.value);
     const b = cards.get(diffB.value);
+    const out = $("diff-output");
+    out.hidden = false;
     if (!a || !b) {
-      diffOut.hidden = false;
-      diffOut.textContent = "Pick two outputs.";
+      out.textContent = "Pick two outputs.";
       return;
     }
-    E.renderDiff(diffOut, E.diff(a.full, b.full));
-    diffOut.hidden = false;
+    E.renderDiff(out, E.diff(a.full, b.full));
   }
 
-  // --- review form ---------------------------------------------------------------
-  async function saveReview(event) {
-    if (event) event.preventDefault();
-    const checked = form.querySelector("input[name=rating]:checked");
-    const body = {
-      rating: checked && checked.value ? Number(checked.value) : null,
-      notes: document.getElementById("review-notes").value,
-      preferred_job: preferred.value || null,
-    };
-    E.setText(reviewStatus, "Saving…");
-    const result = await E.api("PUT", reviewUrl, body);
-    if (result.ok && result.data) {
-      reviewStatus.replaceChildren(document.createTextNode("Saved "));
-      const time = document.createElement("time");
-      time.setAttribute("datetime", result.data.updated_at);
-      time.textContent = E.localTime(result.data.updated_at);
-      reviewStatus.appendChild(time);
-      reviewStatus.dataset.saved = "1";
-    } else {
-      E.setText(reviewStatus, "Not saved: " + E.errorText(result));
-      delete reviewStatus.dataset.saved;
+  function judgementText(j) {
+    const names = j.jobs.map((id) => cards.ref(id));
+    if (j.kind === "pairwise") {
+      const verdicts = { a: cards.label(j.jobs[0]) + " better", b: cards.label(j.jobs[1]) + " better", tie: "a tie", both_bad: "both bad" };
+      return names.join(" vs ") + ": " + (verdicts[j.verdict] || j.verdict);
+    }
+    const labels = Object.fromEntries(rubric.questions.map((q) => [q.key, q.label]));
+    const answers = Object.entries(j.answers || {}).map(([key, value]) => {
+      const text = String(value);
+      return (labels[key] || key) + " " + (text.length > 80 ? text.slice(0, 79) + "…" : text);
+    });
+    return names[0] + ": " + (answers.join(", ") || "no answers");
+  }
+
+  function renderJudgements() {
+    listedJobs = cards.order.length;
+    const list = $("judgement-list");
+    list.replaceChildren();
+    const rows = scores.judgements.filter((j) => !j.withdrawn);
+    for (const j of rows) {
+      const li = document.createElement("li");
+      const who = j.judge_job ? "LLM judge (job " + E.shortId(j.judge_job) + ")" : j.reviewer === data.username ? "you" : j.reviewer;
+      const flags = [j.blind ? "blind" : "", j.stale ? "for an earlier prompt" : ""].filter(Boolean);
+      li.textContent = judgementText(j) + " — " + who + ", " + E.clockTime(j.created_at) + (flags.length ? " (" + flags.join(", ") + ")" : "");
+      if (j.stale) li.className = "stale";
+      list.appendChild(li);
+    }
+    $("judgements-empty").hidden = rows.length > 0;
+  }
+
+  // --- keyboard ---------------------------------------------------------------------------
+  let sayTimer = null;
+
+  /* A short note for a key that did nothing visible ("Nothing to undo"). */
+  function say(text) {
+    const el = $("key-status");
+    if (!text) return;
+    E.setText(el, text);
+    el.hidden = false;
+    clearTimeout(sayTimer);
+    sayTimer = setTimeout(() => (el.hidden = true), 3000);
+  }
+
+  function digitKey(digit) {
+    const card = selection.current();
+    if (card) say(scores.keyScore(card, digit));
+    else if (digit >= 1 && digit <= 5) {
+      form.rate(digit);
+      say("Overall rating " + digit + " (not saved yet: s saves)");
     }
   }
 
-  function markDirty() {
-    E.setText(reviewStatus, "Unsaved changes");
-    delete reviewStatus.dataset.saved;
+  function selectStep(delta) {
+    const card = delta > 0 ? selection.next() : selection.previous();
+    say(card ? "Output " + cards.label(card.job.id) + " selected: 1–5 score it, Esc clears" : "No outputs yet: r runs a model");
   }
 
-  // --- keyboard ------------------------------------------------------------------
+  function selected(action) {
+    const card = selection.current();
+    if (card) return action(card);
+    say("Select an output first (j / k)");
+    return null;
+  }
+
+  const KEYS = {
+    r: (event) => launcher.onKey(event),
+    j: () => selectStep(1),
+    k: () => selectStep(-1),
+    s: () => saveAll(),
+    S: () => saveAndNext(),
+    n: () => (data.nextUrl ? guard.navigate(data.nextUrl, "the next task") : say("This is the last task")),
+    p: () => (data.prevUrl ? guard.navigate(data.prevUrl, "the previous task") : say("This is the first task")),
+    u: async () => say(await scores.undo(selection.current())),
+    m: () => E.setRawMode(!E.rawMode()),
+    l: () => {
+      scrollLock.toggle();
+      say(scrollLock.checkbox.checked ? "Outputs scroll together" : "Outputs scroll on their own");
+    },
+    e: () => selected((card) => cards.toggleExpand(card)),
+  };
+
   function onKey(event) {
+    if (E.dialogOpen()) return;
     if (E.typingInField(event)) {
       if (event.key === "Escape") event.target.blur();
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const key = event.key;
-    if (key === "r") {
-      const button = lastRunButton || document.querySelector(".run-button");
-      if (button) launch(button);
-    } else if (key >= "1" && key <= "5") {
-      const radio = form.querySelector('input[name=rating][value="' + key + '"]');
-      if (radio && !radio.checked) {
-        radio.checked = true;
-        markDirty();
-      }
-    } else if (key === "s") {
-      saveReview();
-    } else if (key === "n" && root.dataset.nextUrl) {
-      window.location.assign(root.dataset.nextUrl);
-    } else if (key === "p" && root.dataset.prevUrl) {
-      window.location.assign(root.dataset.prevUrl);
+    if (key === "Escape") {
+      if (!selection.clear()) return;
+      say("No output selected: 1–5 rate the whole task");
+    } else if (/^[1-9]$/.test(key)) {
+      if (event.repeat) return;
+      digitKey(Number(key));
+    } else if (KEYS[key]) {
+      KEYS[key](event);
     } else {
       return;
     }
     event.preventDefault();
   }
 
-  // --- wiring ---------------------------------------------------------------------
-  for (const button of document.querySelectorAll(".run-button")) {
-    button.addEventListener("click", () => launch(button));
-  }
-  document.getElementById("diff-button").addEventListener("click", showDiff);
-  for (const select of [diffA, diffB]) {
-    select.addEventListener("change", () => {
-      diffChosen = true;
+  // --- wiring -----------------------------------------------------------------------------
+  $("diff-button").addEventListener("click", showDiff);
+  for (const select of [diffA, diffB]) select.addEventListener("change", () => (diffChosen = true));
+  $("review-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveAll();
+  });
+  $("review-save-next").addEventListener("click", saveAndNext);
+  $("draft-discard").addEventListener("click", discardDraft);
+  $("draft-keep").addEventListener("click", () => ($("draft-note").hidden = true));
+  for (const link of document.querySelectorAll("a.guarded")) {
+    link.addEventListener("click", (event) => {
+      if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+      event.preventDefault();
+      guard.navigate(link.href, link.dataset.where || "there");
     });
   }
-  form.addEventListener("submit", saveReview);
-  form.addEventListener("input", markDirty);
   document.addEventListener("keydown", onKey);
+  document.addEventListener("eval:textmode", () => cards.refreshText());
 
-  const poller = new E.Poller({
-    url: pollUrl,
-    interval: Number(root.dataset.pollInterval) || 2000,
-    notice: document.getElementById("poll-notice"),
-    onData: onPoll,
+  /* Judgements and the draft first, so each card is built with its saved
+     score and any restored answers; then the poll. */
+  Promise.all([drafts.load(), scores.load()]).then(([draft]) => {
+    if (draft && draft.data) restoreDraft(draft);
+    renderJudgements();
+    poller.start();
   });
-  E.reviewPoller = poller;
-  poller.start();
 })();

@@ -1,0 +1,119 @@
+/* Reading outputs side by side: which output is selected (j/k), and output
+   panes that scroll together (a toggle).
+
+   new Eval.Selection(cards, onChange) — next() / previous() / clear() /
+     current(); the selected card gets class "selected" and the focus (a
+     visible ring), and is scrolled into view.
+   new Eval.ScrollLock(container, checkbox) — while checked, scrolling one
+     output pane scrolls the others to the same place (by proportion, as
+     outputs differ in length). */
+(function () {
+  "use strict";
+
+  const E = window.Eval;
+
+  class Selection {
+    constructor(cards, onChange) {
+      this.cards = cards;
+      this.onChange = onChange || function () {};
+      this.id = null;
+    }
+
+    current() {
+      const card = this.id ? this.cards.get(this.id) : null;
+      if (!card || !this.cards.visible().includes(card)) return null;
+      return card;
+    }
+
+    step(delta) {
+      const visible = this.cards.visible();
+      if (!visible.length) return null;
+      const index = visible.indexOf(this.current());
+      let next;
+      if (index < 0) next = delta > 0 ? 0 : visible.length - 1;
+      else next = Math.min(visible.length - 1, Math.max(0, index + delta));
+      this.select(visible[next]);
+      return visible[next];
+    }
+
+    next() {
+      return this.step(1);
+    }
+
+    previous() {
+      return this.step(-1);
+    }
+
+    select(card) {
+      for (const other of this.cards.all()) {
+        if (other !== card) other.el.classList.remove("selected");
+      }
+      this.id = card ? card.job.id : null;
+      if (card) {
+        card.el.classList.add("selected");
+        card.el.focus({ preventScroll: true });
+        card.el.scrollIntoView({ block: "nearest", inline: "nearest" });
+      }
+      this.onChange(card);
+    }
+
+    clear() {
+      if (this.id === null) return false;
+      this.select(null);
+      if (document.activeElement && document.activeElement.classList.contains("job-card")) {
+        document.activeElement.blur();
+      }
+      return true;
+    }
+  }
+
+  class ScrollLock {
+    constructor(container, checkbox) {
+      this.container = container;
+      this.checkbox = checkbox;
+      this.expected = new WeakMap(); // pane -> the scrollTop we set ourselves
+      try {
+        checkbox.checked = window.localStorage.getItem("eval.scrollLock") === "1";
+      } catch (error) {
+        /* no storage: off */
+      }
+      checkbox.addEventListener("change", () => this.remember());
+      // scroll does not bubble: listen in the capture phase.
+      container.addEventListener("scroll", (event) => this.onScroll(event.target), true);
+    }
+
+    toggle() {
+      this.checkbox.checked = !this.checkbox.checked;
+      this.remember();
+    }
+
+    remember() {
+      try {
+        window.localStorage.setItem("eval.scrollLock", this.checkbox.checked ? "1" : "0");
+      } catch (error) {
+        /* the choice lasts for this page */
+      }
+    }
+
+    onScroll(pane) {
+      if (!this.checkbox.checked || !pane.classList || !pane.classList.contains("job-output")) return;
+      const mine = this.expected.get(pane);
+      if (mine !== undefined && Math.abs(mine - pane.scrollTop) < 2) {
+        this.expected.delete(pane); // the echo of our own move
+        return;
+      }
+      const range = pane.scrollHeight - pane.clientHeight;
+      const ratio = range > 0 ? pane.scrollTop / range : 0;
+      for (const other of this.container.querySelectorAll(".job-output")) {
+        if (other === pane || !other.offsetParent) continue;
+        const target = Math.round(ratio * (other.scrollHeight - other.clientHeight));
+        if (Math.abs(other.scrollTop - target) < 2) continue;
+        this.expected.set(other, target);
+        other.scrollTop = target;
+      }
+    }
+  }
+
+  E.Selection = Selection;
+  E.ScrollLock = ScrollLock;
+})();
