@@ -193,6 +193,7 @@
     }
     $("save-button").disabled = !verdict;
     $("verdict-bar").classList.toggle("chosen", Boolean(verdict));
+    $("verdict-bar").classList.remove("nudge");
     E.setText(
       $("choice-status"),
       verdict ? VERDICT_TEXT[verdict] + ". Enter saves it and opens the next pair." : "Choose a verdict."
@@ -204,7 +205,12 @@
   }
 
   async function save() {
-    if (!state.pair || !state.choice || state.busy) return;
+    if (!state.pair || state.busy) return;
+    if (!state.choice) {
+      E.setText($("choice-status"), "Choose a verdict first: a or ←, b or →, t for a tie, x if both are bad.");
+      $("verdict-bar").classList.add("nudge");
+      return;
+    }
     const pair = state.pair;
     const body = { verdict: state.choice };
     const answers = collectAnswers();
