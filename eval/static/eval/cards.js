@@ -17,47 +17,7 @@
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   const FOLLOW_SLACK_PX = 8;
 
-  function letters(index) {
-    let name = "";
-    let n = index + 1;
-    while (n > 0) {
-      const rest = (n - 1) % 26;
-      name = String.fromCharCode(65 + rest) + name;
-      n = Math.floor((n - 1) / 26);
-    }
-    return name;
-  }
-
-  function duration(job) {
-    if (!job.started_at) return "–";
-    const end = job.finished_at ? new Date(job.finished_at) : new Date();
-    const seconds = Math.max(0, (end - new Date(job.started_at)) / 1000);
-    return seconds < 60 ? seconds.toFixed(1) + " s" : Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s";
-  }
-
-  function tokens(usage) {
-    const input = usage.input_tokens == null ? "–" : usage.input_tokens;
-    const output = usage.output_tokens == null ? "–" : usage.output_tokens;
-    return input + " in / " + output + " out";
-  }
-
-  function cost(value) {
-    return value == null ? "–" : "$" + Number(value).toFixed(value && value < 0.01 ? 6 : 4);
-  }
-
-  function paramsText(params) {
-    params = params || {};
-    const parts = ["max tokens " + (params.max_tokens == null ? "default" : params.max_tokens)];
-    parts.push("temperature " + (params.temperature == null ? "default" : params.temperature));
-    if (params.system) parts.push("system prompt");
-    return parts.join(" · ");
-  }
-
-  /* Cut off at max tokens: the status stays "succeeded" (DESIGN), the stop
-     reason says why it ended. */
-  function cutOff(job) {
-    return job.status === "succeeded" && String(job.stop_reason || "").toLowerCase() === "max_tokens";
-  }
+  const { letters, duration, tokens, cost, paramsText, cutOff } = E.jobText;
 
   class JobCards {
     constructor(options) {
@@ -222,7 +182,9 @@
         if (name.startsWith("status-") && name !== "status-" + status) el.classList.remove(name);
       }
       el.classList.add("status-" + status);
-      E.setText(card.part(".job-model"), job.provider + " / " + job.model);
+      const model = card.part(".job-model");
+      E.setText(model, job.provider + " / " + job.model);
+      model.title = model.textContent;
       const badge = card.part(".job-status");
       E.setText(badge, status + (job.cancel_requested && status === "running" ? " (cancelling)" : ""));
       badge.className = "badge job-status badge-" + status;

@@ -14,10 +14,6 @@
   const rubric = JSON.parse(document.getElementById("rubric-data").textContent);
   const $ = (id) => document.getElementById(id);
   const preferred = $("preferred-job");
-  const diffA = $("diff-a");
-  const diffB = $("diff-b");
-  let diffChosen = false;
-  let listedJobs = -1;
 
   E.upgradeText(document);
   E.bindRawToggle($("raw-toggle"));
@@ -51,7 +47,21 @@
     url: data.reviewUrl,
     status: $("review-status"),
     preferred: preferred,
+    savedAt: data.reviewUpdated,
     onChange: () => unsavedChanged(),
+  });
+  const lists = new E.JobLists({
+    cards: cards,
+    preferred: preferred,
+    diffA: $("diff-a"),
+    diffB: $("diff-b"),
+    diffButton: $("diff-button"),
+    diffOut: $("diff-output"),
+    list: $("judgement-list"),
+    empty: $("judgements-empty"),
+    rubric: rubric,
+    username: data.username,
+    onOptions: () => form.optionsChanged(),
   });
   const drafts = new E.DraftKeeper({
     url: taskUrl + "/draft",
@@ -202,79 +212,11 @@
   }
 
   function afterJobs() {
-    refreshSelects();
-    if (cards.order.length !== listedJobs) renderJudgements();
-  }
-
-  function syncSelect(select, ids, withNone) {
-    const wanted = (withNone ? [""] : []).concat(ids);
-    for (const option of Array.from(select.options)) {
-      if (!wanted.includes(option.value)) option.remove();
-    }
-    wanted.forEach((value, index) => {
-      let option = Array.from(select.options).find((o) => o.value === value);
-      if (!option) {
-        option = document.createElement("option");
-        option.value = value;
-      }
-      if (select.options[index] !== option) select.insertBefore(option, select.options[index] || null);
-      const card = cards.get(value);
-      const text = value ? cards.ref(value) + " · " + card.job.status + (card.job.hidden ? " (hidden)" : "") : "none";
-      E.setText(option, text);
-    });
-  }
-
-  function refreshSelects() {
-    const keep = (card) => !card.job.hidden || card.job.id === preferred.value;
-    syncSelect(preferred, cards.all().filter(keep).map((c) => c.job.id), true);
-    form.optionsChanged();
-    const ids = cards.all().map((c) => c.job.id);
-    syncSelect(diffA, ids, false);
-    syncSelect(diffB, ids, false);
-    if (!diffChosen && diffA.options.length) diffA.selectedIndex = 0;
-    if (!diffChosen && diffB.options.length > 1) diffB.selectedIndex = 1;
-  }
-
-  function showDiff() {
-    const a = cards.get(diffA.value);
-    const b = cards.get(diffB.value);
-    const out = $("diff-output");
-    out.hidden = false;
-    if (!a || !b) {
-      out.textContent = "Pick two outputs.";
-      return;
-    }
-    E.renderDiff(out, E.diff(a.full, b.full));
-  }
-
-  function judgementText(j) {
-    const names = j.jobs.map((id) => cards.ref(id));
-    if (j.kind === "pairwise") {
-      const verdicts = { a: cards.label(j.jobs[0]) + " better", b: cards.label(j.jobs[1]) + " better", tie: "a tie", both_bad: "both bad" };
-      return names.join(" vs ") + ": " + (verdicts[j.verdict] || j.verdict);
-    }
-    const labels = Object.fromEntries(rubric.questions.map((q) => [q.key, q.label]));
-    const answers = Object.entries(j.answers || {}).map(([key, value]) => {
-      const text = String(value);
-      return (labels[key] || key) + " " + (text.length > 80 ? text.slice(0, 79) + "…" : text);
-    });
-    return names[0] + ": " + (answers.join(", ") || "no answers");
+    lists.refresh();
   }
 
   function renderJudgements() {
-    listedJobs = cards.order.length;
-    const list = $("judgement-list");
-    list.replaceChildren();
-    const rows = scores.judgements.filter((j) => !j.withdrawn);
-    for (const j of rows) {
-      const li = document.createElement("li");
-      const who = j.judge_job ? "LLM judge (job " + E.shortId(j.judge_job) + ")" : j.reviewer === data.username ? "you" : j.reviewer;
-      const flags = [j.blind ? "blind" : "", j.stale ? "for an earlier prompt" : ""].filter(Boolean);
-      li.textContent = judgementText(j) + " — " + who + ", " + E.clockTime(j.created_at) + (flags.length ? " (" + flags.join(", ") + ")" : "");
-      if (j.stale) li.className = "stale";
-      list.appendChild(li);
-    }
-    $("judgements-empty").hidden = rows.length > 0;
+    lists.renderJudgements(scores.judgements);
   }
 
   // --- keyboard ---------------------------------------------------------------------------
@@ -351,8 +293,6 @@
   }
 
   // --- wiring -----------------------------------------------------------------------------
-  $("diff-button").addEventListener("click", showDiff);
-  for (const select of [diffA, diffB]) select.addEventListener("change", () => (diffChosen = true));
   $("review-form").addEventListener("submit", (event) => {
     event.preventDefault();
     saveAll();

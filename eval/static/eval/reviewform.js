@@ -2,7 +2,7 @@
    /api/tasks/<id>/review, keys unchanged) and whether it has unsaved changes,
    compared with what was last saved.
 
-   new Eval.ReviewForm({form, url, status, preferred, onChange})
+   new Eval.ReviewForm({form, url, status, preferred, savedAt, onChange})
    values() / isDirty() / apply(values) / reset() / save() -> Promise<bool> */
 (function () {
   "use strict";
@@ -20,6 +20,7 @@
       // The saved preferred output until its option exists (jobs come with the first poll).
       this.pendingPreferred = this.preferred.dataset.initial || null;
       this.baseline = this.values();
+      this.savedAt = options.savedAt || null; // when the review was last saved, if ever
       this.form.addEventListener("input", () => this.changed());
       this.form.addEventListener("change", () => this.changed());
     }
@@ -97,12 +98,12 @@
         return;
       }
       if (!this.isDirty() && !draft.otherUnsaved) {
+        status.replaceChildren();
         if (this.savedAt) {
-          status.replaceChildren(document.createTextNode("Saved "));
           const time = document.createElement("time");
           time.setAttribute("datetime", this.savedAt);
           time.textContent = E.localTime(this.savedAt);
-          status.appendChild(time);
+          status.append("Saved ", time);
         }
         return;
       }

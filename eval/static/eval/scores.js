@@ -79,7 +79,7 @@
       state.setAttribute("role", "status");
       head.append(title, " ", state);
       panel.appendChild(head);
-      for (const question of this.questions) panel.appendChild(this.control(card, question));
+      E.rubricForm.build(panel, this.questions, { scope: card.job.id, primary: this.primary });
       const actions = document.createElement("p");
       actions.className = "score-actions";
       const save = document.createElement("button");
@@ -106,79 +106,12 @@
       this.paint(card);
     }
 
-    control(card, question) {
-      const name = "score-" + card.job.id + "-" + question.key;
-      const wrap = document.createElement(question.type === "rating" || question.type === "boolean" ? "fieldset" : "label");
-      wrap.className = "score-q score-" + question.type + (question === this.primary ? " primary" : "");
-      wrap.dataset.key = question.key;
-      const caption = document.createElement(wrap.tagName === "FIELDSET" ? "legend" : "span");
-      caption.className = "score-label";
-      caption.textContent = question.label + (question.required ? " *" : "");
-      wrap.appendChild(caption);
-      if (question.type === "rating" || question.type === "boolean") {
-        const [low, high] = question.scale || [1, 5];
-        const values = question.type === "boolean" ? ["true", "false"] : range(low, high);
-        for (const value of values) {
-          const label = document.createElement("label");
-          const input = document.createElement("input");
-          input.type = "radio";
-          input.name = name;
-          input.value = String(value);
-          label.append(input, " " + (value === "true" ? "yes" : value === "false" ? "no" : value));
-          wrap.appendChild(label);
-        }
-      } else if (question.type === "choice") {
-        const select = document.createElement("select");
-        select.name = name;
-        for (const option of [""].concat(question.options || [])) {
-          const el = document.createElement("option");
-          el.value = option;
-          el.textContent = option || "–";
-          select.appendChild(el);
-        }
-        wrap.appendChild(select);
-      } else {
-        const area = document.createElement("textarea");
-        area.name = name;
-        area.rows = 2;
-        wrap.appendChild(area);
-      }
-      return wrap;
-    }
-
     read(card) {
-      const answers = {};
-      for (const question of this.questions) {
-        const value = this.readOne(card, question);
-        if (value !== null && value !== "") answers[question.key] = value;
-      }
-      return answers;
-    }
-
-    readOne(card, question) {
-      const wrap = card.part('.score-q[data-key="' + question.key + '"]');
-      if (!wrap) return null;
-      if (question.type === "rating" || question.type === "boolean") {
-        const checked = wrap.querySelector("input:checked");
-        if (!checked) return null;
-        return question.type === "rating" ? Number(checked.value) : checked.value === "true";
-      }
-      return wrap.querySelector("select, textarea").value;
+      return E.rubricForm.read(card.part(".job-score"), this.questions);
     }
 
     write(card, answers) {
-      if (!card.scoreBuilt) return;
-      answers = answers || {};
-      for (const question of this.questions) {
-        const wrap = card.part('.score-q[data-key="' + question.key + '"]');
-        const value = answers[question.key];
-        if (question.type === "rating" || question.type === "boolean") {
-          for (const input of wrap.querySelectorAll("input")) input.checked = value != null && input.value === String(value);
-        } else {
-          wrap.querySelector("select, textarea").value = value == null ? "" : value;
-        }
-        wrap.classList.remove("invalid");
-      }
+      if (card.scoreBuilt) E.rubricForm.write(card.part(".job-score"), this.questions, answers);
     }
 
     isDirty(card) {
@@ -300,7 +233,7 @@
       }
       this.state.set(id, { error: E.errorText(result) });
       const field = E.errorField(result);
-      const wrap = field.startsWith("answers.") ? card.part('.score-q[data-key="' + field.slice(8) + '"]') : null;
+      const wrap = field.startsWith("answers.") ? E.rubricForm.field(card.part(".job-score"), field.slice(8)) : null;
       if (wrap) wrap.classList.add("invalid");
       this.paint(card);
       return false;
@@ -381,12 +314,6 @@
         this.paint(card);
       }
     }
-  }
-
-  function range(low, high) {
-    const out = [];
-    for (let n = low; n <= high; n++) out.push(n);
-    return out;
   }
 
   E.Scores = Scores;
