@@ -1,12 +1,17 @@
+import asyncio
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 
-def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``.
+
+    A deadline for "eventually", not a speed limit: generous, because the suite
+    runs two passes with xdist workers on a small CI box. Speed goes in bench/."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -42,3 +47,58 @@ def check_deploy(env, timeout=120):
         text=True,
         timeout=timeout,
     )
+
+
+class WorkerThread:
+    """``eval.worker.service.serve(**options)`` on its own event loop in a thread,
+    stoppable like SIGTERM. The one worker-in-a-thread of the suite: the
+    ``worker_thread`` fixture (conftest.py) and the browser tests use it."""
+
+    def __init__(self, **options):
+        self.options = options
+        self.loop = None
+        self.stopping = None
+        self.executor = None
+        self.error = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self):
+        from django.db import connections
+
+        from eval.worker.service import serve
+
+        async def main():
+            self.loop = asyncio.get_running_loop()
+            self.stopping = asyncio.Event()
+            self._ready.set()
+            self.executor = await serve(stopping=self.stopping, **self.options)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # surfaced by join()
+            self.error = error
+        finally:
+            self._ready.set()
+            connections.close_all()  # this thread's; a test database can then be flushed or dropped
+
+    @property
+    def alive(self):
+        return self._thread.is_alive()
+
+    def start(self, timeout=30):
+        self._thread.start()
+        assert self._ready.wait(timeout), f"worker thread did not start within {timeout} s"
+        return self
+
+    def stop(self, timeout=30):
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        return self.join(timeout)
+
+    def join(self, timeout=30):
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "worker thread did not stop"
+        if self.error:
+            raise self.error
+        return self.executor
