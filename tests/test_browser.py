@@ -5,7 +5,6 @@ and a real worker (db transport) in a background thread.
 Skipped when chromium is missing, unless REQUIRE_BROWSER=1 (then a failure).
 """
 
-import asyncio
 import os
 import shutil
 import threading
@@ -83,39 +82,6 @@ class LiveServer:
             self.httpd = None
 
 
-class WorkerThread:
-    """eval.worker.service.serve() on its own event loop in a thread."""
-
-    def __init__(self):
-        self.loop = None
-        self.stopping = None
-        self.started = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        from eval.worker.service import serve
-
-        async def main():
-            self.loop = asyncio.get_running_loop()
-            self.stopping = asyncio.Event()
-            self.started.set()
-            await serve(transport="db", stopping=self.stopping, concurrency=4)
-
-        try:
-            asyncio.run(main())
-        finally:
-            connections.close_all()
-
-    def start(self):
-        self.thread.start()
-        assert self.started.wait(10)
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.stopping.set)
-        self.thread.join(20)
-        assert not self.thread.is_alive(), "the worker did not stop"
-
-
 # --- fixtures ------------------------------------------------------------------------------
 
 
@@ -173,12 +139,13 @@ def server(transactional_db, web_settings):
     live.stop()
 
 
+def start_worker(worker_thread):
+    return worker_thread(transport="db", concurrency=4)
+
+
 @pytest.fixture
-def worker(server):
-    thread = WorkerThread()
-    thread.start()
-    yield thread
-    thread.stop()
+def worker(server, worker_thread):
+    return start_worker(worker_thread)  # stopped by worker_thread, before the server stops
 
 
 @pytest.fixture
@@ -195,7 +162,7 @@ def user(transactional_db, django_user_model, web_settings):
 def page(browser, server, user):
     context = browser.new_context(base_url=server.url)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(20_000)  # waits for "eventually"; generous for a busy CI box
     page.dialogs = []
     page.errors = []
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
@@ -244,7 +211,7 @@ def card_state(page, job_id):
 # --- tests -----------------------------------------------------------------------------------
 
 
-def test_launch_echo_job_and_watch_it_to_the_end(page, server):
+def test_launch_echo_job_and_watch_it_to_the_end(page, server, worker_thread):
     """queued -> running -> succeeded. The worker starts once the queued card is
     shown: on PostgreSQL it would otherwise claim the job (LISTEN/NOTIFY, ~2 ms)
     before the create answer is even written, and the card starts as running."""
@@ -266,12 +233,8 @@ def test_launch_echo_job_and_watch_it_to_the_end(page, server):
     page.click(".run-button[data-model=echo]")
     page.wait_for_selector(".job-card[data-status=queued]")
     job = LLMJob.objects.get(task=task)
-    worker = WorkerThread()
-    worker.start()
-    try:
-        watch_to_the_end(page, task, job)
-    finally:
-        worker.stop()
+    start_worker(worker_thread)
+    watch_to_the_end(page, task, job)
 
 
 def watch_to_the_end(page, task, job):
@@ -310,7 +273,7 @@ def test_cancel_a_running_job(page, worker, web_settings):
     page.wait_for_selector(".job-card[data-status=running]", timeout=15_000)
     job = LLMJob.objects.get(task=task)
     page.click(f"#job-{job.pk} .job-cancel")
-    page.wait_for_selector(f"#job-{job.pk}[data-status=cancelled]", timeout=10_000)
+    page.wait_for_selector(f"#job-{job.pk}[data-status=cancelled]", timeout=20_000)
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert len(job.output) < len(task.prompt)
@@ -353,7 +316,7 @@ def test_survives_the_server_being_down(page, server, user):
     assert notice.is_hidden()
     server.stop()
     down_at = time.monotonic()
-    notice.wait_for(state="visible", timeout=5_000)
+    notice.wait_for(state="visible", timeout=10_000)
     assert "retrying" in notice.inner_text()
     # While the server is down the worker keeps writing progress.
     batch.record_progress(
