@@ -37,7 +37,9 @@ format: dev-venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# SQLite first, then PostgreSQL when reachable (REQUIRE_POSTGRES=1 makes it mandatory).
+# The suite on SQLite and, when reachable, on PostgreSQL (REQUIRE_POSTGRES=1 makes it
+# mandatory): both passes at once, each under pytest-xdist (tests/run_suite.py;
+# TEST_WORKERS=N per pass, TEST_PASSES=serial for one after the other).
 test: lint
 	$(BIN)/python tests/run_suite.py $(PYTEST_ARGS)
 
