@@ -263,7 +263,8 @@ def test_enqueue_is_fast_for_thousands_of_tasks(make_task):
     elapsed = time.monotonic() - started
     assert "Created 2000 bulk job(s)" in out
     assert LLMJob.objects.count() == 2000
-    assert elapsed < 20, f"{elapsed:.1f} s for 2000 jobs"
+    # About 2 s alone; the bound only catches a per-job pathology (speed figures belong in bench/).
+    assert elapsed < 60, f"{elapsed:.1f} s for 2000 jobs"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -186,7 +186,8 @@ def test_a_hundred_concurrent_streams_take_about_as_long_as_one(start_cli):
     for answer in answers:
         assert answer.count(b"event: content_block_delta") == 20
         assert answer.endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n\r\n0\r\n\r\n')
-    assert elapsed < 3, f"100 streams of 1 s took {elapsed:.2f} s"
+    # One after the other they would take 100 s; on a busy 2-core box at once takes a few.
+    assert elapsed < 10, f"100 streams of 1 s took {elapsed:.2f} s"
     assert server.stop() == (0, "")
 
 
@@ -197,7 +198,7 @@ def test_sigterm_mid_stream_exits_cleanly(start_cli):
         assert sock.recv(100).startswith(b"HTTP/1.1 200 OK\r\n")
         started = time.monotonic()
         assert server.stop() == (0, "")  # no traceback on stderr
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the stream had 10 s left
 
 
 def test_the_asyncio_server_refuses_scripts_it_cannot_play():

@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,14 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_everything():
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines = []
+
+    def read():
+        for line in supervisor.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         first = wait_for(lambda: list(children_of(supervisor.pid)), timeout=20, message="the worker child")[0]
         pgid, args = children_of(supervisor.pid)[first]
@@ -86,12 +94,16 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_everything():
         second = wait_for(
             lambda: [pid for pid in children_of(supervisor.pid) if pid != first], timeout=20, message="a restart"
         )[0]
-        time.sleep(1.5)  # let it start its own threads and connections
+        # Let it start its own threads and connections: its "started" line, not
+        # a fixed sleep (a busy box can take longer than that to import Django).
+        restarted = lambda: "started: transport=" in "".join(lines).rpartition("restarting")[2]  # noqa: E731
+        wait_for(restarted, timeout=30, message="the restarted worker's start")
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=30) == 0
     finally:
         stop_tree(supervisor)
-    output = supervisor.stdout.read()
+    reader.join(10)
+    output = "".join(lines)
     assert "worker exited with code -9; restarting" in output
     assert "all services stopped" in output
     assert not alive(second), "the restarted worker outlived the supervisor"
