@@ -9,6 +9,7 @@ from eval import providers
 from eval.models import Task
 from tests.helpers import WorkerThread
 
+pytest_plugins = ["tests.browser_support"]  # browser fixtures, shared by tests/test_browser*.py
 DATABASE_FIXTURES = {
     "db",
     "transactional_db",
