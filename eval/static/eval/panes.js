@@ -3,7 +3,8 @@
 
    new Eval.Selection(cards, onChange) — next() / previous() / clear() /
      current(); the selected card gets class "selected" and the focus (a
-     visible ring), and is scrolled into view.
+     visible ring), and is scrolled into view. follow(container): moving the
+     focus into a card (a click, Tab) selects it.
    new Eval.ScrollLock(container, checkbox) — while checked, scrolling one
      output pane scrolls the others to the same place (by proportion, as
      outputs differ in length). */
@@ -44,17 +45,30 @@
       return this.step(-1);
     }
 
-    select(card) {
+    /* focus: false when the focus is already inside the card (a click, Tab). */
+    select(card, focus = true) {
       for (const other of this.cards.all()) {
         if (other !== card) other.el.classList.remove("selected");
       }
       this.id = card ? card.job.id : null;
       if (card) {
         card.el.classList.add("selected");
-        card.el.focus({ preventScroll: true });
-        card.el.scrollIntoView({ block: "nearest", inline: "nearest" });
+        if (focus) {
+          card.el.focus({ preventScroll: true });
+          card.el.scrollIntoView({ block: "nearest", inline: "nearest" });
+        }
       }
       this.onChange(card);
+    }
+
+    /* The card the focus moved into (a click or Tab) becomes the selected one,
+       so 1-5 always score the output the reviewer is in. */
+    follow(container) {
+      container.addEventListener("focusin", (event) => {
+        const el = event.target.closest(".job-card");
+        const card = el ? this.cards.get(el.dataset.jobId) : null;
+        if (card && card.job.id !== this.id) this.select(card, false);
+      });
     }
 
     clear() {

@@ -32,6 +32,7 @@
     onAction: (card, action) => cardAction(card, action),
   });
   const selection = new E.Selection(cards);
+  selection.follow($("jobs"));
   const scrollLock = new E.ScrollLock($("jobs"), $("scroll-lock"));
   const scores = new E.Scores({
     rubric: rubric,
