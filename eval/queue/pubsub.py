@@ -53,16 +53,11 @@ def reset_publisher():
 
 def publish(messages, timeout=10.0):
     """Publish one message per job (eval.queue.JobMessage); returns the ids published."""
-    publisher = get_publisher()
-    topics = {False: topic_path(), True: topic_path(bulk=True)}
     futures = []
     for message in messages:
-        try:
-            data = str(message.job_id).encode()
-            attributes = {"task_id": str(message.task_id), "provider": message.provider}
-            futures.append((message.job_id, publisher.publish(topics[bool(message.bulk)], data, **attributes)))
-        except Exception as error:  # e.g. the client refuses for a moment after a failed batch
-            _warn(message.job_id, error)
+        future = _send(message)
+        if future is not None:
+            futures.append((message.job_id, future))
     published = []
     for job_id, future in futures:
         try:
@@ -70,7 +65,25 @@ def publish(messages, timeout=10.0):
             published.append(job_id)
         except Exception as error:
             _warn(job_id, error)
+            # The client keeps a failed batch as its current one and refuses every
+            # later publish to that topic ("Publish after stop() or publish error"):
+            # start the next publish on a fresh client.
+            reset_publisher()
     return published
+
+
+def _send(message, retry=True):
+    """Hand one message to the client; a client that refuses is replaced once."""
+    data = str(message.job_id).encode()
+    attributes = {"task_id": str(message.task_id), "provider": message.provider}
+    try:
+        return get_publisher().publish(topic_path(bulk=bool(message.bulk)), data, **attributes)
+    except Exception as error:
+        if not retry:
+            _warn(message.job_id, error)
+            return None
+        reset_publisher()
+        return _send(message, retry=False)
 
 
 def _warn(job_id, error):
