@@ -104,6 +104,33 @@
     return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
   }
 
+  /* Put text on the clipboard (a hidden textarea where the Clipboard API is
+     refused, e.g. over plain http). */
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (error) {
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+  }
+
+  /* A short note in `el` (a role=status toast) for a key that did nothing
+     visible, hidden again after a few seconds. */
+  function say(el, text) {
+    if (!el || !text) return;
+    setText(el, text);
+    el.hidden = false;
+    clearTimeout(el.sayTimer);
+    el.sayTimer = setTimeout(() => (el.hidden = true), 3000);
+  }
+
   window.Eval = Object.assign(window.Eval || {}, {
     cookie: cookie,
     api: api,
@@ -115,6 +142,8 @@
     localizeTimes: localizeTimes,
     setText: setText,
     typingInField: typingInField,
+    copyText: copyText,
+    say: say,
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -130,7 +130,8 @@
     const restored = [];
     const body = draft.data || {};
     const reviewedAt = data.reviewUpdated ? Date.parse(data.reviewUpdated) : 0;
-    if (body.review && Date.parse(draft.updated_at) > reviewedAt) {
+    // Never over what the reviewer has typed since the page opened.
+    if (body.review && !form.isDirty() && Date.parse(draft.updated_at) > reviewedAt) {
       form.apply(body.review);
       restored.push("your review of the task");
     }
@@ -172,7 +173,12 @@
   async function cardAction(card, action) {
     const status = card.part(".job-action-status");
     const id = card.job.id;
-    if (action === "copy") return copyOutput(card, status);
+    if (action === "copy") {
+      await E.copyText(card.full);
+      E.setText(status, "Copied.");
+      setTimeout(() => E.setText(status, ""), 1500);
+      return;
+    }
     const paths = { cancel: "/cancel", retry: "/retry", hide: card.job.hidden ? "/unhide" : "/hide" };
     const busy = { cancel: "Cancelling…", retry: "Retrying…", hide: card.job.hidden ? "Unhiding…" : "Hiding…" };
     E.setText(status, busy[action]);
@@ -187,23 +193,6 @@
     if (action === "hide" && result.data.hidden && selection.current() === null) selection.clear();
     afterJobs();
     poller.kick();
-  }
-
-  async function copyOutput(card, status) {
-    try {
-      await navigator.clipboard.writeText(card.full);
-    } catch (error) {
-      const area = document.createElement("textarea");
-      area.value = card.full;
-      area.setAttribute("readonly", "");
-      area.className = "offscreen";
-      document.body.appendChild(area);
-      area.select();
-      document.execCommand("copy");
-      area.remove();
-    }
-    E.setText(status, "Copied.");
-    setTimeout(() => E.setText(status, ""), 1500);
   }
 
   function flash(card) {
@@ -221,17 +210,7 @@
   }
 
   // --- keyboard ---------------------------------------------------------------------------
-  let sayTimer = null;
-
-  /* A short note for a key that did nothing visible ("Nothing to undo"). */
-  function say(text) {
-    const el = $("key-status");
-    if (!text) return;
-    E.setText(el, text);
-    el.hidden = false;
-    clearTimeout(sayTimer);
-    sayTimer = setTimeout(() => (el.hidden = true), 3000);
-  }
+  const say = (text) => E.say($("key-status"), text);
 
   function digitKey(digit) {
     const card = selection.current();
@@ -312,10 +291,18 @@
   document.addEventListener("eval:textmode", () => cards.refreshText());
 
   /* Judgements and the draft first, so each card is built with its saved
-     score and any restored answers; then the poll. */
+     score and any restored answers; then the poll. A slow answer does not
+     hold the cards back for long: both also apply to cards already built. */
+  let polling = false;
+  const startPolling = () => {
+    if (!polling) poller.start();
+    polling = true;
+  };
+  const fallback = setTimeout(startPolling, 2000);
   Promise.all([drafts.load(), scores.load()]).then(([draft]) => {
     if (draft && draft.data) restoreDraft(draft);
     renderJudgements();
-    poller.start();
+    clearTimeout(fallback);
+    startPolling();
   });
 })();
