@@ -107,6 +107,7 @@ def review(request, task_id):
             "rubric": rubric_json(rubric_for_source(task.source)),
             "ratings": range(1, 6),
             "poll_interval_ms": settings.POLL_INTERVAL_MS,
+            "judgement_undo_seconds": settings.JUDGEMENT_UNDO_SECONDS,
         },
     )
 
