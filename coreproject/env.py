@@ -95,3 +95,33 @@ def rate(name, default):
         ERRORS.append((name, f"{name}={value!r} must look like 30/m (count per s, m or h)"))
         count, period = default.split("/")
         return int(count), periods[period[0]]
+
+
+def prices(name):
+    """A JSON object of model-name prefix -> [USD per million input tokens, per
+    million output], e.g. {"claude-sonnet-4": [3, 15]}; {} when unset."""
+    import json
+
+    value = _raw(name)
+    if not value:
+        return {}
+    try:
+        table = json.loads(value)
+    except ValueError:
+        ERRORS.append((name, f"{name} is not valid JSON"))
+        return {}
+    valid = isinstance(table, dict) and all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in pair)
+        for pair in table.values()
+    )
+    if not valid:
+        ERRORS.append(
+            (
+                name,
+                f'{name} must map model-name prefixes to [input, output] USD per million, e.g. {{"claude-x": [3, 15]}}',
+            )
+        )
+        return {}
+    return {prefix: (str(pair[0]), str(pair[1])) for prefix, pair in table.items()}

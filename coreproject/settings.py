@@ -216,6 +216,13 @@ MAX_QUEUED_JOBS_PER_USER = env.integer("MAX_QUEUED_JOBS_PER_USER", 200, minimum=
 PAIR_TARGET_JUDGEMENTS = env.integer("PAIR_TARGET_JUDGEMENTS", 2, minimum=1, maximum=1000)
 PAIR_TOKEN_MAX_AGE_SECONDS = env.integer("PAIR_TOKEN_MAX_AGE_SECONDS", 86400, minimum=10)
 JUDGEMENT_UNDO_SECONDS = env.integer("JUDGEMENT_UNDO_SECONDS", 300, minimum=0)
+# Runs and cost control: prices override the built-in table (model-name prefix ->
+# [USD per million input tokens, per million output]); a launch estimated above
+# BULK_CONFIRM_COST_USD needs confirming; USER_DAILY_BUDGET_USD (0 = off) caps each
+# user's launches per day.
+MODEL_PRICES = env.prices("MODEL_PRICES")
+BULK_CONFIRM_COST_USD = env.number("BULK_CONFIRM_COST_USD", 5.0, minimum=0)
+USER_DAILY_BUDGET_USD = env.number("USER_DAILY_BUDGET_USD", 0.0, minimum=0)
 METRICS_TOKEN = env.string("METRICS_TOKEN")
 GUNICORN_BIND = env.string("GUNICORN_BIND", "127.0.0.1:8000")
 

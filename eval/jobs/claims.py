@@ -84,11 +84,11 @@ def _claimed_jobs(rows):
             task_id=task_id,
             provider=provider,
             model=model,
-            prompt=prompts[task_id],
+            prompt=prompt_text or prompts[task_id],
             params=as_json(params),
             queued_at=as_datetime(available_at),
         )
-        for job_id, attempts, max_attempts, task_id, provider, model, params, available_at in rows
+        for job_id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text in rows
     ]
 
 

@@ -4,11 +4,13 @@ from eval.models.evaluation import JobsSeen, Judgement, PairAssignment, ReviewDr
 from eval.models.jobs import JobStatus, LLMJob, WorkerHeartbeat
 from eval.models.provider_rate_slots import ProviderRateSlot
 from eval.models.reviews import Review
+from eval.models.runs import DailySpend, Run
 from eval.models.tasks import Task, prompt_fingerprint
 from eval.models.tokens import ApiToken
 
 __all__ = [
     "ApiToken",
+    "DailySpend",
     "JobStatus",
     "JobsSeen",
     "Judgement",
@@ -18,6 +20,7 @@ __all__ = [
     "Review",
     "ReviewDraft",
     "Rubric",
+    "Run",
     "SourceRubric",
     "Task",
     "WorkerHeartbeat",

@@ -24,6 +24,7 @@ class LLMJob(models.Model):
 
     class Kind(models.TextChoices):
         GENERATE = "generate"
+        JUDGE = "judge"  # an LLM judging judged_a (and judged_b) under its run's rubric
 
     class Priority(models.IntegerChoices):
         BULK = 0
@@ -43,6 +44,14 @@ class LLMJob(models.Model):
     prompt_hash = models.CharField(max_length=64, blank=True)
     # Hidden from pages, pairs and results (kept; reversible by its creator or staff).
     hidden = models.BooleanField(default=False)
+    run = models.ForeignKey("eval.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    # A judge job's subject: the output judged (a score) or the two compared, in the order shown to the judge.
+    judged_a = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    judged_b = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The prompt sent when it is not the task's own (an LLM judge's, built from the outputs it judges).
+    prompt_text = models.TextField(blank=True)
+    # The run's automatic checks of this output, set as it succeeds: {"exact": true, "regex": false}.
+    check_results = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
@@ -94,6 +103,9 @@ class LLMJob(models.Model):
             models.Index(fields=["lease_expires_at"], name="llmjob_lease_idx", condition=Q(status="running")),
             models.Index(fields=["published_at"], name="llmjob_unpublished_idx", condition=Q(status="queued")),
             models.Index(fields=["created_by", "status"], name="llmjob_user_status_idx"),
+            # A run's page: its jobs' newest change is its ETag (no hot counter row).
+            models.Index(fields=["run", "updated_at"], name="llmjob_run_updated_idx", condition=Q(run__isnull=False)),
+            models.Index(fields=["run", "status"], name="llmjob_run_status_idx", condition=Q(run__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
