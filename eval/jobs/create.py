@@ -110,3 +110,46 @@ def retry_job(job, *, by_user=None, admit=None):
         admit=admit,
     )
     return new_job
+
+
+BULK_BATCH = 1000
+
+
+def create_many(*, tasks, provider, model, params, created_by=None, run=None, batch_size=BULK_BATCH):
+    """Queue one bulk job per task for a run: rows inserted ``batch_size`` at a
+    time, one transaction per batch, each batch published once it commits (the
+    outbox). ``tasks`` are (task_id, prompt_hash) pairs; ``params`` must already
+    be clean (clean_job_request). No per-user cap or create rate applies (runs
+    are budgeted instead). Returns the number of jobs created.
+
+    Why batches: one INSERT of 1,000 rows is a round trip instead of 1,000, and
+    a transaction per batch keeps locks and WAL bursts short; a crash between
+    batches leaves whole batches, each already announced."""
+    tasks = list(tasks)
+    created = 0
+    for start in range(0, len(tasks), batch_size):
+        now = timezone.now()
+        published = outbox.published_at_on_queue(now)
+        jobs = [
+            LLMJob(
+                task_id=task_id,
+                provider=provider,
+                model=model,
+                params=params,
+                prompt_hash=prompt_hash,
+                created_by=created_by,
+                run=run,
+                priority=LLMJob.Priority.BULK,
+                max_attempts=settings.JOB_MAX_ATTEMPTS,
+                available_at=now,
+                message=f"Queued for {model}",
+                published_at=published,
+            )
+            for task_id, prompt_hash in tasks[start : start + batch_size]
+        ]
+        with transaction.atomic():
+            LLMJob.objects.bulk_create(jobs)
+            outbox.publish_on_commit([job.pk for job in jobs])
+        created += len(jobs)
+    log.info("jobs queued in bulk", extra={"count": created, "provider": provider, "model": model})
+    return created

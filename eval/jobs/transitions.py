@@ -11,8 +11,10 @@ whose lease expired can never touch the next attempt. Visible changes bump
 """
 
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -76,7 +78,8 @@ def start_attempts(where, where_params, worker_id):
     over a sub-select; on PostgreSQL the sub-select takes FOR UPDATE SKIP
     LOCKED, so racing workers never wait on each other or claim the same row;
     on SQLite one statement is one write transaction. Returns raw rows
-    (id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text)."""
+    (id, attempts, max_attempts, task_id, provider, model, params, available_at,
+    prompt_text, kind, run_id)."""
     now = timezone.now()
     table = LLMJob._meta.db_table
     lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
@@ -96,7 +99,7 @@ def start_attempts(where, where_params, worker_id):
             message = 'Waiting for ' || model, progress = 0, output = '',
             error_code = '', error_message = '', version = version + 1
         WHERE id IN (SELECT id FROM picked) AND status = %s
-        RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text
+        RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text, kind, run_id
     """
     params = [QUEUED.value, when, *where_params, RUNNING.value, worker_id, lease, when, when, when, QUEUED.value]
     with connection.cursor() as cursor:
@@ -175,14 +178,33 @@ class Success:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: Decimal | None = None
+    # A run's automatic checks of the output ({"exact": true}), written in the same statement.
+    check_results: dict | None = None
+    # Called in the same transaction once this row is written (an LLM judge's
+    # judgement, the judge jobs a run's output makes possible); not when it was not held.
+    on_written: Callable[[], object] | None = field(default=None, compare=False)
+
+
+_SUCCESS_COLUMNS = [
+    ("output", "text"),
+    ("output_hash", "text"),
+    ("stop_reason", "text"),
+    ("input_tokens", "integer"),
+    ("output_tokens", "integer"),
+    ("cost_usd", "numeric"),
+]
 
 
 def succeed(worker_id, results):
     """running -> succeeded for many attempts in ONE statement (one is a list
-    of one). Returns the ids written; the others were no longer held."""
+    of one), then each written row's ``on_written``, in the same transaction.
+    Returns the ids written; the others were no longer held."""
     if not results:
         return set()
     now = timezone.now()
+    # Plain successes (the hot path) keep the statement as it was: check_results
+    # is a column only when a row of the batch carries some.
+    checked = any(r.check_results is not None for r in results)
     rows = [
         (
             r.job_id,
@@ -193,23 +215,30 @@ def succeed(worker_id, results):
             r.input_tokens,
             r.output_tokens,
             None if r.cost is None else str(r.cost),
+            *([json.dumps(r.check_results or {})] if checked else []),
         )
         for r in results
     ]
-    columns = [
-        ("output", "text"),
-        ("output_hash", "text"),
-        ("stop_reason", "text"),
-        ("input_tokens", "integer"),
-        ("output_tokens", "integer"),
-        ("cost_usd", "numeric"),
-    ]
+    columns = _SUCCESS_COLUMNS + ([("check_results", _json_type())] if checked else [])
     constants = {"status": states.SUCCEEDED.value, "progress": 100, "message": "Done", **_ended(now)}
-    return update_held_many(worker_id, rows, columns=columns, constants=constants)
+    hooks = [r for r in results if r.on_written is not None]
+    if not hooks:
+        return update_held_many(worker_id, rows, columns=columns, constants=constants)
+    with transaction.atomic():  # a hook that fails takes its success back with it
+        written = update_held_many(worker_id, rows, columns=columns, constants=constants)
+        for r in hooks:
+            if r.job_id in written:
+                r.on_written()
+    return written
 
 
-def fail(job_id, worker_id, attempt, *, code, message="", output="", input_tokens=None, output_tokens=None):
-    """running -> failed. Returns whether this attempt still held the job."""
+def _json_type():
+    return "jsonb" if connection.vendor == "postgresql" else "text"
+
+
+def fail(job_id, worker_id, attempt, *, code, message="", output="", input_tokens=None, output_tokens=None, cost=None):
+    """running -> failed. Returns whether this attempt still held the job (``cost``:
+    a call that was paid for, e.g. a judge's malformed answer)."""
     now = timezone.now()
     text = message or describe(code)
     return bool(
@@ -222,6 +251,7 @@ def fail(job_id, worker_id, attempt, *, code, message="", output="", input_token
                 error_message=text,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
+                cost_usd=cost,
             )
         )
     )
@@ -330,3 +360,25 @@ def expire_leases(now=None, limit=None):
 def succeed_one(job_id, worker_id, attempt, **result):
     """running -> succeeded for one attempt: ``succeed`` with a list of one."""
     return job_id in succeed(worker_id, [Success(job_id, attempt, **result)])
+
+
+def cancel_queued_of_run(run_id, *, by=""):
+    """A run's cancel: its queued jobs -> cancelled in ONE UPDATE (llmjob_run_status_idx),
+    its running ones asked to stop (their workers end them). Returns how many queued ones."""
+    now = timezone.now()
+    who = by or "an operator"
+    jobs = LLMJob.objects.filter(run_id=run_id)
+    cancelled = jobs.filter(status=QUEUED).update(
+        **_bump(
+            status=states.CANCELLED,
+            cancel_requested=True,
+            cancel_requested_by=by,
+            message=f"Cancelled by {who}",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    jobs.filter(status=RUNNING, cancel_requested=False).update(
+        **_bump(cancel_requested=True, cancel_requested_by=by, message=f"Cancelling (asked by {who})")
+    )
+    return cancelled

@@ -71,14 +71,29 @@ class ProviderEntry:
     def max_concurrency(self) -> int:
         return getattr(settings, self.concurrency_setting) if self.concurrency_setting else 1000
 
-    def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
+    def price(self, model) -> tuple[Decimal, Decimal] | None:
+        """USD per million tokens (input, output) of ``model``: MODEL_PRICES first
+        (an operator's override, longest matching prefix), then the built-in table
+        (first matching prefix); None when unknown. The echo demo is free unless
+        MODEL_PRICES prices it (tests and demos of cost control)."""
+        overrides = [prefix for prefix in getattr(settings, "MODEL_PRICES", {}) if model.startswith(prefix)]
+        if overrides:
+            per_in, per_out = settings.MODEL_PRICES[max(overrides, key=len)]
+            return Decimal(str(per_in)), Decimal(str(per_out))
         if self.free:
-            return Decimal("0")
+            return Decimal("0"), Decimal("0")
         for prefix, (per_in, per_out) in self.prices.items():
             if model.startswith(prefix):
-                total = Decimal(per_in) * (input_tokens or 0) + Decimal(per_out) * (output_tokens or 0)
-                return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
+                return Decimal(per_in), Decimal(per_out)
         return None
+
+    def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
+        price = self.price(model)
+        if price is None:
+            return None
+        per_in, per_out = price
+        total = per_in * (input_tokens or 0) + per_out * (output_tokens or 0)
+        return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
 
 
 ANTHROPIC = ProviderEntry(
@@ -130,7 +145,13 @@ ECHO = ProviderEntry(
     max_temperature=2.0,
     # Demo models whose answers differ deterministically, so outputs can be
     # compared (and pairs judged) with no key: eval/providers/echo.py.
-    fixed_models=(ModelInfo("echo", 4096), ModelInfo("echo-brief", 4096), ModelInfo("echo-reverse", 4096)),
+    # echo-judge answers judge prompts with valid judge JSON (eval/providers/echo.py).
+    fixed_models=(
+        ModelInfo("echo", 4096),
+        ModelInfo("echo-brief", 4096),
+        ModelInfo("echo-reverse", 4096),
+        ModelInfo("echo-judge", 4096),
+    ),
     free=True,
 )
 

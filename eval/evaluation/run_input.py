@@ -1,0 +1,194 @@
+"""A run as asked (the POST /api/runs body, the command's options) checked and
+turned into Run fields; and the task selection a run is launched over."""
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Q
+from django.db.models.functions import Length, Trim
+
+from eval.evaluation import rubrics
+from eval.evaluation.errors import InvalidInput
+from eval.jobs.validation import clean_job_request
+from eval.models import Run, Task, prompt_fingerprint
+
+CHECK_TYPES = ("exact", "contains", "regex", "json_valid")
+SELECTION_KEYS = {"source", "status", "ids", "limit"}
+MAX_NAME = 200
+
+
+def _money(value, field):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise InvalidInput(f"{field} must be a number of US dollars", field=field)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(f"{field} must be a number of US dollars", field=field) from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidInput(f"{field} must be 0 or more", field=field)
+    return amount
+
+
+def clean_selection(tasks):
+    tasks = {} if tasks is None else tasks
+    if not isinstance(tasks, dict) or set(tasks) - SELECTION_KEYS:
+        raise InvalidInput(f"tasks takes only {', '.join(sorted(SELECTION_KEYS))}", field="tasks")
+    selection = {}
+    if tasks.get("source"):
+        selection["source"] = str(tasks["source"])
+    if tasks.get("status"):
+        if tasks["status"] not in Task.Status.values:
+            raise InvalidInput(f"tasks.status must be one of {', '.join(Task.Status.values)}", field="tasks.status")
+        selection["status"] = tasks["status"]
+    if tasks.get("ids") is not None:
+        ids = tasks["ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise InvalidInput("tasks.ids must be a list of integer task ids", field="tasks.ids")
+        selection["ids"] = sorted(set(ids))
+    if tasks.get("limit") is not None:
+        limit = tasks["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput("tasks.limit must be a whole number of at least 1", field="tasks.limit")
+        selection["limit"] = limit
+    return selection
+
+
+def clean_checks(checks):
+    if not checks:
+        return []
+    if not isinstance(checks, list):
+        raise InvalidInput("checks must be a list", field="checks")
+    cleaned = []
+    for check in checks:
+        kind = check.get("type") if isinstance(check, dict) else None
+        if kind not in CHECK_TYPES:
+            raise InvalidInput(f"each check's type is one of {', '.join(CHECK_TYPES)}", field="checks")
+        item = {"type": kind}
+        if kind == "regex":
+            try:
+                re.compile(check.get("pattern") or "")
+            except (re.error, TypeError) as error:
+                raise InvalidInput(f"bad regex: {error}", field="checks") from None
+            if not check.get("pattern"):
+                raise InvalidInput("a regex check needs a pattern", field="checks")
+            item["pattern"] = check["pattern"]
+        cleaned.append(item)
+    return cleaned
+
+
+def _run_ref(value, field):
+    run = Run.objects.filter(pk=value).first() if isinstance(value, int) and not isinstance(value, bool) else None
+    if run is None:
+        raise InvalidInput(f"{field}: no such run", field=field)
+    if run.kind != Run.Kind.GENERATE:
+        raise InvalidInput(f"{field}: a judge run judges generate runs", field=field)
+    return run
+
+
+def clean_judge(judge):
+    """Run fields of a judge run's ``judge`` block."""
+    if not isinstance(judge, dict) or set(judge) - {"rubric", "compare", "score", "swap"}:
+        raise InvalidInput("judge takes rubric, compare or score, swap", field="judge")
+    if ("compare" in judge) == ("score" in judge):
+        raise InvalidInput("judge needs either compare: [run_a, run_b] or score: run", field="judge")
+    fields = {"swap": bool(judge.get("swap", False))}
+    rubric_id = judge.get("rubric")
+    if rubric_id is None:
+        fields["rubric"] = rubrics.default_rubric()
+    else:
+        fields["rubric"] = rubrics.Rubric.objects.filter(pk=rubric_id).first() if isinstance(rubric_id, int) else None
+        if fields["rubric"] is None:
+            raise InvalidInput("judge.rubric: no such rubric", field="judge.rubric")
+    if "compare" in judge:
+        pair = judge["compare"]
+        if not isinstance(pair, list) or len(pair) != 2 or pair[0] == pair[1]:
+            raise InvalidInput("judge.compare takes two different run ids", field="judge.compare")
+        fields["compare_a"] = _run_ref(pair[0], "judge.compare")
+        fields["compare_b"] = _run_ref(pair[1], "judge.compare")
+    else:
+        fields["score_of"] = _run_ref(judge["score"], "judge.score")
+    return fields
+
+
+def clean_run(data):
+    """Run fields from a POST /api/runs body (a dict), plus ``confirm_cost_usd``."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise InvalidInput(f"name is required (at most {MAX_NAME} characters)", field="name")
+    kind = data.get("kind") or Run.Kind.GENERATE
+    if kind not in Run.Kind.values:
+        raise InvalidInput(f"kind is one of {', '.join(Run.Kind.values)}", field="kind")
+    params = clean_job_request(
+        task=Task(prompt="probe"), provider=data.get("provider"), model=data.get("model"), params=data.get("params")
+    )
+    fields = {
+        "name": name.strip(),
+        "kind": kind,
+        "provider": data["provider"],
+        "model": data["model"],
+        "params": params,
+        "selection": clean_selection(data.get("tasks")),
+        "checks": clean_checks(data.get("checks")),
+        "max_cost_usd": _money(data.get("max_cost_usd"), "max_cost_usd"),
+        "schedule": _schedule(data.get("schedule")),
+        "confirm_cost_usd": _money(data.get("confirm_cost_usd"), "confirm_cost_usd"),
+    }
+    if kind == Run.Kind.JUDGE:
+        fields.update(clean_judge(data.get("judge")))
+    elif data.get("judge") is not None:
+        raise InvalidInput("judge is for kind: judge", field="judge")
+    return fields
+
+
+def _schedule(expr):
+    if not expr:
+        return ""
+    if not isinstance(expr, str):
+        raise InvalidInput("schedule must be a cron expression", field="schedule")
+    from eval.evaluation import schedules  # schedules imports runs (it fires them)
+
+    return schedules.check(expr)
+
+
+# --- the selection, evaluated at launch -------------------------------------------------
+
+
+def selected_tasks(selection):
+    """The tasks a selection picks, lowest ids first. By ids: exactly those
+    (even tasks gone from their source); otherwise only tasks still in it."""
+    picked = "ids" in selection
+    tasks = Task.objects.filter(id__in=selection["ids"]) if picked else Task.objects.filter(missing_since__isnull=True)
+    if selection.get("source"):
+        tasks = tasks.filter(source=selection["source"])
+    if selection.get("status"):
+        tasks = tasks.filter(status=selection["status"])
+    return tasks.order_by("id")
+
+
+def launchable(selection, system, max_chars):
+    """(rows, skipped) of a selection: rows are (task_id, prompt_hash, prompt
+    characters) of tasks that can run; skipped are (task_id, reason) of those
+    that cannot (empty prompt, over MAX_PROMPT_CHARS with the system prompt)."""
+    tasks = selected_tasks(selection).annotate(chars=Length("prompt"), kept=Length(Trim("prompt")))
+    values = tasks.values_list("id", "prompt_hash", "chars", "kept")
+    if selection.get("limit"):
+        values = values[: selection["limit"]]
+    rows, skipped, unhashed = [], [], []
+    for task_id, prompt_hash, chars, kept in values:
+        if not kept:
+            skipped.append((task_id, "the task's prompt is empty"))
+        elif chars + len(system) > max_chars:
+            skipped.append((task_id, f"the prompt is longer than MAX_PROMPT_CHARS ({max_chars})"))
+        else:
+            rows.append((task_id, prompt_hash, chars + len(system)))
+            if not prompt_hash:
+                unhashed.append(task_id)
+    if unhashed:  # tasks saved around the importer: hash them as create_job would
+        hashes = {
+            t.pk: prompt_fingerprint(t.prompt, t.reference)
+            for t in Task.objects.filter(Q(id__in=unhashed)).only("prompt", "reference")
+        }
+        rows = [(i, h or hashes[i], c) for i, h, c in rows]
+    return rows, skipped

@@ -1,0 +1,196 @@
+"""Evaluation runs: create, launch (now, or as a schedule's firing), cancel,
+and the status that follows their jobs (DESIGN "Evaluation"). Views, commands
+and the daemon's schedule step all come here.
+
+A launch: select the tasks, estimate the cost (costs.py), refuse above
+BULK_CONFIRM_COST_USD without a confirmation (not for a schedule's firing),
+above the run's max_cost_usd, or above the caller's daily budget (budget.py,
+one conditional UPDATE, in the same transaction that moves the run to
+running: two launches of one run cannot both go), then queue the jobs in
+batches (eval/jobs/create.create_many): bulk priority, run=the run.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from eval.evaluation import budget, costs, run_input
+from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRefusal
+from eval.evaluation.run_report import run_json  # noqa: F401  (runs.run_json is the interface)
+from eval.jobs import create, states, transitions
+from eval.jobs.errors import JobError
+from eval.models import LLMJob, Run
+from eval.providers import catalogue
+
+LAUNCH_PERMISSION = "eval.launch_run"
+# What a schedule's firing (a child run) takes from its scheduled run.
+COPIED = ("name", "kind", "provider", "model", "params", "selection", "checks", "created_by", "max_cost_usd")
+COPIED += ("rubric", "compare_a", "compare_b", "score_of", "swap")
+
+
+class MaxCostExceeded(BudgetExceeded):
+    def __init__(self, estimated, limit):
+        message = f"the estimated cost ${estimated} is over the run's max_cost_usd (${limit})"
+        CostRefusal.__init__(self, message, estimated)
+
+
+def may_launch(user):
+    """Creating, launching and cancelling runs: staff or the eval.launch_run permission."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_staff or user.is_superuser or user.has_perm(LAUNCH_PERMISSION)
+
+
+def _bump(**values):
+    now = timezone.now()
+    return {**values, "version": F("version") + 1, "updated_at": now}
+
+
+def create_run(*, user, data):
+    """A run from a POST /api/runs body: launched at once, or left ``scheduled``
+    with its next firing. A refused launch leaves no run behind."""
+    fields = run_input.clean_run(data)
+    confirm = fields.pop("confirm_cost_usd")
+    run = Run.objects.create(created_by=user, status=Run.Status.SCHEDULED, **fields)
+    if run.schedule:
+        from eval.evaluation import schedules  # schedules imports this module
+
+        run.next_run_at = schedules.next_firing(run.schedule, timezone.now())
+        run.save(update_fields=["next_run_at"])
+        return run
+    try:
+        return launch(run, by=user, confirm_cost_usd=confirm)
+    except JobError:
+        run.delete()
+        raise
+
+
+def child_of(parent, *, by=None):
+    """A new run with a scheduled run's settings (parent = it), not launched."""
+    fields = {name: getattr(parent, name) for name in COPIED}
+    if by is not None:
+        fields["created_by"] = by
+    return Run.objects.create(**fields, parent=parent, status=Run.Status.SCHEDULED)
+
+
+def launch_now(parent, *, by, confirm_cost_usd=None):
+    """ "Run now" for a scheduled run: a child run launched at once (removed if refused)."""
+    if parent.status != Run.Status.SCHEDULED or not parent.schedule:
+        raise Conflict("only a scheduled run can be launched now")
+    child = child_of(parent, by=by)
+    try:
+        return launch(child, by=by, confirm_cost_usd=confirm_cost_usd)
+    except JobError:
+        child.delete()
+        raise
+
+
+def estimate(run):
+    """(estimated cost, rows, skipped) of launching ``run`` now."""
+    if run.kind == Run.Kind.JUDGE:
+        return _judge_estimate(run), None, []
+    entry = catalogue.get(run.provider)
+    if entry is None:
+        raise run_input.InvalidInput(f"unknown or unconfigured provider {run.provider!r}", field="provider")
+    system = run.params.get("system") or ""
+    rows, skipped = run_input.launchable(run.selection, system, settings.MAX_PROMPT_CHARS)
+    cost = costs.estimate(entry, run.model, (chars for _, _, chars in rows), run.params["max_tokens"])
+    return cost, rows, skipped
+
+
+def _judge_estimate(run):
+    """Judge jobs judge the outputs of the judged runs' tasks: per task, the
+    prompt and each output (bounded by the judged runs' max_tokens) in, the
+    judge's max_tokens out; twice with swap."""
+    judged = [r for r in (run.compare_a, run.compare_b, run.score_of) if r is not None]
+    entry = catalogue.get(run.provider)
+    if entry is None or not judged:
+        return Decimal("0")
+    outputs_chars = sum(r.params.get("max_tokens", 0) for r in judged) * costs.CHARS_PER_TOKEN
+    rows, _ = run_input.launchable(judged[0].selection, "", settings.MAX_PROMPT_CHARS)
+    per_task = [chars + outputs_chars for _, _, chars in rows] * (2 if run.swap and run.compare_a_id else 1)
+    return costs.estimate(entry, run.model, per_task, run.params["max_tokens"])
+
+
+def _check_cost(run, cost, confirm_cost_usd, firing):
+    threshold = Decimal(str(settings.BULK_CONFIRM_COST_USD))
+    if not firing and cost > threshold and (confirm_cost_usd is None or Decimal(confirm_cost_usd) < cost):
+        raise ConfirmCost(cost, threshold)
+    if run.max_cost_usd is not None and cost > run.max_cost_usd:
+        raise MaxCostExceeded(cost, run.max_cost_usd)
+
+
+def launch(run, *, by=None, confirm_cost_usd=None, firing=False, batch_size=create.BULK_BATCH):
+    """Launch a ``scheduled`` run: its jobs queued, status running. Raises
+    ConfirmCost, BudgetExceeded (also over max_cost_usd), Conflict, InvalidInput.
+    The caller's budget is charged (``by``, else the run's creator)."""
+    if run.status != Run.Status.SCHEDULED:
+        raise Conflict(f"the run is already {run.status}")
+    cost, rows, skipped = estimate(run)
+    _check_cost(run, cost, confirm_cost_usd, firing)
+    payer = by or run.created_by
+    with transaction.atomic():
+        budget.reserve(payer, cost)
+        moved = Run.objects.filter(pk=run.pk, status=Run.Status.SCHEDULED).update(
+            **_bump(status=Run.Status.RUNNING, estimated_cost_usd=cost, launched_at=timezone.now())
+        )
+        if not moved:
+            raise Conflict("the run was launched or cancelled meanwhile")
+    run.refresh_from_db()
+    if run.kind == Run.Kind.JUDGE:
+        from eval.evaluation import judges  # written beside this module; judges may import runs
+
+        judges.create_judge_jobs(run)
+    else:
+        create.create_many(
+            tasks=((task_id, prompt_hash) for task_id, prompt_hash, _ in rows),
+            provider=run.provider,
+            model=run.model,
+            params=run.params,
+            created_by=run.created_by,
+            run=run,
+            batch_size=batch_size,
+        )
+        refresh_status(run)
+    run.skipped = skipped
+    return run
+
+
+def cancel(run, *, by):
+    """Stop a run: queued jobs cancelled in one UPDATE, running ones asked to
+    stop; a scheduled run stops firing. The unspent part of its reservation is
+    given back."""
+    if run.status in (Run.Status.DONE, Run.Status.CANCELLED):
+        raise Conflict(f"the run is already {run.status}")
+    who = by.get_username() if by is not None else "an operator"
+    cancelled = transitions.cancel_queued_of_run(run.pk, by=who)
+    Run.objects.filter(pk=run.pk).update(
+        **_bump(status=Run.Status.CANCELLED, next_run_at=None, finished_at=timezone.now())
+    )
+    total = LLMJob.objects.filter(run_id=run.pk).count()
+    if cancelled and total and run.estimated_cost_usd:
+        budget.release(run.created_by, (run.estimated_cost_usd * cancelled / total).quantize(costs.CENT))
+    run.refresh_from_db()
+    return run
+
+
+def _judged_runs_ended(run):
+    judged = [i for i in (run.compare_a_id, run.compare_b_id, run.score_of_id) if i]
+    return not Run.objects.filter(pk__in=judged, status__in=[Run.Status.SCHEDULED, Run.Status.RUNNING]).exists()
+
+
+def refresh_status(run):
+    """running -> done once every job has ended (a judge run: also its judged runs)."""
+    if run.status != Run.Status.RUNNING:
+        return run
+    live = LLMJob.objects.filter(run_id=run.pk, status__in=[states.QUEUED, states.RUNNING]).exists()
+    if live or (run.kind == Run.Kind.JUDGE and not _judged_runs_ended(run)):
+        return run
+    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+        **_bump(status=Run.Status.DONE, finished_at=timezone.now())
+    ):
+        run.refresh_from_db()
+    return run
