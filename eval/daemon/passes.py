@@ -1,12 +1,14 @@
-"""One pass of the daemon: sync tasks from TASK_SOURCE (when set), then the
-job engine's repairs (eval/jobs/repairs.py owns them: expired leases
-requeued or failed, lost messages republished, old heartbeats pruned).
+"""One pass of the daemon: sync tasks from TASK_SOURCE (when set), fire the
+due schedules of evaluation runs (eval/evaluation/schedules.py: each firing
+once, even with several daemons), then the job engine's repairs
+(eval/jobs/repairs.py owns them: expired leases requeued or failed, lost
+messages republished, old heartbeats pruned).
 
 Each step is a method that returns whether it did work. The repairs go again
 at once while a round did work and nothing failed, within the time the
 daemon gives the pass (its interval): a backlog bigger than one round's
 budgets drains now rather than one round per interval. The sync runs once a
-pass (it reads the whole source).
+pass (it reads the whole source), and so do the schedules.
 
 Every step runs even if an earlier one failed; the pass records the errors
 and the daemon logs one line with its counts.
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from eval.evaluation import schedules
 from eval.jobs import repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
 
@@ -46,6 +49,8 @@ class Pass:
     should_stop: Callable[[], bool] = _never
     repeat_for: float = 0.0  # seconds the repairs may go again while they do work
     sync: SyncResult | None = None
+    fired: int = 0  # schedule firings that launched a run
+    refused: int = 0  # schedule firings refused (over max_cost_usd or the budget)
     requeued: int = 0
     failed: int = 0
     republished: int = 0
@@ -63,6 +68,7 @@ class Pass:
         close_stale_connections()
         try:
             self.sync_tasks()
+            self.fire_schedules()
             while self.repair_jobs() and self.may_go_again(started):
                 pass
         finally:
@@ -84,6 +90,21 @@ class Pass:
             log.exception("sync failed")
             self.errors.append(f"sync: {type(error).__name__}: {error}")
         return self.sync is not None and self.sync.written > 0
+
+    def fire_schedules(self):
+        """Launch the due scheduled runs; True when a firing was claimed."""
+        try:
+            firings = schedules.fire_due()
+        except Exception as error:
+            log.exception("schedules failed")
+            self.errors.append(f"schedules: {type(error).__name__}: {error}")
+            return False
+        for firing in firings:
+            self.fired += firing.child is not None
+            self.refused += bool(firing.refused)
+            if firing.error:
+                self.errors.append(f"schedules: run {firing.parent_id}: {firing.error}")
+        return bool(firings)
 
     def repair_jobs(self):
         """One round of the job engine's repairs; True when it repaired something and no repair failed."""
@@ -108,12 +129,17 @@ class Pass:
             sync = "sync: failed" if self.source else "sync: no TASK_SOURCE"
         rounds = f" in {self.repair_rounds} rounds" if self.repair_rounds > 1 else ""
         text = (
-            f"pass: {sync}; leases requeued={self.requeued} failed={self.failed}; "
+            f"pass: {sync}; {self.schedules_line()}leases requeued={self.requeued} failed={self.failed}; "
             f"republished={self.republished}; heartbeats pruned={self.pruned}{rounds}; {self.seconds:.2f} s"
         )
         if self.errors:
             text += "; errors: " + " | ".join(self.errors)
         return text
+
+    def schedules_line(self):
+        if not (self.fired or self.refused):
+            return ""
+        return f"schedules fired={self.fired} refused={self.refused}; "
 
     def log(self, logger):
         """The pass's line, then the records the sync skipped (a few, and how many more)."""

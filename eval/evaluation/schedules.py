@@ -11,8 +11,10 @@ Once each, whatever happens:
   once per missed slot.
 - The claim, the child and its jobs commit together, so a crash before the
   commit leaves the firing due (it runs on the next pass) and a crash after
-  leaves it done. A child that fails to launch is rolled back alone (a
-  savepoint): the claim stands, so one bad run cannot fire on every pass.
+  leaves it done. The price: create_many's batches commit as one here, and
+  their messages go out at that commit. A child that fails to launch is
+  rolled back alone (a savepoint): the claim stands, so one bad run cannot
+  fire on every pass; the error goes to the daemon's pass line.
 
 A refused firing (over the run's max_cost_usd, or over its creator's daily
 budget: the services refuse with a JobError) creates no child: it is
