@@ -20,7 +20,7 @@ from django.urls import resolve
 
 from eval.api import plain
 from eval.api import urls as api_urls
-from eval.evaluation import judgements, pairs
+from eval.evaluation import judgements, pairs, runs
 from eval.jobs import claims, create, transitions
 from eval.models import ApiToken, PairAssignment
 from tests.helpers import login
@@ -52,12 +52,24 @@ DESIGN_ENDPOINTS = {
     ("get", "/api/pairs/next"),
     ("post", "/api/pairs/{token}/verdict"),
     ("post", "/api/pairs/{token}/skip"),
+    ("post", "/api/runs"),
+    ("get", "/api/runs"),
+    ("get", "/api/runs/{run_id}"),
+    ("post", "/api/runs/{run_id}/cancel"),
+    ("post", "/api/runs/{run_id}/launch"),
+    ("get", "/api/budget"),
 }
 # Bodies that are any JSON object by design (the page's unsaved form).
 OPEN_BODIES = {("put", "/api/tasks/{task_id}/draft")}
 # URLs under /api/ that are not endpoints: the schema, the docs page, the root (a JSON 404).
 NOT_ENDPOINTS = {"api-openapi", "api-docs", "api-root", None}  # None: the JSON 404 for the rest
-MALFORMED = {"task_id": "01", "job_id": "NOT-A-UUID", "judgement_id": "x1", "token": "not-a-token"}
+MALFORMED = {
+    "task_id": "01",
+    "job_id": "NOT-A-UUID",
+    "judgement_id": "x1",
+    "token": "not-a-token",
+    "run_id": "01",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -330,6 +342,10 @@ def live(live_url, staff, make_task):
         shown_left=pair_jobs[0],
         expires_at=to_judge.expires_at,
     )
+    running = runs.create_run(user=staff, data={"name": "to cancel", "provider": "echo", "model": "echo"})
+    scheduled = runs.create_run(
+        user=staff, data={"name": "weekly", "provider": "echo", "model": "echo", "schedule": "0 6 * * 1"}
+    )
     _, token = ApiToken.issue(staff, "openapi")
     status, _, spec = call(live_url, "get", "/api/openapi.json", token=token)
     assert status == 200
@@ -339,8 +355,11 @@ def live(live_url, staff, make_task):
         "ids": f"{failed.pk},{queued.pk}",
         "judgement_id": judged.pk,
         "token": to_skip.token,
+        "run_id": running.pk,
     }
     values_for = {
+        "cancel_run": {"run_id": running.pk},
+        "launch_run": {"run_id": scheduled.pk},
         "cancel_job": {"job_id": queued.pk},
         "hide_job": {"job_id": done.pk},
         "unhide_job": {"job_id": done.pk},

@@ -26,7 +26,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import _csrf_needed as csrf_needed
 
-from eval.api import catalogue, jobs, judgements, pairs, reviews, status, tasks
+from eval.api import catalogue, jobs, judgements, pairs, reviews, runs, status, tasks
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
 from eval.api.errors import ApiError, invalid, method_not_allowed, not_found
 from eval.api.security import CALLERS
@@ -148,6 +148,8 @@ api.add_router("/judgements", judgements.judgements_router)
 api.add_router("/pairs", pairs.router)
 api.add_router("/models", catalogue.router)
 api.add_router("/status", status.router)
+api.add_router("/runs", runs.router)
+api.add_router("/budget", runs.budget_router)
 
 
 # --- every refusal in one shape -------------------------------------------------------
@@ -160,7 +162,7 @@ def _api_error(request, error):
 
 @api.exception_handler(JobError)
 def _job_error(request, error):
-    return ApiError(error.code, error.message, field=error.field).response()
+    return ApiError(error.code, error.message, field=error.field, extra=getattr(error, "extra", None)).response()
 
 
 @api.exception_handler(AuthenticationError)

@@ -13,30 +13,35 @@ STATUS = {
     "invalid": 400,
     "too_large": 413,
     "expired": 410,
+    "confirm_cost": 409,
+    "budget_exceeded": 409,
     "rate_limited": 429,
 }
 
 
 class ApiError(Exception):
-    def __init__(self, code, message, *, field=None, headers=None):
+    def __init__(self, code, message, *, field=None, headers=None, extra=None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
         self.headers = headers or {}
+        # More members of ``error`` for some codes (confirm_cost, budget_exceeded: estimated_cost_usd).
+        self.extra = extra or {}
 
     @property
     def status(self):
         return STATUS[self.code]
 
     def response(self):
-        return error_response(self.code, self.message, field=self.field, headers=self.headers)
+        return error_response(self.code, self.message, field=self.field, headers=self.headers, extra=self.extra)
 
 
-def error_response(code, message, *, field=None, headers=None):
+def error_response(code, message, *, field=None, headers=None, extra=None):
     body = {"code": code, "message": message}
     if field:
         body["field"] = field
+    body.update(extra or {})
     response = JsonResponse({"error": body}, status=STATUS[code])
     response["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():

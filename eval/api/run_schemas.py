@@ -1,0 +1,169 @@
+"""Shapes of the run endpoints (``/api/runs``, ``/api/budget``)."""
+
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from eval.api.schemas import DATE_TIME, TASK_ID_RE, Body, Cursor, ErrorDetail, JobParams
+from eval.models import Run, Task
+
+CHECK_TYPES = Literal["exact", "contains", "regex", "json_valid"]
+MAX_SELECTED_IDS = 100_000
+
+
+def _canonical_run_id(value):
+    if isinstance(value, str) and not TASK_ID_RE.match(value):
+        raise PydanticCustomError("run_id", "not a run id")
+    return value
+
+
+RunId = Annotated[
+    int,
+    BeforeValidator(_canonical_run_id),
+    Field(ge=1),
+    WithJsonSchema({"type": "integer", "minimum": 1, "description": "A run's id (a positive integer)."}),
+]
+
+
+class RunTasks(Body):
+    source: str | None = Field(None, description="Only tasks synced from this source.")
+    status: Literal[tuple(Task.Status.values)] | None = Field(None, description="Only tasks with this status.")
+    ids: list[int] | None = Field(
+        None,
+        max_length=MAX_SELECTED_IDS,
+        description="Exactly these task ids (also tasks gone from their source); otherwise tasks still in it.",
+    )
+    limit: int | None = Field(None, ge=1, description="At most this many tasks, lowest ids first.")
+
+
+class RunJudge(Body):
+    rubric: int | None = Field(None, description="A rubric id; the default rubric when left out.")
+    compare: list[int] | None = Field(None, min_length=2, max_length=2, description="Two runs to compare.")
+    score: int | None = Field(None, description="A run whose outputs are scored.")
+    swap: bool | None = Field(None, description="Judge each pair twice, in both orders.")
+
+
+class RunCheck(Body):
+    type: CHECK_TYPES
+    pattern: str | None = Field(None, description="The regular expression of a regex check.")
+
+
+class RunCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "echo over open tasks", "provider": "echo", "model": "echo", "tasks": {"status": "open"}},
+                {"name": "weekly", "provider": "echo", "model": "echo", "schedule": "0 6 * * 1"},
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: str = Field(description="A provider of GET /api/models (the judge's, for a judge run).")
+    model: str
+    params: JobParams | None = None
+    tasks: RunTasks | None = Field(None, description="The task selection, evaluated when the run is launched.")
+    schedule: str | None = Field(None, description="A cron expression (five fields, in TIME_ZONE).")
+    max_cost_usd: float | None = Field(None, ge=0, description="A launch estimated above this is refused.")
+    kind: Literal[tuple(Run.Kind.values)] | None = None
+    judge: RunJudge | None = None
+    checks: list[RunCheck] | None = Field(None, description="Automatic checks of each output against its reference.")
+    confirm_cost_usd: float | None = Field(
+        None, ge=0, description="Confirms an estimate above BULK_CONFIRM_COST_USD: send at least the estimate."
+    )
+
+
+class RunFilters(Schema):
+    after: Cursor = Field(None, description="The `next` cursor of the previous page.")
+
+
+class LaunchOptions(Schema):
+    confirm_cost_usd: float | None = Field(None, ge=0, description="Confirms an estimate above BULK_CONFIRM_COST_USD.")
+
+
+class RubricRef(Schema):
+    id: int
+    name: str
+    version: int
+
+
+class RunJudgeOut(Schema):
+    rubric: RubricRef | None
+    compare: list[int] | None
+    score: int | None
+    swap: bool
+
+
+class RunCheckOut(Schema):
+    type: str
+    pattern: str | None = None
+    passed: int
+    failed: int
+
+
+class RunFailure(Schema):
+    job: str = Field(json_schema_extra={"format": "uuid"})
+    task: int
+    code: str
+    message: str
+
+
+class RunCounts(Schema):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class RunOut(Schema):
+    id: int
+    name: str
+    kind: str
+    provider: str
+    model: str
+    params: dict[str, Any]
+    tasks: dict[str, Any] = Field(description="The task selection as asked.")
+    status: Literal[tuple(Run.Status.values)]
+    counts: RunCounts = Field(description="Jobs per status.")
+    progress: int = Field(description="Ended jobs over all jobs, 0-100.")
+    estimated_cost_usd: float | None = Field(
+        description="At launch: ceil(prompt characters / 4) input tokens per task at the input price, plus "
+        "max_tokens at the output price (an upper bound on the output side)."
+    )
+    cost_usd: float = Field(description="What its jobs have cost so far.")
+    max_cost_usd: float | None
+    schedule: str | None
+    next_run_at: str | None = Field(json_schema_extra=DATE_TIME)
+    parent: int | None
+    created_by: str | None
+    created_at: str = Field(json_schema_extra=DATE_TIME)
+    launched_at: str | None = Field(json_schema_extra=DATE_TIME)
+    finished_at: str | None = Field(json_schema_extra=DATE_TIME)
+    checks: list[RunCheckOut]
+    judge: RunJudgeOut | None
+    failures: list[RunFailure] = Field(description="The latest failed jobs with their errors.")
+    refused_reason: str | None = Field(description="Why the last firing of its schedule was refused.")
+
+
+class RunPage(Schema):
+    runs: list[RunOut]
+    next: int | None
+
+
+class CostErrorDetail(ErrorDetail):
+    estimated_cost_usd: float | None = Field(None, description="confirm_cost, budget_exceeded: the estimate.")
+
+
+class CostError(Schema):
+    error: CostErrorDetail
+
+
+class BudgetOut(Schema):
+    day: str = Field(json_schema_extra={"format": "date"})
+    reserved_usd: float = Field(description="What your launches reserved today (their estimates).")
+    spent_usd: float = Field(description="What your jobs created today have cost so far.")
+    budget_usd: float | None = Field(description="USER_DAILY_BUDGET_USD; null when budgets are off.")
+    left_usd: float | None = Field(description="What you may still reserve today; null when budgets are off.")

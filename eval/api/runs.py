@@ -1,0 +1,127 @@
+"""``/api/runs`` and ``/api/budget``: evaluation runs and the caller's daily
+budget. Thin callers of eval/evaluation/runs.py.
+
+Seeing runs: reviewers and launchers. Creating, launching and cancelling:
+staff or ``eval.launch_run`` (403 otherwise); cancelling also needs to be the
+run's creator or staff."""
+
+from django.http import HttpResponse
+from ninja import Query, Router, Status
+
+from eval.api import etag as etags
+from eval.api.access import is_reviewer, is_staff
+from eval.api.errors import forbidden, not_found
+from eval.api.responses import answers
+from eval.api.run_schemas import BudgetOut, CostError, LaunchOptions, RunCreate, RunFilters, RunId, RunOut, RunPage
+from eval.evaluation import budget, run_report, runs
+from eval.models import Run
+
+router = Router(tags=["runs"])
+budget_router = Router(tags=["runs"])
+PAGE_SIZE = 50
+
+
+def _may_see(user):
+    return is_reviewer(user) or runs.may_launch(user)
+
+
+def _launcher(user):
+    if not runs.may_launch(user):
+        raise forbidden("creating, launching and cancelling runs needs staff or the eval.launch_run permission")
+    return user
+
+
+def _visible(user, run_id):
+    run = Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first() if _may_see(user) else None
+    if run is None:
+        raise not_found("no such run")
+    return run
+
+
+def _answer(response, run):
+    response["Location"] = f"/api/runs/{run.pk}"
+    return runs.run_json(run)
+
+
+@router.post("", response=answers({201: RunOut, 409: CostError}, 403, write=True), url_name="api-runs")
+def create_run(request, response: HttpResponse, payload: RunCreate):
+    """Create a run. Without `schedule` it is launched at once: its jobs are queued
+    at bulk priority. The estimate counts each prompt as ceil(characters / 4) tokens
+    at the input price plus max_tokens at the output price; above BULK_CONFIRM_COST_USD
+    it needs `confirm_cost_usd` >= the estimate (409 `confirm_cost`), and it must fit
+    in your remaining daily budget (409 `budget_exceeded`); both carry
+    `error.estimated_cost_usd`."""
+    user = _launcher(request.user)
+    data = payload.model_dump(exclude_none=True)
+    if payload.params is not None:
+        data["params"] = payload.params.model_dump(exclude_unset=True)
+    run = runs.create_run(user=user, data=data)
+    return Status(201, _answer(response, run))
+
+
+@router.get("", response=answers({200: RunPage}, 400), url_name="api-runs-list")
+def list_runs(request, query: Query[RunFilters]):
+    """Runs, newest first, 50 a page (keyset on id: pass `next` as `after`)."""
+    if not _may_see(request.user):
+        return {"runs": [], "next": None}
+    rows = Run.objects.select_related("created_by", "rubric").order_by("-id")
+    if query.after:
+        rows = rows.filter(id__lt=query.after)
+    page = list(rows[: PAGE_SIZE + 1])
+    more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    return {"runs": [runs.run_json(run) for run in page], "next": page[-1].pk if more else None}
+
+
+def _tag(user, run_id, state):
+    version, newest = state
+    who = f"u{user.pk}{'s' if is_staff(user) else ''}"
+    return f'"r{run_id}-{version}-{newest}-{who}"'
+
+
+@router.get("/{run_id}", response=answers({200: RunOut, 304: None}, 404), url_name="api-run")
+def get_run(request, response: HttpResponse, run_id: RunId):
+    """One run with its counts, progress and cost. Has an `ETag` (the run's version and
+    its jobs' newest change); `If-None-Match` -> 304 while nothing changed."""
+    user = request.user
+    state = run_report.poll_state(run_id) if _may_see(user) else None
+    if state is None:
+        raise not_found("no such run")
+    tag = _tag(user, run_id, state)
+    if etags.matches(request, tag):
+        return etags.not_modified(tag)
+    run = runs.refresh_status(_visible(user, run_id))
+    etags.tag(response, _tag(user, run_id, run_report.poll_state(run_id)))
+    return runs.run_json(run)
+
+
+@router.post("/{run_id}/cancel", response=answers({200: RunOut}, 403, 404, 409, write=True), url_name="api-run-cancel")
+def cancel_run(request, response: HttpResponse, run_id: RunId):
+    """Cancel a run: its queued jobs at once, running ones within seconds; a scheduled
+    run stops firing. Its creator or staff (with the launch permission); 409 if it ended."""
+    run = _visible(request.user, run_id)
+    user = _launcher(request.user)
+    if not (is_staff(user) or run.created_by_id == user.pk):
+        raise forbidden("only the run's creator or staff may cancel it")
+    return _answer(response, runs.cancel(run, by=user))
+
+
+@router.post(
+    "/{run_id}/launch",
+    response=answers({201: RunOut, 409: CostError}, 403, 404, write=True),
+    url_name="api-run-launch",
+)
+def launch_run(request, response: HttpResponse, run_id: RunId, query: Query[LaunchOptions]):
+    """Run a scheduled run now: a new run (its `parent` the scheduled one) launched at
+    once, with the same cost checks as creating one. 409 unless the run is scheduled."""
+    run = _visible(request.user, run_id)
+    user = _launcher(request.user)
+    child = runs.launch_now(run, by=user, confirm_cost_usd=query.confirm_cost_usd)
+    return Status(201, _answer(response, child))
+
+
+@budget_router.get("", response=answers({200: BudgetOut}), url_name="api-budget")
+def get_budget(request):
+    """Your spend today: what your launches reserved, what your jobs cost, the daily
+    budget (USER_DAILY_BUDGET_USD) and what is left."""
+    return budget.summary(request.user)
