@@ -81,7 +81,7 @@ def test_models_come_from_settings(keys):
         ModelInfo("claude-test-2", 8192),  # no limit given: the default
     ]
     assert catalogue.get("gemini").models() == [ModelInfo("gemini-test", 2048, typical_tokens=300)]
-    assert [m.name for m in catalogue.get("echo").models()] == ["echo", "echo-brief", "echo-reverse"]
+    assert [m.name for m in catalogue.get("echo").models()] == ["echo", "echo-brief", "echo-reverse", "echo-judge"]
     assert catalogue.get("anthropic").model("claude-test-2").max_tokens == 8192
     assert catalogue.get("anthropic").model("gemini-test") is None
 
@@ -135,7 +135,13 @@ def task(prompt="Say hello"):
         ("", "echo", None, "provider", "provider is required"),
         ("nope", "echo", None, "provider", "unknown or unconfigured provider 'nope'"),
         ("echo", None, None, "model", "model is required"),
-        ("echo", "gpt-0", None, "model", "unknown model 'gpt-0' for echo (choose from echo, echo-brief, echo-reverse)"),
+        (
+            "echo",
+            "gpt-0",
+            None,
+            "model",
+            "unknown model 'gpt-0' for echo (choose from echo, echo-brief, echo-reverse, echo-judge)",
+        ),
         (
             "anthropic",
             "claude-x",

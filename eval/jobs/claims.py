@@ -24,6 +24,10 @@ class ClaimedJob:
     prompt: str
     params: dict = field(default_factory=dict)
     queued_at: object = None  # when it became claimable (queue-wait metric)
+    # What the success path needs to know without a query: a plain generate job
+    # with no run ends with one statement; a judge or a run's job is finished by eval.evaluation.
+    kind: str = "generate"
+    run_id: int | None = None
 
     @property
     def max_tokens(self):
@@ -87,8 +91,22 @@ def _claimed_jobs(rows):
             prompt=prompt_text or prompts[task_id],
             params=as_json(params),
             queued_at=as_datetime(available_at),
+            kind=kind,
+            run_id=run_id,
         )
-        for job_id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text in rows
+        for (
+            job_id,
+            attempts,
+            max_attempts,
+            task_id,
+            provider,
+            model,
+            params,
+            available_at,
+            prompt_text,
+            kind,
+            run_id,
+        ) in rows
     ]
 
 

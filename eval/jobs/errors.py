@@ -7,6 +7,7 @@ from eval.providers.errors import DESCRIPTIONS as PROVIDER_DESCRIPTIONS
 ENGINE_DESCRIPTIONS = {
     "timed_out": "The job ran past its time limit",
     "lease_expired": "The worker running this job stopped answering",
+    "bad_judge_output": "The LLM judge did not answer with the JSON asked for",
 }
 DESCRIPTIONS = {**PROVIDER_DESCRIPTIONS, **ENGINE_DESCRIPTIONS}
 

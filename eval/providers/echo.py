@@ -2,9 +2,16 @@
 
 ``echo`` answers verbatim, ``echo-brief`` with the first half of the words,
 ``echo-reverse`` with the words in reverse order: deterministic answers that
-differ, so outputs can be compared and pairs judged with no key."""
+differ, so outputs can be compared and pairs judged with no key.
+
+``echo-judge`` answers an LLM judge's prompt (eval/evaluation/judges.py) with
+valid judge JSON, deterministically: of two answers it prefers the longer
+(a tie when equal, both_bad when both are empty); each rating question of the
+rubric gets a score by the judged answer's length (one step up the scale per
+20 words). It reads the prompt's tagged blocks as a model would read them."""
 
 import asyncio
+import json
 import re
 
 from django.conf import settings
@@ -26,7 +33,54 @@ def _reverse(words):
     return [word + " " for word in words[:-1]] + words[-1:]
 
 
-ANSWERS = {"echo": lambda words: words, "echo-brief": _brief, "echo-reverse": _reverse}
+def _block(prompt, tag):
+    """The text between <tag> and </tag> in a judge prompt, or None."""
+    found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", prompt, re.DOTALL)
+    return found[1] if found else None
+
+
+def _scores(prompt, answer):
+    try:
+        questions = json.loads(_block(prompt, "rubric_questions") or "[]")
+    except ValueError:
+        questions = []
+    scores = {}
+    for question in questions if isinstance(questions, list) else []:
+        if isinstance(question, dict) and question.get("type") == "rating" and question.get("key"):
+            low, high = question.get("scale", [1, 5])
+            scores[question["key"]] = min(high, low + len(answer.split()) // 20)
+    return scores
+
+
+def _verdict(first, second):
+    a, b = len(first.strip()), len(second.strip())
+    if not a and not b:
+        return "both_bad", "Both answers are empty."
+    if a == b:
+        return "tie", f"Both answers are {a} characters long."
+    better, longer, shorter = ("a", a, b) if a > b else ("b", b, a)
+    return better, f"Answer {better.upper()} is longer ({longer} characters against {shorter})."
+
+
+def judge_answer(prompt):
+    """echo-judge's answer to a judge prompt: one JSON object."""
+    first = _block(prompt, "answer_a") or ""
+    second = _block(prompt, "answer_b")
+    if second is None:
+        words = len(first.split())
+        answer = {"scores": _scores(prompt, first), "reason": f"The answer has {words} words."}
+    else:
+        verdict, reason = _verdict(first, second)
+        answer = {"verdict": verdict, "scores": _scores(prompt, first if verdict != "b" else second), "reason": reason}
+    return json.dumps(answer)
+
+
+ANSWERS = {
+    "echo": lambda words: words,
+    "echo-brief": _brief,
+    "echo-reverse": _reverse,
+    "echo-judge": lambda words: _words(judge_answer("".join(words))),
+}
 
 
 class EchoProvider(Provider):

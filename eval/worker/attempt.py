@@ -9,6 +9,7 @@ import time
 
 from django.conf import settings
 
+from eval.evaluation import finishing
 from eval.jobs import transitions
 from eval.jobs.outcomes import Outcome, Settled
 from eval.providers import get_provider
@@ -89,11 +90,44 @@ class Attempt:
             output_tokens=result.output_tokens,
             cost=cost,
         )
+        if finishing.needs_finishing(job):  # a judge or a run's job; a plain job asks nothing
+            success = await self._finish(success)
+            if isinstance(success, finishing.Failure):
+                return await self._bad_answer(success, result, cost)
+            if isinstance(success, ProviderError):
+                return await self._provider_error(success)
         if not await self.write(success):
             log.warning("finished a job this worker no longer holds; result dropped", extra=self.extra)
             return Settled(Outcome.LOST)
         log.info("job succeeded", extra=self.extra)
         return Settled(Outcome.SUCCEEDED)
+
+    async def _finish(self, success):
+        """The success completed by eval.evaluation (checks, a judge's answer), a
+        Failure, or a ProviderError to retry if that work itself broke."""
+        self.state.finishing = True  # the call is over: too late to cancel
+        try:
+            return await self.db_call(finishing.finish, self.job, success)
+        except Exception as error:
+            log.exception("could not finish a successful call", extra=self.extra)
+            return ProviderError("server_error", f"Could not record the answer: {type(error).__name__}")
+
+    async def _bad_answer(self, failure, result, cost):
+        """The call succeeded but its answer fails the job (a judge's malformed JSON): raw text and cost kept."""
+        log.warning("job failed: %s", failure.code, extra=self.extra)
+        self.state.error_code = failure.code
+        written = await self.write(
+            self._fenced(
+                transitions.fail,
+                code=failure.code,
+                message=failure.message,
+                output=result.text,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                cost=cost,
+            )
+        )
+        return Settled(Outcome.FAILED if written else Outcome.LOST)
 
     async def _not_configured(self):
         message = f"provider {self.job.provider!r} is not configured on this worker"

@@ -31,6 +31,14 @@ queue is empty). A script decides the answer for whichever API the request was f
   frame of type ``error_type``; Gemini a ``data: {"error": ...}`` frame with ``status``
   defaulting to 503 for its code).
 
+LLM judge prompts (eval/evaluation/judges.py) are answered without a script when none is
+queued: a request is a judge's when its model name contains ``judge`` or its prompt starts
+with ``[judge-``. The answer is valid judge JSON (verdict ``a``, each rating question of the
+prompt's rubric scored one below the top of its scale), unless the model name or the prompt
+carries a marker: ``judge-malformed`` (prose, not JSON), ``judge-refuse`` (Anthropic
+``stop_reason: refusal``, Gemini ``finishReason: SAFETY``, no text), ``judge-fenced`` (the
+valid JSON inside a json fence).
+
 Run as a process (benchmarks): ``python -m tests.fakes.llm_server --port 8123 --chunks 20
 --delay 0.05`` serves the default script forever, keeping no request log, on an asyncio server
 (:class:`AsyncFakeLLMServer`: hundreds of concurrent streams for little CPU; ``--port 0`` picks
@@ -257,6 +265,41 @@ class Script:
 
     def total_output_tokens(self):
         return len(self.chunks) if self.output_tokens is None else self.output_tokens
+
+
+def judge_script(record):
+    """The answer to a judge's request (see the module docstring), or None for any other request."""
+    model, prompt = _model_and_prompt(record)
+    if "judge" not in model and not prompt.startswith("[judge-"):
+        return None
+    marked = f"{model}\n{prompt}"
+    if "judge-refuse" in marked:
+        return Script(chunks=[], stop_reason="refusal" if record.api == "anthropic" else "SAFETY")
+    if "judge-malformed" in marked:
+        return Script(chunks=["I prefer ", "Answer A: ", "it is clearer."])
+    text = json.dumps({"verdict": "a", "scores": _judge_scores(prompt), "reason": "Answer A is clearer."})
+    if "judge-fenced" in marked:
+        text = f"```json\n{text}\n```\n"
+    return Script(chunks=[text[i : i + 16] for i in range(0, len(text), 16)])
+
+
+def _judge_scores(prompt):
+    found = re.search(r"<rubric_questions>\n(.*?)\n</rubric_questions>", prompt, re.DOTALL)
+    questions = json.loads(found[1]) if found else []
+    return {q["key"]: q.get("scale", [1, 5])[1] - 1 for q in questions if q.get("type") == "rating"}
+
+
+def _model_and_prompt(record):
+    body = record.body if isinstance(record.body, dict) else {}
+    if record.api == "anthropic":
+        messages = body.get("messages") or [{}]
+        content = messages[0].get("content", "")
+        text = content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+        return body.get("model", ""), text
+    match = GEMINI_PATH.match(record.path)
+    contents = body.get("contents") or [{}]
+    parts = contents[0].get("parts", []) if isinstance(contents[0], dict) else []
+    return (match["model"] if match else ""), "".join(part.get("text", "") for part in parts)
 
 
 @dataclass
@@ -576,7 +619,9 @@ class FakeLLMServer:
     def _next(self, record):
         with self._lock:
             self.requests.append(record)
-            return self._scripts.popleft() if self._scripts else self.default
+            if self._scripts:
+                return self._scripts.popleft()
+        return judge_script(record) or self.default
 
     def _ids(self):
         return next(self._counter)

@@ -1,6 +1,6 @@
 /* Where the review page lists jobs by name ("A · echo · 3f2a1b9c"): the
    preferred-output and diff selects, the diff itself, and the list of
-   judgements on the task.
+   judgements on the task, an LLM judge's beside the human ones.
 
    new Eval.JobLists({cards, preferred, diffA, diffB, diffButton, diffOut,
                       list, empty, rubric, username, onOptions})
@@ -10,6 +10,10 @@
 
   const E = window.Eval;
   const EXCERPT = 80;
+
+  function excerpt(text) {
+    return text.length > EXCERPT ? text.slice(0, EXCERPT - 1) + "…" : text;
+  }
 
   class JobLists {
     constructor(options) {
@@ -72,8 +76,7 @@
       E.renderDiff(this.diffOut, E.diff(a.full, b.full));
     }
 
-    judgementText(j) {
-      const names = j.jobs.map((id) => this.cards.ref(id));
+    verdictText(j) {
       if (j.kind === "pairwise") {
         const verdicts = {
           a: this.cards.label(j.jobs[0]) + " better",
@@ -81,17 +84,35 @@
           tie: "a tie",
           both_bad: "both bad",
         };
-        return names.join(" vs ") + ": " + (verdicts[j.verdict] || j.verdict);
+        return verdicts[j.verdict] || j.verdict;
       }
       const answers = Object.entries(j.answers || {}).map(([key, value]) => {
         const text = String(value);
-        return (this.labels[key] || key) + " " + (text.length > EXCERPT ? text.slice(0, EXCERPT - 1) + "…" : text);
+        return (this.labels[key] || key) + " " + excerpt(text);
       });
-      return names[0] + ": " + (answers.join(", ") || "no answers");
+      return answers.join(", ") || "no answers";
+    }
+
+    judgementText(j) {
+      const names = j.jobs.map((id) => this.cards.ref(id));
+      return names.join(" vs ") + ": " + this.verdictText(j);
+    }
+
+    // An LLM judge's verdict beside the human ones: "LLM judge echo-judge: A better — its reason".
+    judgeText(j) {
+      const names = j.jobs.map((id) => this.cards.ref(id)).join(" vs ");
+      const reason = j.notes ? " — " + excerpt(j.notes) : "";
+      return "LLM judge " + this.judgeName(j) + ": " + this.verdictText(j) + reason + " (" + names + ")";
+    }
+
+    judgeName(j) {
+      const pinned = (j.judge && j.judge.model) || j.judge_model;
+      if (pinned) return pinned;
+      const card = this.cards.get(j.judge_job);
+      return card ? card.job.model : "(job " + E.shortId(j.judge_job) + ")";
     }
 
     who(j) {
-      if (j.judge_job) return "LLM judge (job " + E.shortId(j.judge_job) + ")";
       return j.reviewer === this.username ? "you" : j.reviewer;
     }
 
@@ -103,10 +124,11 @@
       for (const j of rows) {
         const li = document.createElement("li");
         const flags = [j.blind ? "blind" : "", j.stale ? "for an earlier prompt" : ""].filter(Boolean);
+        const text = j.judge_job ? this.judgeText(j) : this.judgementText(j) + " — " + this.who(j);
         li.textContent =
-          this.judgementText(j) + " — " + this.who(j) + ", " + E.clockTime(j.created_at) +
-          (flags.length ? " (" + flags.join(", ") + ")" : "");
+          text + ", " + E.clockTime(j.created_at) + (flags.length ? " (" + flags.join(", ") + ")" : "");
         if (j.stale) li.className = "stale";
+        if (j.judge_job) li.classList.add("llm-judge");
         this.list.appendChild(li);
       }
       this.empty.hidden = rows.length > 0;
