@@ -238,10 +238,11 @@ def test_enqueue_creates_in_chunks_and_publishes_each_job_on_commit(
     )
     for i in range(40):
         make_task(prompt=f"p{i}")
-    # Per job: a savepoint, the insert, its release; plus a few per chunk and the selection.
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, django_assert_max_num_queries(3 * 40 + 20):
+    # A run: one bulk insert and one publish per chunk of 7 (6 chunks), a few queries for the run.
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, django_assert_max_num_queries(40):
         run("enqueue_llm_jobs", *ECHO, "--yes", "--chunk-size", "7")
-    assert len(callbacks) == 40
+    assert len(callbacks) == 6
+    assert LLMJob.objects.filter(run__isnull=False).count() == 40
     assert sorted(published) == sorted(LLMJob.objects.values_list("id", flat=True)) and len(published) == 40
 
 

@@ -49,7 +49,7 @@ def _bump(**values):
     return {**values, "version": F("version") + 1, "updated_at": now}
 
 
-def create_run(*, user, data):
+def create_run(*, user, data, batch_size=create.BULK_BATCH):
     """A run from a POST /api/runs body: launched at once, or left ``scheduled``
     with its next firing. A refused launch leaves no run behind."""
     fields = run_input.clean_run(data)
@@ -62,7 +62,7 @@ def create_run(*, user, data):
         run.save(update_fields=["next_run_at"])
         return run
     try:
-        return launch(run, by=user, confirm_cost_usd=confirm)
+        return launch(run, by=user, confirm_cost_usd=confirm, batch_size=batch_size)
     except JobError:
         run.delete()
         raise

@@ -1,4 +1,6 @@
-"""``manage.py enqueue_llm_jobs``: queue one bulk LLM job per selected task.
+"""``manage.py enqueue_llm_jobs``: queue one bulk LLM job per selected task,
+as an evaluation run (a thin alias of ``manage.py runs create``: the run gets
+the selected task ids; its jobs are bulk priority and the cost is checked).
 
 Exit codes: 0 ok (also a dry run, nothing selected, or the operator said no),
 1 error (unknown task ids, database error, interrupted), 2 usage (bad
@@ -7,21 +9,20 @@ terminal).
 """
 
 import json
-import logging
 import sys
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import Exists, OuterRef
-from tqdm import tqdm
 
+from eval.evaluation import runs
 from eval.jobs import create, states
-from eval.jobs.errors import InvalidJob
+from eval.jobs.errors import InvalidJob, JobError
 from eval.jobs.validation import clean_job_request
-from eval.models import LLMJob, Task
+from eval.models import LLMJob, Run, Task
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = create.BULK_BATCH
 SHOW_SKIPPED = 20
 
 
@@ -197,33 +198,36 @@ class Command(BaseCommand):
         if not ids:
             self.stdout.write("No tasks selected; nothing to do.")
             return
+        cost = self._estimate(provider, model, cleaned, ids)
+        what_cost = f"{what}, estimated ${cost}"
         if options["dry_run"]:
-            self.stdout.write(f"Dry run: would create {len(ids)} bulk job(s) for {what}.")
+            self.stdout.write(f"Dry run: would create {len(ids)} bulk job(s) for {what_cost}.")
             return
-        if not options["yes"] and not self._confirm(len(ids), what, options.get("stdin") or sys.stdin):
+        if not options["yes"] and not self._confirm(len(ids), what_cost, options.get("stdin") or sys.stdin):
             self.stdout.write("Cancelled; no jobs created.")
             return
-        created, skipped = self._create_quietly(ids, provider, model, params, user, options)
-        self.stdout.write(f"Created {created} bulk job(s) for {what}.")
-        self._report_skipped(skipped)
+        data = {"name": f"enqueue_llm_jobs {provider}/{model}", "provider": provider, "model": model}
+        data.update(params=params, tasks={"ids": ids}, confirm_cost_usd=cost)
+        try:
+            run = runs.create_run(user=user, data=data, batch_size=options["chunk_size"])
+        except JobError as error:
+            raise CommandError(error.message, returncode=1) from None
+        except DatabaseError as error:
+            raise CommandError(f"database error: {error}", returncode=1) from None
+        created = LLMJob.objects.filter(run=run).count()
+        self.stdout.write(f"Created {created} bulk job(s) for {what} as run {run.pk}.")
+        self._report_skipped(run.skipped)
+
+    @staticmethod
+    def _estimate(provider, model, cleaned, ids):
+        probe = Run(provider=provider, model=model, params=cleaned, selection={"ids": ids})
+        return runs.estimate(probe)[0]
 
     def _check_numbers(self, options):
         if options["limit"] is not None and options["limit"] < 1:
             raise self._usage("--limit must be at least 1")
         if options["chunk_size"] < 1:
             raise self._usage("--chunk-size must be at least 1")
-
-    def _create_quietly(self, ids, provider, model, params, user, options):
-        # One "job queued" log line per job would drown the progress bar (-v 2 keeps them).
-        create_log = logging.getLogger(create.__name__)
-        quiet = options["verbosity"] < 2 and create_log.getEffectiveLevel() < logging.WARNING
-        if quiet:
-            previous, create_log.level = create_log.level, logging.WARNING
-        try:
-            return self._create(ids, provider, model, params, user, options["chunk_size"])
-        finally:
-            if quiet:
-                create_log.setLevel(previous)
 
     def _report_skipped(self, skipped):
         if not skipped:
@@ -233,37 +237,3 @@ class Command(BaseCommand):
             self.stdout.write(f"  task {task_id}: {reason}")
         if len(skipped) > SHOW_SKIPPED:
             self.stdout.write(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
-
-    def _create(self, ids, provider, model, params, user, chunk_size):
-        """One transaction per chunk; the job engine publishes each chunk's jobs when it commits."""
-        created, skipped = 0, []
-        stream = getattr(self.stderr, "_out", sys.stderr)
-        bar = tqdm(total=len(ids), unit="job", desc="Queueing", file=stream, disable=None, leave=False)
-        try:
-            for start in range(0, len(ids), chunk_size):
-                chunk = ids[start : start + chunk_size]
-                tasks = Task.objects.filter(id__in=chunk).only("id", "prompt", "prompt_hash").order_by("id")
-                in_chunk = 0
-                with transaction.atomic():
-                    for task in tasks:
-                        try:
-                            create.create_job(
-                                task=task,
-                                provider=provider,
-                                model=model,
-                                params=params,
-                                created_by=user,
-                                priority=LLMJob.Priority.BULK,
-                            )
-                            in_chunk += 1
-                        except InvalidJob as error:  # e.g. an empty or too long prompt
-                            skipped.append((task.pk, error.message))
-                created += in_chunk
-                bar.update(len(chunk))
-        except KeyboardInterrupt:
-            raise CommandError(f"interrupted: {created} job(s) were created before the stop", returncode=1) from None
-        except DatabaseError as error:
-            raise CommandError(f"database error after {created} job(s) were created: {error}", returncode=1) from None
-        finally:
-            bar.close()
-        return created, skipped
