@@ -35,6 +35,12 @@ class RubricRef(Schema):
     version: int
 
 
+class JudgeOut(Schema):
+    provider: str
+    model: str
+    prompt_version: str
+
+
 class JudgementOut(Schema):
     id: int
     kind: str
@@ -50,6 +56,7 @@ class JudgementOut(Schema):
     rubric: RubricRef
     reviewer: str | None
     judge_job: str | None
+    judge: JudgeOut | None = Field(description="An LLM judge's provider, model and prompt version (null for a person).")
     supersedes: int | None
     created_at: str = Field(json_schema_extra=DATE_TIME)
 

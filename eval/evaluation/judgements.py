@@ -141,6 +141,17 @@ def is_stale(judgement, task_prompt_hash):
     return judgement.prompt_hash != task_prompt_hash
 
 
+def _judge(judgement):
+    """An LLM judge's pinned settings (None for a person)."""
+    if not judgement.judge_job_id:
+        return None
+    return {
+        "provider": judgement.judge_provider,
+        "model": judgement.judge_model,
+        "prompt_version": judgement.judge_prompt_version,
+    }
+
+
 def judgement_json(judgement, task_prompt_hash):
     jobs = [str(judgement.job_a_id)] + ([str(judgement.job_b_id)] if judgement.job_b_id else [])
     return {
@@ -158,6 +169,7 @@ def judgement_json(judgement, task_prompt_hash):
         "rubric": {"id": judgement.rubric_id, "name": judgement.rubric.name, "version": judgement.rubric.version},
         "reviewer": judgement.reviewer.get_username() if judgement.reviewer_id else None,
         "judge_job": str(judgement.judge_job_id) if judgement.judge_job_id else None,
+        "judge": _judge(judgement),
         "supersedes": judgement.supersedes_id,
         "created_at": judgement.created_at.isoformat(),
     }

@@ -94,7 +94,8 @@
     interval: Number(data.pollInterval) || 2000,
     notice: $("poll-notice"),
     onData: (answer) => {
-      cards.apply(answer.jobs);
+      // An LLM judge's jobs are not outputs to compare: their verdicts are in the judgements list.
+      cards.apply(answer.jobs.filter((job) => job.kind !== "judge"));
       afterJobs();
       return !answer.all_terminal;
     },
