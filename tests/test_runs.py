@@ -230,3 +230,19 @@ def test_parallel_launches_never_overspend_the_budget(priced, make_task, staff):
     assert sorted(outcomes) == ["ok"] * 4 + ["refused"] * 4
     assert DailySpend.objects.get(user=staff).reserved_usd == Decimal("0.002058") * 4
     assert Run.objects.count() == 4 and LLMJob.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_a_judge_run_is_launched_through_the_judges(staff, make_task):
+    pytest.importorskip("eval.evaluation.judges")
+    make_task()
+    a = runs.create_run(user=staff, data=body(name="a"))
+    b = runs.create_run(user=staff, data=body(name="b", model="echo-brief"))
+    judge = runs.create_run(
+        user=staff,
+        data=body(name="j", kind="judge", model="echo-judge", judge={"compare": [a.pk, b.pk], "swap": True}),
+    )
+    assert judge.status == Run.Status.RUNNING and judge.kind == Run.Kind.JUDGE
+    data = runs.run_json(judge)
+    assert data["judge"]["compare"] == [a.pk, b.pk] and data["judge"]["swap"] is True
+    assert data["judge"]["rubric"]["name"] == "default"
