@@ -186,6 +186,19 @@ def test_queued_jobs_per_user_are_capped(reviewer, task, settings):
     assert post(client, url, {"provider": "echo", "model": "echo"}).status_code == 201
 
 
+def test_a_queued_run_does_not_use_up_the_per_user_cap(staff, make_task, settings):
+    from eval.evaluation import runs
+
+    settings.MAX_QUEUED_JOBS_PER_USER = 2
+    settings.JOB_CREATE_RATE = (2, 60)
+    for _ in range(3):
+        make_task()
+    run = runs.create_run(user=staff, data={"name": "bulk", "provider": "echo", "model": "echo", "tasks": {}})
+    assert LLMJob.objects.filter(run=run, status="queued").count() == 3  # over both limits
+    url = f"/api/tasks/{make_task().id}/jobs"
+    assert post(login(staff), url, {"provider": "echo", "model": "echo"}).status_code == 201
+
+
 def test_outsider_cannot_create_or_see(outsider, task):
     client = login(outsider)
     response = post(client, f"/api/tasks/{task.id}/jobs", {"provider": "echo", "model": "echo"})

@@ -20,12 +20,13 @@ QUEUED_CAP_RETRY_AFTER_S = 10
 
 
 def check_job_creation(user):
-    """Raise ApiError rate_limited (with Retry-After) when ``user`` may not create a job now."""
+    """Raise ApiError rate_limited (with Retry-After) when ``user`` may not create a job now.
+    A run's jobs do not count: runs answer to budgets (eval/evaluation/budget.py)."""
     count, seconds = settings.JOB_CREATE_RATE
     now = timezone.now()
     since = now - timedelta(seconds=seconds)
     recent = list(
-        LLMJob.objects.filter(created_by=user, created_at__gte=since)
+        LLMJob.objects.filter(created_by=user, created_at__gte=since, run__isnull=True)
         .order_by("-created_at")
         .values_list("created_at", flat=True)[:count]
     )
@@ -37,7 +38,7 @@ def check_job_creation(user):
             f"at most {count} jobs per {seconds} s; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    queued = LLMJob.objects.filter(created_by=user, status=states.QUEUED).count()
+    queued = LLMJob.objects.filter(created_by=user, status=states.QUEUED, run__isnull=True).count()
     if queued >= settings.MAX_QUEUED_JOBS_PER_USER:
         raise ApiError(
             "rate_limited",

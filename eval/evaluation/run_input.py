@@ -1,18 +1,16 @@
 """A run as asked (the POST /api/runs body, the command's options) checked and
 turned into Run fields; and the task selection a run is launched over."""
 
-import re
 from decimal import Decimal, InvalidOperation
 
 from django.db.models import Q
 from django.db.models.functions import Length, Trim
 
-from eval.evaluation import rubrics
+from eval.evaluation import checks, rubrics
 from eval.evaluation.errors import InvalidInput
 from eval.jobs.validation import clean_job_request
 from eval.models import Run, Task, prompt_fingerprint
 
-CHECK_TYPES = ("exact", "contains", "regex", "json_valid")
 SELECTION_KEYS = {"source", "status", "ids", "limit"}
 MAX_NAME = 200
 
@@ -53,29 +51,6 @@ def clean_selection(tasks):
             raise InvalidInput("tasks.limit must be a whole number of at least 1", field="tasks.limit")
         selection["limit"] = limit
     return selection
-
-
-def clean_checks(checks):
-    if not checks:
-        return []
-    if not isinstance(checks, list):
-        raise InvalidInput("checks must be a list", field="checks")
-    cleaned = []
-    for check in checks:
-        kind = check.get("type") if isinstance(check, dict) else None
-        if kind not in CHECK_TYPES:
-            raise InvalidInput(f"each check's type is one of {', '.join(CHECK_TYPES)}", field="checks")
-        item = {"type": kind}
-        if kind == "regex":
-            try:
-                re.compile(check.get("pattern") or "")
-            except (re.error, TypeError) as error:
-                raise InvalidInput(f"bad regex: {error}", field="checks") from None
-            if not check.get("pattern"):
-                raise InvalidInput("a regex check needs a pattern", field="checks")
-            item["pattern"] = check["pattern"]
-        cleaned.append(item)
-    return cleaned
 
 
 def _run_ref(value, field):
@@ -130,7 +105,7 @@ def clean_run(data):
         "model": data["model"],
         "params": params,
         "selection": clean_selection(data.get("tasks")),
-        "checks": clean_checks(data.get("checks")),
+        "checks": checks.validate(data.get("checks")),
         "max_cost_usd": _money(data.get("max_cost_usd"), "max_cost_usd"),
         "schedule": _schedule(data.get("schedule")),
         "confirm_cost_usd": _money(data.get("confirm_cost_usd"), "confirm_cost_usd"),
