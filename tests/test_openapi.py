@@ -58,6 +58,7 @@ DESIGN_ENDPOINTS = {
     ("post", "/api/runs/{run_id}/cancel"),
     ("post", "/api/runs/{run_id}/launch"),
     ("get", "/api/budget"),
+    ("get", "/api/results"),
 }
 # Bodies that are any JSON object by design (the page's unsaved form).
 OPEN_BODIES = {("put", "/api/tasks/{task_id}/draft")}

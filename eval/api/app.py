@@ -150,6 +150,7 @@ api.add_router("/models", catalogue.router)
 api.add_router("/status", status.router)
 api.add_router("/runs", runs.router)
 api.add_router("/budget", runs.budget_router)
+api.add_router("/results", "eval.api.results.router")
 
 
 # --- every refusal in one shape -------------------------------------------------------

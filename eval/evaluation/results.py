@@ -1,0 +1,150 @@
+"""``/api/results`` (DESIGN "Evaluation"): which model is better, by how much,
+and how far the verdicts can be trusted.
+
+Rows are runs (``runs=``) or (provider, model) pairs. Judgements that count
+are current, of visible outputs and not stale (unless ``include_stale``).
+Figures are kept apart by who judged (humans; each LLM judge model) and by
+blind or not: a *segment*. Per row and segment: the judgement count, each
+rating question's mean (score judgements) with a t interval, wins, losses,
+ties and both-bad, and a Bradley-Terry rating with a bootstrap interval;
+per segment the win-rate matrix. Then position bias, agreement, reviewers
+and the runs' automatic checks. The counting is SQL (results_sql.py), the
+statistics numpy (stats.py); this module only puts them together.
+"""
+
+from eval.evaluation import results_pairwise, results_sql, stats
+from eval.evaluation.errors import InvalidInput
+from eval.evaluation.results_agreement import agreement, human_confusions, position_bias, reviewers
+from eval.models import Rubric, Run
+
+METHODS = {
+    "mean_interval": "Student's t, 95%: mean +- t(0.975, n-1) * sd / sqrt(n)",
+    "rate_interval": "Wilson score, 95%",
+    "rating": "Bradley-Terry maximum likelihood on the Elo scale (400 log10, mean 1000); ties half, both-bad left out",
+    "rating_interval": "percentile bootstrap, 95%: each pair's games redrawn from its multinomial",
+    "resamples": stats.BOOTSTRAP_RESAMPLES,
+    "seed": stats.BOOTSTRAP_SEED,
+    "kappa": "Cohen's kappa on verdicts about the same two outputs (first, second, tie, both_bad)",
+}
+
+
+def results(*, source=None, runs=None, include_stale=False):
+    scope = results_sql.Scope(source=source or None, runs=tuple(runs) if runs else None, include_stale=include_stale)
+    questions = rating_questions()
+    pairs = results_sql.fetch(scope, results_sql.PAIRS)
+    scores = results_sql.score_sums(scope, questions)
+    check_counts = results_sql.check_counts(scope)
+    rows = _rows(scope, pairs, scores, check_counts)
+    index = {row["_key"]: n for n, row in enumerate(rows)}
+    segments = _segments(pairs, scores)
+    figures = {segment: results_pairwise.segment_figures(index, pairs, segment) for segment in segments}
+    means = _score_figures(index, scores, list(questions))
+    for n, row in enumerate(rows):
+        row["figures"] = [
+            _figure(segment, means.get((segment, n)) or _no_scores(questions), figures[segment]["rows"][n])
+            for segment in segments
+        ]
+        row["checks"] = _checks(row.pop("_key"), check_counts)
+    keys = [row["key"] for row in rows]
+    sides = results_sql.fetch(scope, results_sql.SIDES)
+    confusions = human_confusions(scope)
+    return {
+        "group_by": "run" if scope.runs is not None else "model",
+        "source": scope.source,
+        "runs": list(scope.runs) if scope.runs is not None else None,
+        "include_stale": include_stale,
+        "judgements": sum(count for _, _, count, _, _ in sides),
+        "methods": METHODS,
+        "questions": list(questions),
+        "rows": rows,
+        "segments": [
+            {**_segment_json(segment), "win_rate": {"keys": keys, **figures[segment]["win_rate"]}}
+            for segment in segments
+        ],
+        "position_bias": position_bias(sides),
+        "agreement": agreement(scope, confusions),
+        "reviewers": reviewers(sides, confusions),
+    }
+
+
+def rating_questions():
+    """{key: [ids of the rubrics in which it is a rating question]}, in first-seen order."""
+    keys = {}
+    for rubric in Rubric.objects.order_by("id").only("id", "questions"):
+        for question in rubric.questions or []:
+            if isinstance(question, dict) and question.get("type") == "rating" and question.get("key"):
+                keys.setdefault(question["key"], []).append(rubric.pk)
+    return keys
+
+
+def _rows(scope, pairs, scores, check_counts):
+    if scope.runs is not None:
+        found = {run.pk: run for run in Run.objects.filter(pk__in=scope.runs)}
+        missing = [run_id for run_id in scope.runs if run_id not in found]
+        if missing:
+            raise InvalidInput(f"no run {missing[0]}", field="runs")
+        return [_run_row(found[run_id]) for run_id in dict.fromkeys(scope.runs)]
+    keys = {(a1, a2) for _, _, a1, a2, *_ in scores}
+    keys |= {(a1, a2) for _, _, a1, a2, _, _, _, _ in pairs} | {(b1, b2) for _, _, _, _, b1, b2, _, _ in pairs}
+    keys |= {key for key, *_ in check_counts}
+    return [
+        {"_key": key, "key": f"{key[0]}/{key[1]}", "provider": key[0], "model": key[1], "run": None}
+        for key in sorted(keys)
+    ]
+
+
+def _run_row(run):
+    return {
+        "_key": (run.pk, ""),
+        "key": str(run.pk),
+        "provider": run.provider,
+        "model": run.model,
+        "run": {"id": run.pk, "name": run.name, "kind": run.kind},
+    }
+
+
+def _segments(pairs, scores):
+    """(judge, blind) of each segment with judgements: humans first, blind first, then judges by name."""
+    found = {(judge, bool(blind)) for judge, blind, *_ in pairs} | {(judge, bool(blind)) for judge, blind, *_ in scores}
+    return sorted(found, key=lambda segment: (segment[0] != "", segment[0], not segment[1]))
+
+
+def _segment_json(segment):
+    judge, blind = segment
+    return {"judged_by": "judge" if judge else "human", "judge": judge or None, "blind": blind}
+
+
+def _figure(segment, scores, pairwise):
+    """One row's figures in one segment: its judgements (scores and pairwise verdicts it took part in)."""
+    return {**_segment_json(segment), "judgements": scores["scores"] + pairwise["games"], **scores, **pairwise}
+
+
+def _no_scores(questions):
+    return {
+        "scores": 0,
+        "questions": [{"key": key, "n": 0, "mean": None, "low": None, "high": None} for key in questions],
+    }
+
+
+def _score_figures(index, scores, keys):
+    """{(segment, row index): {"scores", "questions"}} from score_sums' rows."""
+    figures = {}
+    for judge, blind, a1, a2, count, *sums in scores:
+        if (a1, a2) not in index:
+            continue
+        questions = []
+        for n, key in enumerate(keys):
+            values, total, squares = sums[3 * n : 3 * n + 3]
+            mean, low, high = stats.mean_interval(values, float(total or 0), float(squares or 0))
+            questions.append({"key": key, "n": values, "mean": mean, "low": low, "high": high})
+        figures[((judge, bool(blind)), index[(a1, a2)])] = {"scores": count, "questions": questions}
+    return figures
+
+
+def _checks(key, check_counts):
+    figures = []
+    for row_key, kind, passed, n in check_counts:
+        if row_key == key:
+            rate, low, high = stats.wilson(passed, n)
+            figures.append({"check": kind, "passed": passed, "n": n, "rate": rate, "low": low, "high": high})
+    return figures

@@ -1,0 +1,70 @@
+"""Pairwise figures of one segment of ``/api/results``: each row's wins,
+losses, ties and both-bad, its Bradley-Terry rating with a bootstrap
+interval, and the win-rate matrix, from the aggregated pair counts
+(results_sql.PAIRS). A verdict between two outputs of the same row (a model
+against itself) says nothing about the row and is left out."""
+
+import numpy as np
+
+from eval.evaluation import stats
+
+VERDICT_SIDES = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
+
+
+def pair_counts(index, pairs, segment):
+    """{(i, j): [wins_i, wins_j, ties, both_bad]} with i < j, row indices, for one segment."""
+    counts = {}
+    for judge, blind, a1, a2, b1, b2, verdict, count in pairs:
+        if (judge, bool(blind)) != segment:
+            continue
+        i, j = index.get((a1, a2)), index.get((b1, b2))
+        if i is None or j is None or i == j:
+            continue
+        side = VERDICT_SIDES[verdict]
+        if i > j:
+            i, j = j, i
+            side = {0: 1, 1: 0}.get(side, side)
+        counts.setdefault((i, j), [0, 0, 0, 0])[side] += count
+    return counts
+
+
+def segment_figures(index, pairs, segment):
+    k = len(index)
+    counts = pair_counts(index, pairs, segment)
+    rows = [{"games": 0, "wins": 0, "losses": 0, "ties": 0, "both_bad": 0, "rating": None} for _ in range(k)]
+    for (i, j), (wins_i, wins_j, ties, both_bad) in counts.items():
+        for row, won, lost in ((rows[i], wins_i, wins_j), (rows[j], wins_j, wins_i)):
+            row["games"] += won + lost + ties + both_bad
+            row["wins"] += won
+            row["losses"] += lost
+            row["ties"] += ties
+            row["both_bad"] += both_bad
+    for n, rating in ratings(k, counts).items():
+        rows[n]["rating"] = rating
+    return {"rows": rows, "win_rate": win_rate(k, counts)}
+
+
+def ratings(k, counts):
+    """{row index: {"elo", "low", "high"}} of the rows with a counted game (both-bad left out)."""
+    played = sorted({n for pair, c in counts.items() if sum(c[:3]) for n in pair})
+    if not played:
+        return {}
+    local = {n: m for m, n in enumerate(played)}
+    games = [(local[i], local[j], c[0], c[1], c[2]) for (i, j), c in sorted(counts.items()) if sum(c[:3])]
+    theta = stats.fit_bradley_terry(stats.win_matrix(len(played), games))
+    elo = stats.elo(theta)
+    low, high = stats.bootstrap_elo(len(played), games)
+    return {n: {"elo": float(elo[m]), "low": float(low[m]), "high": float(high[m])} for n, m in local.items()}
+
+
+def win_rate(k, counts):
+    """``rates[i][j]``: row i's share of its games against row j (ties half; both-bad left out), or None;
+    ``games[i][j]``: those games."""
+    games = np.zeros((k, k), dtype=int)
+    scored = np.zeros((k, k))
+    for (i, j), (wins_i, wins_j, ties, _) in counts.items():
+        games[i, j] = games[j, i] = wins_i + wins_j + ties
+        scored[i, j] = wins_i + ties / 2
+        scored[j, i] = wins_j + ties / 2
+    rates = [[float(scored[i, j] / games[i, j]) if games[i, j] else None for j in range(k)] for i in range(k)]
+    return {"rates": rates, "games": games.tolist()}
