@@ -1,5 +1,5 @@
 """HTML pages: the task list, the review page, blind pairs, evaluation runs,
-the staff dashboard, the API token page and the error pages. Job cards and pairs are
+the staff results page, the staff dashboard, the API token page and the error pages. Job cards and pairs are
 drawn and kept live by eval/static/eval/*.js from the JSON API; these views
 only render the frame and the task text."""
 
@@ -29,6 +29,7 @@ MAX_TOKENS_PER_USER = 20
 LAUNCH_RUN_PERMISSION = "eval.launch_run"
 RUN_FAILURES_SHOWN = 50
 RUN_FIRINGS_SHOWN = 20
+RESULTS_RUNS_SHOWN = 50
 REVIEW_TABS = [
     ("", "All"),
     ("needed", "To review"),
@@ -219,6 +220,32 @@ def run_detail(request, run_id):
         "poll_interval_ms": settings.POLL_INTERVAL_MS,
     }
     return render(request, "run.html", context)
+
+
+def _results_filters(request):
+    """The results filters from the query string, and /api/results's query for them."""
+    sources = list(Task.objects.order_by("source").values_list("source", flat=True).distinct())
+    source = request.GET.get("source", "")
+    source = source if source in sources else ""
+    raw = ",".join(request.GET.getlist("runs"))
+    run_ids = sorted({int(part) for part in raw.split(",") if part.strip().isdigit()})
+    stale = request.GET.get("include_stale") == "1"
+    api_query = _query(source=source, runs=",".join(map(str, run_ids)), include_stale="1" if stale else "")
+    return {"sources": sources, "source": source, "run_ids": run_ids, "include_stale": stale, "api_query": api_query}
+
+
+@login_required
+def results(request):
+    """Ratings, win rates, position bias and agreement: the frame and its filters;
+    results.js draws the tables and charts from /api/results."""
+    if not is_staff(request.user):
+        raise PermissionDenied("The results page is for staff. Ask an admin if you need it.")
+    context = _results_filters(request)
+    generate_runs = Run.objects.filter(kind=Run.Kind.GENERATE).exclude(status=Run.Status.SCHEDULED)
+    context["runs"] = generate_runs.only("id", "name", "provider", "model", "status").order_by("-id")[
+        :RESULTS_RUNS_SHOWN
+    ]
+    return render(request, "results.html", context)
 
 
 @login_required

@@ -10,6 +10,7 @@ urlpatterns = [
     path("pairs/", pages.pairs, name="pairs"),
     path("runs/", pages.runs, name="runs"),
     path("runs/<int:run_id>/", pages.run_detail, name="run-detail"),
+    path("results/", pages.results, name="results"),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("tokens/", pages.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke", pages.revoke_token, name="token-revoke"),
