@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, pg_url, reset_postgres  # noqa: E402
+from bench.common import child_usage, free_port, pg_url, print_throughput, reset_postgres  # noqa: E402
 
 PG_BENCH_DB = "evalbench_worker"
 WORKER_APP_NAME = "bench-worker"
@@ -223,6 +223,7 @@ def main():
                     print(
                         f"  {workload:9} {config:11} c={level:<3} {result['jobs_per_s']:7.1f} jobs/s "
                         f"eff {result['efficiency']:.3f} rss {result['peak_rss_mb']:.0f} MB "
+                        f"cpu {result['cpu_s']:.2f} s "
                         f"(mean job {result['mean_job_s']:.3f} s, {result['seconds']:.2f} s in all)",
                         file=sys.stderr,
                     )
@@ -252,20 +253,7 @@ def fresh_subscription(env):
 
 def print_tables(rows, latency):
     print()
-    print("Throughput (one worker process; 1-s jobs of 20 chunks x 50 ms)")
-    header = (
-        f"{'workload':10} {'transport/db':14} {'conc':>4} {'jobs':>5} {'jobs/s':>7} {'effic.':>7} "
-        f"{'peak RSS':>9} {'DB conns':>8} {'upd/job':>8} {'prog/s/job':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        conns = "-" if r["db_connections"] is None else str(r["db_connections"])
-        print(
-            f"{r['workload']:10} {r['config']:14} {r['concurrency']:>4} {r['jobs']:>5} {r['jobs_per_s']:>7.1f} "
-            f"{r['efficiency']:>7.3f} {r['peak_rss_mb']:>6.0f} MB {conns:>8} {r['updates_per_job']:>8.2f} "
-            f"{r['updates_per_job_second']:>10.2f}"
-        )
+    print_throughput("Throughput (one worker process; 1-s jobs of 20 chunks x 50 ms)", rows)
     print()
     print("Light load (one job per 100 ms, idle worker)")
     header = f"{'workload':10} {'transport/db':14} {'claim p50':>10} {'claim p99':>10} {'cancel p99':>11}"
@@ -277,10 +265,11 @@ def print_tables(rows, latency):
             f"{r['cancel_p99_ms']:>8.0f} ms"
         )
     print()
-    print("efficiency = jobs/s / (concurrency / 1 s); upd/job = row updates of eval_llmjob per job (PostgreSQL:")
     print(
-        "pg_stat n_tup_upd, incl. lease renewals; SQLite: version bumps); prog/s/job = progress writes per\n"
-        "second of streaming per job (upd/job minus the claim and the final write, over the mean job time)"
+        "efficiency = jobs/s / (concurrency / 1 s); CPU µs/tok = the worker's CPU time (user+system) from its\n"
+        "first claim to its exit, over the tokens it streamed; upd/job = row updates of eval_llmjob per job\n"
+        "(PostgreSQL: pg_stat n_tup_upd, incl. lease renewals; SQLite: version bumps); prog/s/job = progress\n"
+        "writes per second of streaming per job (upd/job minus the claim and the final write, over the mean job time)"
     )
 
 
@@ -298,13 +287,30 @@ def spawn_worker(concurrency, once=True):
     argv = [sys.executable, str(ROOT / "manage.py"), "process_llm_jobs", "--concurrency", str(concurrency)]
     if once:
         argv.append("--once")
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile and once:
+        # py-spy's collapsed stacks (one line per stack, its sample count last):
+        # summed per function by `python bench/common.py FILE`. --gil: only the
+        # thread holding the GIL is sampled, so the shares are shares of CPU.
+        spy = str(Path(sys.executable).parent / "py-spy")
+        argv = [spy, "record", "--format", "raw", "--rate", "250", "--gil", "--output", profile, "--", *argv]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def wait_child(process):
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024  # MB (Linux reports KB)
+    """Peak RSS (MB) and CPU seconds of the finished worker."""
+    process.returncode, rss, cpu = child_usage(process.pid)
+    return rss, cpu
+
+
+def process_cpu(pid):
+    """CPU seconds (user+system) a live process has used so far (Linux /proc), or 0.0."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pg_stat(sql):
@@ -335,6 +341,7 @@ def row_updates():
 def phase(args):
     setup_django()
     from django.db import connection
+    from django.db.models import Sum
 
     from eval.jobs import create
     from eval.models import LLMJob, Task
@@ -347,12 +354,17 @@ def phase(args):
         before = row_updates()
         worker = spawn_worker(args.worker_concurrency)
         peak_connections = [0]
+        cpu_at_first_claim = [None]  # the worker's CPU seconds when its first job ran: start-up left out
         stop = threading.Event()
 
         def sample():
             from django.db import connection as conn
 
-            while not stop.wait(0.2):
+            while not stop.wait(0.05 if cpu_at_first_claim[0] is None else 0.2):
+                if cpu_at_first_claim[0] is None:
+                    cpu = process_cpu(worker.pid)
+                    if LLMJob.objects.exclude(status="queued").exists():
+                        cpu_at_first_claim[0] = cpu
                 count = pg_stat(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{WORKER_APP_NAME}'")
                 if count is not None:
                     peak_connections[0] = max(peak_connections[0], count)
@@ -360,7 +372,7 @@ def phase(args):
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rss = wait_child(worker)
+        rss, cpu = wait_child(worker)
         stop.set()
         sampler.join()
         if worker.returncode != 0:
@@ -379,6 +391,7 @@ def phase(args):
         durations = [(f - s).total_seconds() for s, f in done.values_list("started_at", "finished_at")]
         mean_duration = sum(durations) / len(durations)
         updates = row_updates() - before
+        tokens = done.aggregate(total=Sum("output_tokens"))["total"] or 0
         result = {
             "jobs": count,
             "seconds": seconds,
@@ -386,6 +399,10 @@ def phase(args):
             "jobs_per_s": jobs_per_s,
             "efficiency": jobs_per_s / args.worker_concurrency,
             "peak_rss_mb": rss,
+            "cpu_s": cpu,
+            "cpu_startup_s": cpu_at_first_claim[0],
+            # CPU per streamed token from the first claim on (the start-up, mostly imports, left out)
+            "cpu_us_per_token": (cpu - (cpu_at_first_claim[0] or 0)) / tokens * 1e6 if tokens else None,
             "db_connections": peak_connections[0] if connection.vendor == "postgresql" else None,
             "updates_per_job": updates / count,
             # Progress writes per second of streaming: everything but the claim and

@@ -70,6 +70,14 @@ class RunState:
         return True
 
     # --- read by the flusher -------------------------------------------------------------
+    def progress_due(self, now, settle):
+        """Something a person would see changed, and it is worth a write: a
+        waiting message at once, streamed text once the answer has streamed for
+        ``settle`` s (a shorter answer shows its claim, then its end)."""
+        if not self.dirty:
+            return False
+        return self.generating_since is None or now - self.generating_since >= settle
+
     def target_tokens(self):
         """What progress is measured against: the expected length while the
         answer is shorter than that, then max tokens (a long answer)."""
