@@ -73,7 +73,7 @@
   // A segment is who judged (humans; one LLM judge) and blind or not; never mixed.
 
   function rowLabel(row, by) {
-    return by === "run" && row.run ? row.run.name + " (#" + row.run.id + ", " + row.provider + "/" + row.model + ")" : row.key;
+    return by === "run" && row.run ? row.run.name + " #" + row.run.id : row.key;
   }
 
   function segmentTitle(segment) {
@@ -162,6 +162,12 @@
     return scrollTable(group.title + ": per " + (by === "run" ? "run" : "model"), head, rows);
   }
 
+  /* ``text`` cut to about ``chars`` characters (an SVG label does not wrap; the table has it whole). */
+  function clip(text, chars) {
+    const room = Math.max(8, Math.floor(chars));
+    return text.length <= room ? text : text.slice(0, room - 1) + "…";
+  }
+
   /* Every decided verdict one way: a Bradley-Terry estimate without a finite maximum. */
   function oneWay(r) {
     return r.wins + r.losses + r.ties > 0 && (r.wins + r.ties === 0 || r.losses + r.ties === 0);
@@ -199,9 +205,9 @@
     rated.forEach((r, i) => {
       const y = top + i * line + (narrow ? 30 : line / 2);
       const figure = ratingText(r.rating) + (oneWay(r) ? "*" : "") + ", n = " + r.games;
-      if (narrow) root.append(svg("text", { x: 2, y: y - 12, class: "row-label" }, r.label + ": " + figure));
+      if (narrow) root.append(svg("text", { x: 2, y: y - 12, class: "row-label" }, clip(r.label, width / 7 - figure.length - 2) + ": " + figure));
       else {
-        root.append(svg("text", { x: labelW, y: y + 4, "text-anchor": "end", class: "row-label" }, r.label));
+        root.append(svg("text", { x: labelW, y: y + 4, "text-anchor": "end", class: "row-label" }, clip(r.label, labelW / 7)));
         root.append(svg("text", { x: plotX + plotW + 10, y: y + 4, class: "figure" }, figure));
       }
       if (isNum(r.rating.low) && isNum(r.rating.high)) {
