@@ -275,7 +275,7 @@ class DaemonProcess:
                 pass
         return self.seen
 
-    def terminate(self, timeout=5):
+    def terminate(self, timeout=20):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
