@@ -91,7 +91,7 @@ def test_it_cancels_a_run_after_the_confirm(page, launcher):
     run = Run.objects.get(name="to cancel")
     page.goto(f"/runs/{run.pk}/")
     page.wait_for_function("() => document.getElementById('run-status').textContent === 'running'")
-    assert page.inner_text("[data-count=queued]") == "3"
+    page.wait_for_function("() => document.querySelector('[data-count=queued]').textContent === '3'")
 
     page.click("#cancel-button")
     dialog = page.locator("dialog.confirm-dialog")
