@@ -151,6 +151,7 @@ api.add_router("/status", status.router)
 api.add_router("/runs", runs.router)
 api.add_router("/budget", runs.budget_router)
 api.add_router("/results", "eval.api.results.router")
+api.add_router("/exports", "eval.api.exports.router")
 
 
 # --- every refusal in one shape -------------------------------------------------------

@@ -1,0 +1,54 @@
+"""Exports of tasks, judgements and preference pairs (DESIGN "Evaluation":
+``manage.py export_reviews`` and ``GET /api/exports/<what>.<jsonl|csv>``).
+
+``Export(what, fmt, source=..., include_stale=...)`` is an iterable of text
+chunks (the CSV header, then one chunk per batch of rows), produced while it
+is read: memory holds one batch, whatever the export's size. Row shapes:
+exports/tasks.py and exports/judgements.py; formats: exports/formats.py.
+"""
+
+from django.utils import timezone
+
+from eval.evaluation.errors import InvalidInput, NotFound
+from eval.evaluation.exports.formats import FORMATS
+from eval.evaluation.exports.judgements import JUDGEMENT_COLUMNS, PAIR_COLUMNS, judgement_rows, pair_rows
+from eval.evaluation.exports.selection import BATCH_SIZE
+from eval.evaluation.exports.tasks import TASK_COLUMNS, task_rows
+
+# what -> (its columns, in order, and its batches of rows)
+KINDS = {
+    "tasks": (TASK_COLUMNS, task_rows),
+    "judgements": (JUDGEMENT_COLUMNS, judgement_rows),
+    "pairs": (PAIR_COLUMNS, pair_rows),
+}
+MAX_SOURCE = 200  # Task.source's length
+
+
+class Export:
+    def __init__(self, what, fmt, *, source=None, include_stale=False, batch_size=BATCH_SIZE):
+        if what not in KINDS:
+            raise NotFound(f"no export of {what!r} (one of: {', '.join(KINDS)})")
+        if fmt not in FORMATS:
+            raise NotFound(f"no {fmt!r} format (one of: {', '.join(FORMATS)})")
+        if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE):
+            raise InvalidInput(f"source must be a task source name of at most {MAX_SOURCE} characters", field="source")
+        self.what, self.source, self.include_stale, self.batch_size = what, source or None, include_stale, batch_size
+        columns, self._rows = KINDS[what]
+        self.format = FORMATS[fmt](columns)
+        self.rows = 0  # written so far
+
+    @property
+    def content_type(self):
+        return self.format.content_type
+
+    def filename(self, now=None):
+        stamp = (now or timezone.now()).strftime("%Y%m%d-%H%M%S")
+        return f"{self.what}-{stamp}.{self.format.extension}"
+
+    def __iter__(self):
+        header = self.format.header()
+        if header:
+            yield header
+        for batch in self._rows(self.source, self.include_stale, self.batch_size):
+            self.rows += len(batch)
+            yield self.format.batch(batch)

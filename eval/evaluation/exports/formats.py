@@ -1,0 +1,114 @@
+"""The two export formats, written a batch of rows at a time.
+
+- JSONL: one JSON object per line, UTF-8 (``ensure_ascii=False``). JSON
+  escapes every control character; the three other characters that
+  ``str.splitlines()`` breaks on (U+0085, U+2028, U+2029) are escaped too,
+  so a line is a row whichever way a reader splits.
+- CSV: RFC 4180 (``\\r\\n``, quotes where needed), a header row, UTF-8 with a
+  byte-order mark (a spreadsheet then reads the text as UTF-8, not the
+  locale's code page). Nested values are JSON text, ``None`` an empty cell,
+  booleans ``true``/``false``. A text cell a spreadsheet would run as a
+  formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+  return: OWASP "CSV injection") gets a leading ``'``, which spreadsheets
+  show as nothing. A cell that starts with ``'`` itself gets one more, so
+  the escape is undone exactly: drop the first character of any cell that
+  starts with ``'`` (``unescape_cell``).
+"""
+
+import csv
+import io
+import json
+import operator
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+_FORMULA_FIRST = frozenset(FORMULA_START)
+BOM = "\ufeff"
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+# One encoder each, made once: json.dumps() with options builds a new one per call.
+_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_nested = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def escape_cell(text):
+    return "'" + text if text[:1] in _FORMULA_FIRST else text
+
+
+def unescape_cell(text):
+    """A CSV cell's text as exported, before the formula escape."""
+    return text[1:] if text.startswith("'") else text
+
+
+def cell(value):
+    """One value as CSV cell text. The common types first, by class: this runs
+    for every cell of the export."""
+    kind = value.__class__
+    if kind is str:
+        return "'" + value if value[:1] in _FORMULA_FIRST else value
+    if kind is int:  # not bool: its class is bool
+        return str(value)
+    if value is None:
+        return ""
+    if kind is dict or kind is list:  # JSON text starting with { or [: never a formula
+        return _nested(value) if value else ("{}" if kind is dict else "[]")
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
+        return repr(value)
+    return escape_cell(value if isinstance(value, str) else _nested(value))
+
+
+def _escape_breaks(text):
+    if not text.isascii():
+        for raw, escaped in _LINE_BREAKS.items():
+            text = text.replace(raw, escaped)
+    return text
+
+
+def json_line(row):
+    return _escape_breaks(_line(row)) + "\n"
+
+
+class Jsonl:
+    extension = "jsonl"
+    content_type = "application/x-ndjson; charset=utf-8"
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def header(self):
+        return ""
+
+    def batch(self, rows):
+        return _escape_breaks("\n".join(map(_line, rows))) + "\n"  # one pass over the batch's text
+
+
+class Csv:
+    extension = "csv"
+    content_type = "text/csv; charset=utf-8"
+
+    def __init__(self, columns):
+        self.columns = columns
+        self._values = operator.itemgetter(*columns)
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def _flush(self):
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def header(self):
+        self._writer.writerow(self.columns)
+        return BOM + self._flush()
+
+    def batch(self, rows):
+        # Plain text inline, anything else through cell(): most cells are plain text.
+        self._writer.writerows(
+            [v if v.__class__ is str and v[:1] not in _FORMULA_FIRST else cell(v) for v in self._values(row)]
+            for row in rows
+        )
+        return self._flush()
+
+
+FORMATS = {"jsonl": Jsonl, "csv": Csv}
