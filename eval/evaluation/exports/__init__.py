@@ -13,13 +13,13 @@ from eval.evaluation.errors import InvalidInput, NotFound
 from eval.evaluation.exports.formats import FORMATS
 from eval.evaluation.exports.judgements import JUDGEMENT_COLUMNS, PAIR_COLUMNS, judgement_rows, pair_rows
 from eval.evaluation.exports.selection import BATCH_SIZE
-from eval.evaluation.exports.tasks import TASK_COLUMNS, task_rows
+from eval.evaluation.exports.tasks import TASK_COLUMNS, TASK_RAW, task_rows
 
-# what -> (its columns, in order, and its batches of rows)
+# what -> (its columns, in order; those holding JSON text; its batches of rows, tuples in column order)
 KINDS = {
-    "tasks": (TASK_COLUMNS, task_rows),
-    "judgements": (JUDGEMENT_COLUMNS, judgement_rows),
-    "pairs": (PAIR_COLUMNS, pair_rows),
+    "tasks": (TASK_COLUMNS, TASK_RAW, task_rows),
+    "judgements": (JUDGEMENT_COLUMNS, (), judgement_rows),
+    "pairs": (PAIR_COLUMNS, (), pair_rows),
 }
 MAX_SOURCE = 200  # Task.source's length
 
@@ -33,8 +33,8 @@ class Export:
         if source is not None and (not isinstance(source, str) or len(source) > MAX_SOURCE):
             raise InvalidInput(f"source must be a task source name of at most {MAX_SOURCE} characters", field="source")
         self.what, self.source, self.include_stale, self.batch_size = what, source or None, include_stale, batch_size
-        columns, self._rows = KINDS[what]
-        self.format = FORMATS[fmt](columns)
+        columns, raw, self._rows = KINDS[what]
+        self.format = FORMATS[fmt](columns, raw)
         self.rows = 0  # written so far
 
     @property

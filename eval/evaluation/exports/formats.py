@@ -1,6 +1,6 @@
 """The two export formats, written a batch of rows at a time.
 
-- JSONL: one JSON object per line, UTF-8 (``ensure_ascii=False``). JSON
+- JSONL: one compact JSON object per line (orjson), UTF-8. JSON
   escapes every control character; the three other characters that
   ``str.splitlines()`` breaks on (U+0085, U+2028, U+2029) are escaped too,
   so a line is a row whichever way a reader splits.
@@ -18,7 +18,8 @@
 import csv
 import io
 import json
-import operator
+
+import orjson
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 _FORMULA_FIRST = frozenset(FORMULA_START)
@@ -27,6 +28,7 @@ _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 # One encoder each, made once: json.dumps() with options builds a new one per call.
 _line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _nested = json.JSONEncoder(ensure_ascii=False).encode
+_dumps, _Fragment, _EncodeError = orjson.dumps, orjson.Fragment, orjson.JSONEncodeError
 
 
 def escape_cell(text):
@@ -68,27 +70,48 @@ def json_line(row):
     return _escape_breaks(_line(row)) + "\n"
 
 
+def _row_bytes(row):
+    """One row (a dict) as compact JSON bytes: orjson, or the standard encoder
+    for what orjson refuses (an integer past 64 bits, a key neither text nor None)."""
+    try:
+        return _dumps(row, option=orjson.OPT_NON_STR_KEYS)
+    except _EncodeError:
+        return _line({k: json.loads(v.contents) if v.__class__ is _Fragment else v for k, v in row.items()}).encode()
+
+
 class Jsonl:
+    """Rows are tuples in column order; ``raw`` columns hold JSON text, written as is."""
+
     extension = "jsonl"
     content_type = "application/x-ndjson; charset=utf-8"
 
-    def __init__(self, columns):
+    def __init__(self, columns, raw=()):
         self.columns = columns
+        self.raw = tuple(raw)
 
     def header(self):
         return ""
 
+    def _dicts(self, rows):
+        columns, raw = self.columns, self.raw
+        for row in rows:
+            named = dict(zip(columns, row, strict=True))
+            for name in raw:
+                named[name] = _Fragment(named[name])
+            yield named
+
     def batch(self, rows):
-        return _escape_breaks("\n".join(map(_line, rows))) + "\n"  # one pass over the batch's text
+        # One pass over the batch's text: joined as bytes, decoded once, line breaks escaped once.
+        return _escape_breaks(b"\n".join(map(_row_bytes, self._dicts(rows))).decode()) + "\n"
 
 
 class Csv:
     extension = "csv"
     content_type = "text/csv; charset=utf-8"
 
-    def __init__(self, columns):
+    def __init__(self, columns, raw=()):
+        # Raw JSON text cells are text cells: the formula escape applies to them too.
         self.columns = columns
-        self._values = operator.itemgetter(*columns)
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -105,8 +128,7 @@ class Csv:
     def batch(self, rows):
         # Plain text inline, anything else through cell(): most cells are plain text.
         self._writer.writerows(
-            [v if v.__class__ is str and v[:1] not in _FORMULA_FIRST else cell(v) for v in self._values(row)]
-            for row in rows
+            [v if v.__class__ is str and v[:1] not in _FORMULA_FIRST else cell(v) for v in row] for row in rows
         )
         return self._flush()
 

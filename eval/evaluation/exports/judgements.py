@@ -92,25 +92,25 @@ def judgement_row(row):
     if pairwise:
         models.append(model_label(row["job_b__provider"], row["job_b__model"]))
     judge = model_label(row["judge_provider"], row["judge_model"]) if not row["reviewer__username"] else None
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "task": row["task_id"],
-        "source": row["task__source"],
-        "jobs": jobs,
-        "models": models,
-        "verdict": row["verdict"] or None,
-        "answers": row["answers"],
-        "notes": row["notes"],
-        "blind": row["blind"],
-        "shown_left": _text(row["shown_left_id"]),
-        "stale": is_stale(row),
-        "hidden": bool(row["job_a__hidden"] or row["job_b__hidden"]),
-        "rubric": f"{row['rubric__name']} v{row['rubric__version']}",
-        "reviewer": row["reviewer__username"],
-        "judge_model": judge,
-        "created_at": row["created_at"].isoformat(),
-    }
+    return (  # in the columns' order
+        row["id"],
+        row["kind"],
+        row["task_id"],
+        row["task__source"],
+        jobs,
+        models,
+        row["verdict"] or None,
+        row["answers"],
+        row["notes"],
+        row["blind"],
+        _text(row["shown_left_id"]),
+        is_stale(row),
+        bool(row["job_a__hidden"] or row["job_b__hidden"]),
+        f"{row['rubric__name']} v{row['rubric__version']}",
+        row["reviewer__username"],
+        judge,
+        row["created_at"].isoformat(),
+    )
 
 
 def judgement_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
@@ -124,15 +124,15 @@ def pair_row(row):
     a = (row["job_a__output"], model_label(row["job_a__provider"], row["job_a__model"]))
     b = (row["job_b__output"], model_label(row["job_b__provider"], row["job_b__model"]))
     (chosen, chosen_model), (rejected, rejected_model) = (a, b) if row["verdict"] == Judgement.Verdict.A else (b, a)
-    return {
-        "prompt": row["task__prompt"],
-        "chosen": chosen,
-        "rejected": rejected,
-        "chosen_model": chosen_model,
-        "rejected_model": rejected_model,
-        "task": row["task_id"],
-        "judged_by": judged_by(row),
-    }
+    return (  # in the columns' order
+        row["task__prompt"],
+        chosen,
+        rejected,
+        chosen_model,
+        rejected_model,
+        row["task_id"],
+        judged_by(row),
+    )
 
 
 def pair_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):

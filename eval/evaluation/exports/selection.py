@@ -14,17 +14,19 @@ from eval.models import Judgement
 BATCH_SIZE = 2000
 
 
-def keyset(queryset, fields, size=BATCH_SIZE):
-    """Lists of ``values(*fields)`` rows of ``queryset`` by ascending id, ``size`` at a time."""
+def keyset(queryset, fields, size=BATCH_SIZE, tuples=False):
+    """Lists of ``values(*fields)`` rows of ``queryset`` by ascending id, ``size`` at a time
+    (``values_list`` tuples with ``tuples``: then ``fields`` starts with ``id``)."""
     last = None
     while True:
         page = queryset.order_by("id") if last is None else queryset.filter(id__gt=last).order_by("id")
-        batch = list(page.values(*fields)[:size])
+        page = page.values_list(*fields) if tuples else page.values(*fields)
+        batch = list(page[:size])
         if batch:
             yield batch
         if len(batch) < size:
             return
-        last = batch[-1]["id"]
+        last = batch[-1][0] if tuples else batch[-1]["id"]
 
 
 def counted(source=None):

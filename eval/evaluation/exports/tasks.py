@@ -22,6 +22,9 @@ their judgements, their reviews.
 
 from collections import defaultdict
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
 from eval.evaluation.exports.selection import BATCH_SIZE, keyset, model_label
 from eval.models import Judgement, LLMJob, Review, Task
 
@@ -42,7 +45,11 @@ TASK_COLUMNS = (
     "reviews",
     "mean_rating",
 )
-_TASK_FIELDS = ("id", "source", "external_id", "title", "status", "prompt", "reference", "metadata", "prompt_hash")
+# Read as tuples, ``metadata`` as the database's JSON text (written as is: never decoded
+# and encoded again); the first eight are the row's first eight columns.
+_TASK_FIELDS = ("id", "source", "external_id", "title", "status", "prompt", "reference", "metadata_text", "prompt_hash")
+TASK_RAW = ("metadata",)  # columns holding JSON text
+_PROMPT_HASH = 8
 _JUDGEMENT_FIELDS = (
     "id",
     "supersedes_id",
@@ -100,7 +107,7 @@ class _Summary:
 
 def _in_batch(queryset, tasks, source):
     """``queryset`` (judgements, jobs) limited to the tasks of a batch: a range of task ids."""
-    queryset = queryset.filter(task_id__gte=tasks[0]["id"], task_id__lte=tasks[-1]["id"])
+    queryset = queryset.filter(task_id__gte=tasks[0][0], task_id__lte=tasks[-1][0])
     return queryset.filter(task__source=source) if source else queryset
 
 
@@ -129,7 +136,7 @@ def _current(tasks, source):
 
 def _summaries(tasks, source, include_stale):
     """{task id: _Summary} of the batch's current judgements of visible outputs."""
-    hashes = {task["id"]: task["prompt_hash"] for task in tasks}
+    hashes = {task[0]: task[_PROMPT_HASH] for task in tasks}
     models = _models(tasks, source)
     summaries = defaultdict(_Summary)
     for row in _current(tasks, source):
@@ -161,36 +168,25 @@ def _mean_rating(reviews):
     return round(sum(ratings) / len(ratings), 4) if ratings else None
 
 
-def _figures(summary):
-    """(human, judge, stale, scores, pairwise) of a task; most tasks have none."""
-    if summary is None:
-        return 0, 0, 0, {}, {}
-    return summary.human, summary.judge, summary.stale, summary.scores(), summary.pairwise
-
-
 def task_row(task, summary, reviews):
-    human, judge, stale, scores, pairwise = _figures(summary)
-    return {
-        "id": task["id"],
-        "source": task["source"],
-        "external_id": task["external_id"],
-        "title": task["title"],
-        "status": task["status"],
-        "prompt": task["prompt"],
-        "reference": task["reference"],
-        "metadata": task["metadata"],
-        "human_judgements": human,
-        "judge_judgements": judge,
-        "stale_judgements": stale,
-        "scores": scores,
-        "pairwise": pairwise,
-        "reviews": reviews,
-        "mean_rating": _mean_rating(reviews),
-    }
+    """A task's row: a tuple in TASK_COLUMNS order."""
+    if summary is None:
+        return (*task[:8], 0, 0, 0, {}, {}, reviews, _mean_rating(reviews) if reviews else None)
+    return (
+        *task[:8],
+        summary.human,
+        summary.judge,
+        summary.stale,
+        summary.scores(),
+        summary.pairwise,
+        reviews,
+        _mean_rating(reviews),
+    )
 
 
 def task_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
     tasks = Task.objects.filter(source=source) if source else Task.objects.all()
-    for batch in keyset(tasks, _TASK_FIELDS, batch_size):
+    tasks = tasks.annotate(metadata_text=Cast("metadata", TextField()))
+    for batch in keyset(tasks, _TASK_FIELDS, batch_size, tuples=True):
         summaries, reviews = _summaries(batch, source, include_stale), _reviews(batch, source)
-        yield [task_row(task, summaries.get(task["id"]), reviews.get(task["id"], [])) for task in batch]
+        yield [task_row(task, summaries.get(task[0]), reviews.get(task[0], [])) for task in batch]
