@@ -15,8 +15,6 @@
   starts with ``'`` (``unescape_cell``).
 """
 
-import csv
-import io
 import json
 
 import orjson
@@ -105,32 +103,43 @@ class Jsonl:
         return _escape_breaks(b"\n".join(map(_row_bytes, self._dicts(rows))).decode()) + "\n"
 
 
+def _quoted(text):
+    """A cell's text as a CSV field: quoted, quotes doubled, when it holds a
+    quote, a comma or a line break (what csv.writer's QUOTE_MINIMAL quotes)."""
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
+
+
+def _field(value):
+    """One value as a CSV field; the common classes first (this runs for every cell)."""
+    kind = value.__class__
+    if kind is str:
+        return _quoted("'" + value if value[:1] in _FORMULA_FIRST else value)
+    if kind is int or value is None:
+        return "" if value is None else str(value)
+    return _quoted(cell(value))
+
+
 class Csv:
+    """Rows are tuples in column order. Written with str methods rather than
+    csv.writer (a third of the CSV export's time went to it, measured); the
+    same fields csv.writer(lineterminator="\\r\\n") writes."""
+
     extension = "csv"
     content_type = "text/csv; charset=utf-8"
 
     def __init__(self, columns, raw=()):
         # Raw JSON text cells are text cells: the formula escape applies to them too.
         self.columns = columns
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
-
-    def _flush(self):
-        text = self._buffer.getvalue()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return text
 
     def header(self):
-        self._writer.writerow(self.columns)
-        return BOM + self._flush()
+        return BOM + ",".join(map(_quoted, self.columns)) + "\r\n"
 
     def batch(self, rows):
-        # Plain text inline, anything else through cell(): most cells are plain text.
-        self._writer.writerows(
-            [v if v.__class__ is str and v[:1] not in _FORMULA_FIRST else cell(v) for v in row] for row in rows
-        )
-        return self._flush()
+        return "".join([",".join(map(_field, row)) + "\r\n" for row in rows])
 
 
 FORMATS = {"jsonl": Jsonl, "csv": Csv}
