@@ -291,3 +291,19 @@ def test_a_real_firing_over_the_budget_is_refused_and_reserves_nothing(echo_sche
     assert "daily budget" in firing.refused
     assert not Run.objects.filter(parent=parent).exists() and not LLMJob.objects.exists()
     assert not DailySpend.objects.filter(reserved_usd__gt=0).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the worker reads through its own connections
+def test_the_daemon_pass_finishes_runs_whose_jobs_all_ended(staff, make_task, settings):
+    import asyncio
+
+    from eval.worker.service import serve
+
+    settings.ECHO_CHUNK_DELAY_MS = 0
+    make_task()
+    run = runs.create_run(user=staff, data={"name": "to finish", "provider": "echo", "model": "echo", "tasks": {}})
+    asyncio.run(serve(transport="db", once=True))
+    assert Run.objects.get(pk=run.pk).status == Run.Status.RUNNING  # nobody looked yet
+    result = passes.run_pass(source="")
+    assert result.ok, result.errors
+    assert Run.objects.get(pk=run.pk).status == Run.Status.DONE

@@ -70,7 +70,7 @@ def list_runs(request, query: Query[RunFilters]):
     page = list(rows[: PAGE_SIZE + 1])
     more = len(page) > PAGE_SIZE
     page = page[:PAGE_SIZE]
-    return {"runs": [runs.run_json(run) for run in page], "next": page[-1].pk if more else None}
+    return {"runs": [runs.run_json(runs.refresh_status(run)) for run in page], "next": page[-1].pk if more else None}
 
 
 def _tag(user, run_id, state):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from eval.evaluation import schedules
+from eval.evaluation import runs, schedules
 from eval.jobs import repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
 
@@ -69,6 +69,7 @@ class Pass:
         try:
             self.sync_tasks()
             self.fire_schedules()
+            self.finish_runs()
             while self.repair_jobs() and self.may_go_again(started):
                 pass
         finally:
@@ -105,6 +106,15 @@ class Pass:
             if firing.error:
                 self.errors.append(f"schedules: run {firing.parent_id}: {firing.error}")
         return bool(firings)
+
+    def finish_runs(self):
+        """Runs whose jobs have all ended become done; True when one did."""
+        try:
+            return runs.finish_ended() > 0
+        except Exception as error:
+            log.exception("finishing runs failed")
+            self.errors.append(f"runs: {type(error).__name__}: {error}")
+            return False
 
     def repair_jobs(self):
         """One round of the job engine's repairs; True when it repaired something and no repair failed."""

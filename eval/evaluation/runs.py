@@ -182,6 +182,15 @@ def _judged_runs_ended(run):
     return not Run.objects.filter(pk__in=judged, status__in=[Run.Status.SCHEDULED, Run.Status.RUNNING]).exists()
 
 
+def finish_ended(limit=500):
+    """Move running runs whose jobs have all ended to done (the daemon, each
+    pass; reads refresh a run too). Returns how many finished."""
+    finished = 0
+    for run in Run.objects.filter(status=Run.Status.RUNNING).order_by("id")[:limit]:
+        finished += refresh_status(run).status == Run.Status.DONE
+    return finished
+
+
 def refresh_status(run):
     """running -> done once every job has ended (a judge run: also its judged runs)."""
     if run.status != Run.Status.RUNNING:

@@ -138,7 +138,7 @@ class Command(BaseCommand):
         if not found:
             self.stdout.write("No runs.")
         for run in found:
-            self._say(run)
+            self._say(runs.refresh_status(run))
 
     def _show(self, *, run_id, json, **options):
         data = runs.run_json(runs.refresh_status(self._get(run_id)))
