@@ -65,6 +65,18 @@ def _ended(now, output=None):
     return values
 
 
+def _cancelled(now, by):
+    """The fields of a queued job cancelled by a person (queued -> cancelled at once)."""
+    return {
+        "status": states.CANCELLED,
+        "cancel_requested": True,
+        "cancel_requested_by": by,
+        "message": f"Cancelled by {by or 'an operator'}",
+        "finished_at": now,
+        "updated_at": now,
+    }
+
+
 def output_hash(text):
     return hashlib.sha256(text.encode()).hexdigest() if text else ""
 
@@ -122,16 +134,7 @@ def request_cancel(job_id, *, by=""):
             raise JobConflict(f"the job is already {status}")
         now = timezone.now()
         if status == QUEUED:
-            changed = LLMJob.objects.filter(id=job_id, status=QUEUED).update(
-                **_bump(
-                    status=states.CANCELLED,
-                    cancel_requested=True,
-                    cancel_requested_by=by,
-                    message=f"Cancelled by {who}",
-                    finished_at=now,
-                    updated_at=now,
-                )
-            )
+            changed = LLMJob.objects.filter(id=job_id, status=QUEUED).update(**_bump(**_cancelled(now, by)))
         else:
             changed = LLMJob.objects.filter(id=job_id, status=RUNNING).update(
                 **_bump(cancel_requested=True, cancel_requested_by=by, message=f"Cancelling (asked by {who})")
@@ -368,16 +371,7 @@ def cancel_queued_of_run(run_id, *, by=""):
     now = timezone.now()
     who = by or "an operator"
     jobs = LLMJob.objects.filter(run_id=run_id)
-    cancelled = jobs.filter(status=QUEUED).update(
-        **_bump(
-            status=states.CANCELLED,
-            cancel_requested=True,
-            cancel_requested_by=by,
-            message=f"Cancelled by {who}",
-            finished_at=now,
-            updated_at=now,
-        )
-    )
+    cancelled = jobs.filter(status=QUEUED).update(**_bump(**_cancelled(now, by)))
     jobs.filter(status=RUNNING, cancel_requested=False).update(
         **_bump(cancel_requested=True, cancel_requested_by=by, message=f"Cancelling (asked by {who})")
     )
