@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from eval.evaluation.errors import InvalidInput, NotFound
 from eval.evaluation.exports.formats import FORMATS
-from eval.evaluation.exports.judgements import JUDGEMENT_COLUMNS, PAIR_COLUMNS, judgement_rows, pair_rows
+from eval.evaluation.exports.judgements import JUDGEMENT_COLUMNS, JUDGEMENT_RAW, PAIR_COLUMNS, judgement_rows, pair_rows
 from eval.evaluation.exports.selection import BATCH_SIZE
 from eval.evaluation.exports.tasks import TASK_COLUMNS, TASK_RAW, task_rows
 
 # what -> (its columns, in order; those holding JSON text; its batches of rows, tuples in column order)
 KINDS = {
     "tasks": (TASK_COLUMNS, TASK_RAW, task_rows),
-    "judgements": (JUDGEMENT_COLUMNS, (), judgement_rows),
+    "judgements": (JUDGEMENT_COLUMNS, JUDGEMENT_RAW, judgement_rows),
     "pairs": (PAIR_COLUMNS, (), pair_rows),
 }
 MAX_SOURCE = 200  # Task.source's length

@@ -95,7 +95,8 @@ class Jsonl:
         for row in rows:
             named = dict(zip(columns, row, strict=True))
             for name in raw:
-                named[name] = _Fragment(named[name])
+                if named[name] is not None:  # SQL NULL: null
+                    named[name] = _Fragment(named[name])
             yield named
 
     def batch(self, rows):

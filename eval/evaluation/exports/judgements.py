@@ -11,6 +11,9 @@ judgement is let in), ``chosen``/``rejected`` the two outputs,
 ``judged_by`` the reviewer's username or ``llm:<provider>/<model>``.
 """
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
 from eval.evaluation.exports.selection import BATCH_SIZE, counted, is_stale, judged_by, keyset, model_label, visible
 from eval.models import Judgement
 
@@ -33,6 +36,7 @@ JUDGEMENT_COLUMNS = (
     "judge_model",
     "created_at",
 )
+JUDGEMENT_RAW = ("answers",)  # columns holding JSON text: the database's, never decoded
 PAIR_COLUMNS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "task", "judged_by")
 
 _JUDGEMENT_FIELDS = (
@@ -51,7 +55,7 @@ _JUDGEMENT_FIELDS = (
     "job_b__model",
     "job_b__hidden",
     "verdict",
-    "answers",
+    "answers_text",
     "notes",
     "blind",
     "shown_left_id",
@@ -100,7 +104,7 @@ def judgement_row(row):
         jobs,
         models,
         row["verdict"] or None,
-        row["answers"],
+        row["answers_text"],
         row["notes"],
         row["blind"],
         _text(row["shown_left_id"]),
@@ -114,7 +118,8 @@ def judgement_row(row):
 
 
 def judgement_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
-    for batch in keyset(counted(source), _JUDGEMENT_FIELDS, batch_size):
+    queryset = counted(source).annotate(answers_text=Cast("answers", TextField()))
+    for batch in keyset(queryset, _JUDGEMENT_FIELDS, batch_size):
         rows = [judgement_row(row) for row in batch if include_stale or not is_stale(row)]
         if rows:
             yield rows
