@@ -170,7 +170,8 @@ def test_humans_judges_blind_and_not_are_apart(world, staff, reviewer):
 
 
 def test_rows_per_run(make_task, staff, reviewer):
-    runs = [Run.objects.create(name=f"run {n}", provider="echo", model="m1") for n in range(3)]
+    exact = [{"type": "exact"}]
+    runs = [Run.objects.create(name=f"run {n}", provider="echo", model="m1", checks=exact) for n in range(3)]
     task = make_task()
     a, b, c = (output(task, "m1", run=run, checks={"exact": n != 1}) for n, run in enumerate(runs))
     pairwise(task, a, b, "a", reviewer=reviewer)

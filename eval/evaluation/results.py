@@ -31,8 +31,12 @@ METHODS = {
 def results(*, source=None, runs=None, include_stale=False):
     scope = results_sql.Scope(source=source or None, runs=tuple(runs) if runs else None, include_stale=include_stale)
     questions = rating_questions()
-    pairs = results_sql.fetch(scope, results_sql.PAIRS)
-    scores = results_sql.score_sums(scope, questions)
+    with results_sql.Counted(scope, questions) as counted:
+        pairs = counted.fetch(results_sql.PAIRS)
+        scores = counted.score_sums()
+        sides = counted.fetch(results_sql.SIDES)
+        confusions = human_confusions(counted)
+        agreed = agreement(counted, confusions)
     check_counts = results_sql.check_counts(scope)
     rows = _rows(scope, pairs, scores, check_counts)
     index = {row["_key"]: n for n, row in enumerate(rows)}
@@ -46,8 +50,6 @@ def results(*, source=None, runs=None, include_stale=False):
         ]
         row["checks"] = _checks(row.pop("_key"), check_counts)
     keys = [row["key"] for row in rows]
-    sides = results_sql.fetch(scope, results_sql.SIDES)
-    confusions = human_confusions(scope)
     return {
         "group_by": "run" if scope.runs is not None else "model",
         "source": scope.source,
@@ -62,7 +64,7 @@ def results(*, source=None, runs=None, include_stale=False):
             for segment in segments
         ],
         "position_bias": position_bias(sides),
-        "agreement": agreement(scope, confusions),
+        "agreement": agreed,
         "reviewers": reviewers(sides, confusions),
     }
 

@@ -38,21 +38,21 @@ def position_bias(sides):
     ]
 
 
-def human_confusions(scope):
+def human_confusions(counted):
     """{(reviewer_1, reviewer_2): {(label_1, label_2): count}}, reviewer_1 < reviewer_2."""
     confusions = {}
-    for first, second, label_1, label_2, count in results_sql.fetch(scope, results_sql.HUMAN_PAIRS):
+    for first, second, label_1, label_2, count in counted.fetch(results_sql.HUMAN_PAIRS):
         confusions.setdefault((first, second), {})[(label_1, label_2)] = count
     return confusions
 
 
-def agreement(scope, confusions):
+def agreement(counted, confusions):
     kappas = [stats.kappa(confusion) for confusion in confusions.values()]
     defined = [value for value, _ in kappas if value is not None]
     judges = {}
-    for judge, label, majority, count in results_sql.fetch(scope, results_sql.JUDGE_VS_MAJORITY):
+    for judge, label, majority, count in counted.fetch(results_sql.judge_vs_majority_sql()):
         judges.setdefault(judge, {})[(label, majority)] = count
-    swaps = {judge: (pairs, int(agreeing)) for judge, pairs, agreeing in results_sql.fetch(scope, results_sql.SWAPS)}
+    swaps = {judge: (int(pairs), int(agreeing)) for judge, pairs, agreeing in counted.fetch(results_sql.swaps_sql())}
     return {
         "humans": {
             "kappa": sum(defined) / len(defined) if defined else None,

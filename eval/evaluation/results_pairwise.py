@@ -53,7 +53,7 @@ def ratings(k, counts):
     games = [(local[i], local[j], c[0], c[1], c[2]) for (i, j), c in sorted(counts.items()) if sum(c[:3])]
     theta = stats.fit_bradley_terry(stats.win_matrix(len(played), games))
     elo = stats.elo(theta)
-    low, high = stats.bootstrap_elo(len(played), games)
+    low, high = stats.bootstrap_elo(len(played), games, start=theta)
     return {n: {"elo": float(elo[m]), "low": float(low[m]), "high": float(high[m])} for n, m in local.items()}
 
 

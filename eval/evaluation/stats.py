@@ -94,27 +94,36 @@ def kappa(confusion):
     return (observed - expected) / (1 - expected), n
 
 
-def fit_bradley_terry(wins, prior=PRIOR_GAMES):
+def fit_bradley_terry(wins, prior=PRIOR_GAMES, start=None):
     """Natural-log strengths (summing to 0) of win matrices ``wins[..., i, j]``
     (i's wins over j, ties already split half and half), one fit per leading
     index. Newton on the log-likelihood plus -(sum of strengths)^2 / 2, which
-    pins the free constant without moving the maximum."""
+    pins the free constant without moving the maximum; from ``start`` (the
+    point fit, for resamples: 4-5 steps instead of 8-10) or from all equal."""
     wins = np.asarray(wins, dtype=float)
     k = wins.shape[-1]
     wins = wins + prior / 2 * (1 - np.eye(k))
     games = wins + np.swapaxes(wins, -1, -2)
-    theta = np.zeros(wins.shape[:-1])
-    ones = np.ones((k, k))
+    won = wins.sum(-1)
+    theta = np.zeros(wins.shape[:-1]) if start is None else np.broadcast_to(start, wins.shape[:-1]).astype(float)
+    diagonal = np.arange(k)
     for _ in range(MAX_NEWTON_STEPS):
-        p = 1 / (1 + np.exp(theta[..., None, :] - theta[..., :, None]))  # p[i, j]: i beats j
-        gradient = (wins - games * p).sum(-1) - theta.sum(-1, keepdims=True)
-        curvature = games * p * (1 - p)
-        hessian = curvature - np.eye(k) * curvature.sum(-1)[..., None] - ones
+        # In place where it can be: 1,000 resamples of 20 models are 400,000 cells a step.
+        p = theta[..., None, :] - theta[..., :, None]
+        np.exp(p, out=p)
+        p += 1
+        np.reciprocal(p, out=p)  # p[i, j]: the chance that i beats j
+        gradient = won - np.einsum("...ij,...ij->...i", games, p) - theta.sum(-1, keepdims=True)
+        hessian = p * p
+        np.subtract(p, hessian, out=hessian)
+        hessian *= games  # n_ij p_ij (1 - p_ij)
+        hessian[..., diagonal, diagonal] -= hessian.sum(-1)
+        hessian -= 1
         step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
         largest = np.abs(step).max(-1, keepdims=True)
-        step = step * np.minimum(1, MAX_STEP / np.maximum(largest, 1e-300))
+        step *= np.minimum(1, MAX_STEP / np.maximum(largest, 1e-300))
         theta = theta - step
-        if largest.max() < 1e-10:
+        if largest.max() < 1e-6:  # quadratic convergence: the step just taken leaves ~1e-12
             break
     return theta - theta.mean(-1, keepdims=True)
 
@@ -132,10 +141,14 @@ def win_matrix(k, pairs):
     return wins
 
 
-def bootstrap_elo(k, pairs, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, prior=PRIOR_GAMES):
+def bootstrap_elo(k, pairs, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, prior=PRIOR_GAMES, start=None):
     """(low, high) arrays: the 95% percentile interval of each model's Elo over
     ``resamples`` redraws of every pair's games from its own multinomial."""
-    pairs = [pair for pair in pairs if sum(pair[2:]) > 0]
+    merged = {}
+    for i, j, *counts in pairs:  # one entry per pair of models, so that the draws below can be assigned
+        key, counts = ((i, j), counts) if i < j else ((j, i), [counts[1], counts[0], counts[2]])
+        merged[key] = [x + y for x, y in zip(merged.get(key, (0, 0, 0)), counts, strict=True)]
+    pairs = [(*key, *counts) for key, counts in merged.items() if sum(counts) > 0]
     rng = np.random.default_rng(seed)
     if not pairs:
         flat = np.full(k, float(ELO_MEAN))
@@ -143,11 +156,16 @@ def bootstrap_elo(k, pairs, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, 
     index = np.array([pair[:2] for pair in pairs])
     counts = np.array([pair[2:] for pair in pairs], dtype=float)
     games = counts.sum(1)
-    draws = rng.multinomial(games.astype(np.int64), counts / games[:, None], size=(resamples, len(pairs)))
+    # The multinomial of (wins, losses, ties) as two binomials (ties, then wins among
+    # the rest): one vectorised call each, 10x faster than numpy's multinomial per pair.
+    ties = rng.binomial(games.astype(np.int64), counts[:, 2] / games, size=(resamples, len(pairs)))
+    decisive = counts[:, 0] + counts[:, 1]
+    share = np.divide(counts[:, 0], decisive, out=np.zeros_like(decisive), where=decisive > 0)
+    won = rng.binomial(games.astype(np.int64) - ties, share)
     wins = np.zeros((resamples, k, k))
     first, second = index[:, 0], index[:, 1]
-    np.add.at(wins, (slice(None), first, second), draws[..., 0] + draws[..., 2] / 2)
-    np.add.at(wins, (slice(None), second, first), draws[..., 1] + draws[..., 2] / 2)
-    ratings = elo(fit_bradley_terry(wins, prior=prior))
+    wins[:, first, second] = won + ties / 2
+    wins[:, second, first] = games - ties - won + ties / 2
+    ratings = elo(fit_bradley_terry(wins, prior=prior, start=start))
     low, high = np.percentile(ratings, [2.5, 97.5], axis=0)
     return low, high
