@@ -55,6 +55,10 @@ def naive_poll(request, task_id):
             updated_at=job.updated_at,
             out=job.output[:limit],
             out_len=len(job.output),
+            hidden=job.hidden,
+            params=job.params,
+            prompt_hash=job.prompt_hash,
+            task_prompt_hash=job.task.prompt_hash,
         )
         jobs.append(row)
     body = {
