@@ -178,8 +178,11 @@ def cancel(run, *, by):
 
 
 def _judged_runs_ended(run):
+    """The runs a judge run judges have no job left to end (their own status may lag behind)."""
     judged = [i for i in (run.compare_a_id, run.compare_b_id, run.score_of_id) if i]
-    return not Run.objects.filter(pk__in=judged, status__in=[Run.Status.SCHEDULED, Run.Status.RUNNING]).exists()
+    if Run.objects.filter(pk__in=judged, status=Run.Status.SCHEDULED).exists():
+        return False
+    return not LLMJob.objects.filter(run_id__in=judged, status__in=[states.QUEUED, states.RUNNING]).exists()
 
 
 def finish_ended(limit=500):
