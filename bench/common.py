@@ -26,6 +26,23 @@ def reset_postgres(database):
         conn.execute(f"CREATE DATABASE {database}")
 
 
+def django_on_fresh_postgres(database):
+    """A new scratch database, migrated, with Django set up on it (production settings)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import django
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "coreproject.settings"
+    os.environ["DATABASE_URL"] = pg_url(database)
+    os.environ["DJANGO_DEBUG"] = "0"
+    reset_postgres(database)
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=os.environ, check=True)
+    django.setup()
+
+
 def child_usage(pid):
     """Wait for child ``pid``; (exit code, peak RSS in MB, CPU seconds user+system)."""
     _, status, usage = os.wait4(pid, 0)

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pg_url, reset_postgres  # noqa: E402
+from bench.common import django_on_fresh_postgres, pg_url  # noqa: E402
 
 PG_BENCH_DB = "bench_exports"
 BATCH = 5000
@@ -37,14 +37,7 @@ OUTPUT = "The passage says that the figures rose by a third over the decade, and
 
 
 def setup():
-    import django
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "coreproject.settings"
-    os.environ["DATABASE_URL"] = pg_url(PG_BENCH_DB)
-    os.environ["DJANGO_DEBUG"] = "0"
-    reset_postgres(PG_BENCH_DB)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=os.environ, check=True)
-    django.setup()
+    django_on_fresh_postgres(PG_BENCH_DB)
 
 
 def seed_tasks(count):

@@ -20,9 +20,7 @@ re-created each run. A measurement, not a test.
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -31,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pg_url, reset_postgres  # noqa: E402
+from bench.common import django_on_fresh_postgres  # noqa: E402
 
 PG_BENCH_DB = "bench_results"
 MODELS = 20
@@ -41,14 +39,7 @@ BATCH = 5000
 
 
 def setup():
-    import django
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "coreproject.settings"
-    os.environ["DATABASE_URL"] = pg_url(PG_BENCH_DB)
-    os.environ["DJANGO_DEBUG"] = "0"
-    reset_postgres(PG_BENCH_DB)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=os.environ, check=True)
-    django.setup()
+    django_on_fresh_postgres(PG_BENCH_DB)
 
 
 def seed_outputs(rng):

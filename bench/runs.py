@@ -16,9 +16,7 @@ A scratch database (bench_runs) is re-created each run. A measurement, not a tes
 """
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,20 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pg_url, reset_postgres  # noqa: E402
+from bench.common import django_on_fresh_postgres  # noqa: E402
 
 PG_BENCH_DB = "bench_runs"
 
 
 def setup(tasks):
-    import django
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "coreproject.settings"
-    os.environ["DATABASE_URL"] = pg_url(PG_BENCH_DB)
-    os.environ["DJANGO_DEBUG"] = "0"
-    reset_postgres(PG_BENCH_DB)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=os.environ, check=True)
-    django.setup()
+    django_on_fresh_postgres(PG_BENCH_DB)
     from django.contrib.auth import get_user_model
 
     from eval.models import Task
