@@ -7,6 +7,7 @@ judgement pins what it judged: each output's hash and the task's prompt
 hash; when the task's prompt or reference changes at the source it is stale.
 """
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -42,17 +43,21 @@ def _same_jobs(job_ids):
     return Q(job_a_id=a, job_b_id=b) | Q(job_a_id=b, job_b_id=a)
 
 
+def _is_uuid(text):
+    try:
+        return str(uuid.UUID(text)) == text  # the canonical lowercase form only, as the API's job ids
+    except ValueError:
+        return False
+
+
 def judgeable_jobs(task, job_ids):
     """The jobs named, in order, if each is a succeeded, visible output of ``task``."""
     if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
         raise InvalidInput("jobs must be a list of job ids", field="jobs")
     if len(set(job_ids)) != len(job_ids):
         raise InvalidInput("the same job is named twice", field="jobs")
-    found = {}
-    try:
-        found = {str(job.pk): job for job in LLMJob.objects.filter(pk__in=job_ids, task=task)}
-    except Exception:  # a malformed UUID
-        found = {}
+    well_formed = [job_id for job_id in job_ids if _is_uuid(job_id)]
+    found = {str(job.pk): job for job in LLMJob.objects.filter(pk__in=well_formed, task=task)}
     for job_id in job_ids:
         job = found.get(job_id)
         if job is None:
