@@ -111,15 +111,10 @@ def browser():
 
 
 @pytest.fixture
-def web_settings(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def web_settings(plain_http):
+    settings = plain_http
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     settings.POLL_INTERVAL_MS = POLL_MS
     settings.ECHO_CHUNK_DELAY_MS = 60
     settings.WORKER_FLUSH_INTERVAL_MS = 150

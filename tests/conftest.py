@@ -73,6 +73,19 @@ def _fresh_seen_cache():
 
 
 @pytest.fixture
+def plain_http(settings):
+    """Test clients talk plain HTTP (no SSL redirect), static URLs need no
+    collectstatic manifest, and passwords hash fast."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    return settings
+
+
+@pytest.fixture
 def fast_jobs(settings):
     """Timings at about a second, so leases, deadlines and retries are testable."""
     settings.ECHO_CHUNK_DELAY_MS = 5

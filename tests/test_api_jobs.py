@@ -46,8 +46,8 @@ JOB_FIELDS = {
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 def post(client, url, body=None, **headers):

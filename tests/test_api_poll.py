@@ -17,9 +17,8 @@ SESSION_QUERIES = 2
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 def add_jobs(task, user, n, output=""):

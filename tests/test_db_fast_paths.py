@@ -25,8 +25,8 @@ postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'")
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 def test_session_store_round_trip_and_expiry():

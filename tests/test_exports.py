@@ -351,8 +351,8 @@ def test_command_refuses_an_unknown_format_or_kind(db):
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 def download(client, url, **headers):

@@ -28,9 +28,8 @@ TOKEN = "metrics-token-for-tests-0123456789"
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-    settings.METRICS_TOKEN = TOKEN
+def _plain_http(plain_http):
+    plain_http.METRICS_TOKEN = TOKEN
 
 
 def samples(text):

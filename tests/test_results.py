@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 JOB_IDS = itertools.count(1)  # ids in creation order: which output of a pair is "first" is known

@@ -18,12 +18,8 @@ from tests.helpers import login
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 @pytest.mark.django_db

@@ -14,11 +14,7 @@ QUESTIONS = [{"key": "ok", "label": "Correct", "type": "boolean", "required": Tr
 
 
 @pytest.fixture
-def admin_client(client, django_user_model, settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def admin_client(client, django_user_model, plain_http):
     admin = django_user_model.objects.create_superuser("root", password="pw-root-123")
     client.force_login(admin)
     return client

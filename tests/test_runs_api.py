@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http(plain_http):
+    """Plain HTTP test clients (tests/conftest.py)."""
 
 
 @pytest.fixture
