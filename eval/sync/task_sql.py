@@ -84,41 +84,22 @@ class TaskSql:
 
     def upsert(self, cursor, source, records, stamp):
         status = Task.Status.OPEN.value
+        rows = [_stored(record) for record in records]
         if self.postgres:
-            columns = [[], [], [], [], [], [], []]
-            for record in records:
-                for values, value in zip(
-                    columns,
-                    (
-                        record.external_id,
-                        record.title,
-                        record.prompt,
-                        record.reference,
-                        record.metadata_json,
-                        record.content_hash,
-                        record.prompt_hash,
-                    ),
-                    strict=True,
-                ):
-                    values.append(value)
+            columns = [list(column) for column in zip(*rows, strict=True)]
             cursor.execute(self.upsert_sql, [source, status, stamp, stamp, *columns])
         else:
-            cursor.executemany(
-                self.upsert_sql,
-                [
-                    (
-                        source,
-                        record.external_id,
-                        record.title,
-                        record.prompt,
-                        record.reference,
-                        record.metadata_json,
-                        record.content_hash,
-                        record.prompt_hash,
-                        status,
-                        stamp,
-                        stamp,
-                    )
-                    for record in records
-                ],
-            )
+            cursor.executemany(self.upsert_sql, [(source, *row, status, stamp, stamp) for row in rows])
+
+
+def _stored(record):
+    """A record's stored fields, in the statements' column order."""
+    return (
+        record.external_id,
+        record.title,
+        record.prompt,
+        record.reference,
+        record.metadata_json,
+        record.content_hash,
+        record.prompt_hash,
+    )
