@@ -28,7 +28,9 @@ def pair_counts(index, pairs, segment):
     return counts
 
 
-def segment_figures(index, pairs, segment):
+def segment_figures(index, pairs, segment, rated=None):
+    """A segment's rows and win-rate matrix. ``rated``: its ratings by row key
+    (segment_ratings, maybe computed beside the remaining queries); computed here when None."""
     k = len(index)
     counts = pair_counts(index, pairs, segment)
     rows = [{"games": 0, "wins": 0, "losses": 0, "ties": 0, "both_bad": 0, "rating": None} for _ in range(k)]
@@ -39,9 +41,21 @@ def segment_figures(index, pairs, segment):
             row["losses"] += lost
             row["ties"] += ties
             row["both_bad"] += both_bad
-    for n, rating in ratings(k, counts).items():
-        rows[n]["rating"] = rating
+    if rated is None:
+        rated = segment_ratings(pairs, segment, order=index.get)
+    for key, rating in rated.items():
+        rows[index[key]]["rating"] = rating
     return {"rows": rows, "win_rate": win_rate(k, counts)}
+
+
+def segment_ratings(pairs, segment, order):
+    """{row key: rating} of one segment from the pair counts alone (no row list
+    needed yet). ``order`` sorts row keys as the rows will be: the bootstrap
+    draws in that order, so the same seed gives the same intervals either way."""
+    found = {key for _, _, a1, a2, b1, b2, *_ in pairs for key in ((a1, a2), (b1, b2))}
+    keys = sorted((key for key in found if order(key) is not None), key=order)
+    counts = pair_counts({key: n for n, key in enumerate(keys)}, pairs, segment)
+    return {keys[n]: rating for n, rating in ratings(len(keys), counts).items()}
 
 
 def ratings(k, counts):
