@@ -40,23 +40,29 @@ def update_held_many(worker_id, rows, *, columns, constants):
     """One UPDATE for many held jobs. ``rows`` are (job_id, attempt, *values of
     ``columns``), ``columns`` (name, SQL type) pairs, ``constants`` values set
     on every row. Bumps ``version``. Returns the ids written."""
-    table = LLMJob._meta.db_table
-    postgres = connection.vendor == "postgresql"
+    if not rows:
+        return set()
     kinds = ["uuid", "integer"] + [kind for _, kind in columns]
-    # PostgreSQL cannot infer the types of a VALUES list of parameters.
-    row_sql = "(" + ", ".join(f"%s::{kind}" if postgres else "%s" for kind in kinds) + ")"
     names = ["job_id", "attempt"] + [name for name, _ in columns]
-    params = []
-    for job_id, *rest in rows:
-        params.append(uuid_param(job_id))
-        params.extend(rest)
     assignments = [f"{name} = v.{name}" for name, _ in columns]
     assignments += [f"{name} = %s" for name in constants]
     assignments.append("version = j.version + 1")
-    params += [adapt(value) for value in constants.values()]
+    constant_params = [adapt(value) for value in constants.values()]
+    if connection.vendor == "postgresql":
+        # One array per column: a fixed handful of parameters whatever the row
+        # count (a VALUES list of 9,000 parameters cost 0.35 s of client-side
+        # parsing and binding for 1,000 final writes; the arrays, ~0.03 s).
+        prefix = ""
+        source = f"unnest({', '.join(f'%s::{kind}[]' for kind in kinds)}) AS v({', '.join(names)})"
+        arrays = [[uuid_param(row[0]) for row in rows], *(list(column) for column in list(zip(*rows, strict=True))[1:])]
+        params = constant_params + arrays  # in the statement's order: SET, then FROM
+    else:
+        row_sql = "(" + ", ".join(["%s"] * len(kinds)) + ")"
+        prefix = f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "
+        source = "v"
+        params = [value for row in rows for value in (uuid_param(row[0]), *row[1:])] + constant_params
     sql = (
-        f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row_sql] * len(rows))}) "
-        f"UPDATE {table} AS j SET {', '.join(assignments)} FROM v "
+        f"{prefix}UPDATE {LLMJob._meta.db_table} AS j SET {', '.join(assignments)} FROM {source} "
         "WHERE j.id = v.job_id AND j.status = %s AND j.worker_id = %s AND j.attempts = v.attempt "
         "RETURNING id"  # SQLite allows only the target table's bare columns here
     )

@@ -8,9 +8,10 @@ import asyncio
 
 import anthropic
 import httpx2
+import orjson
 from django.conf import settings
 
-from eval.providers import catalogue, http_errors
+from eval.providers import catalogue, http_errors, sse
 from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback
 from eval.providers.errors import ProviderError
 from eval.providers.http import async_http_client
@@ -33,6 +34,7 @@ _EXCEPTIONS = (
     (anthropic.APITimeoutError, "timeout", f"{WHO} did not answer in time"),
     (anthropic.APIConnectionError, "connection", f"Could not connect to {WHO}"),
     (anthropic.APIResponseValidationError, "server_error", f"{WHO} sent a response that could not be read"),
+    (orjson.JSONDecodeError, "server_error", f"{WHO} sent a response that could not be read"),
     # The SDK lets read timeouts between stream chunks through as raw httpx2 errors.
     (httpx2.TimeoutException, "timeout", f"{WHO} stopped sending the response (read timed out)"),
 )
@@ -61,16 +63,16 @@ def _params(request: GenerationRequest):
 
 
 def _input_tokens(usage):
-    total = usage.input_tokens
+    total = usage.get("input_tokens")
     if total is None:
         return None
-    for extra in (getattr(usage, "cache_creation_input_tokens", None), getattr(usage, "cache_read_input_tokens", None)):
-        total += extra or 0
-    return total
+    return total + (usage.get("cache_creation_input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
 
 
 class _Reader:
-    """Collects one streamed message from its events."""
+    """Collects one streamed message from its events (the Messages API's JSON,
+    as FACTS.md lists them; a frame without an ``event:`` line is ignored, as
+    the SDK ignores it)."""
 
     def __init__(self, on_text: TextCallback):
         self.on_text = on_text
@@ -81,28 +83,34 @@ class _Reader:
         self.finished = False
         self.started = False  # the response headers arrived
 
-    def feed(self, event):
-        if event.type == "message_start":
-            self.input_tokens = _input_tokens(event.message.usage)
-        elif event.type == "content_block_delta":
-            self._text(event.delta)
-        elif event.type == "message_delta":
-            self._message_delta(event)
-        elif event.type == "message_stop":
+    def feed(self, name, data):
+        if not isinstance(data, dict):
+            raise ProviderError("server_error", f"{WHO} sent an event that could not be read")
+        if name == "content_block_delta":
+            self._text(data.get("delta") or {})
+        elif name == "message_start":
+            self.input_tokens = _input_tokens((data.get("message") or {}).get("usage") or {})
+        elif name == "message_delta":
+            self._message_delta(data)
+        elif name == "message_stop":
             self.finished = True
+        elif name == "error":
+            raise _in_stream_error(data)
 
     def _text(self, delta):
-        if delta.type == "text_delta" and delta.text:
+        text = delta.get("text")
+        if delta.get("type") == "text_delta" and text:
             self.deltas += 1
-            self.parts.append(delta.text)
-            self.on_text(delta.text, max(self.deltas, self.output_tokens or 0))
+            self.parts.append(text)
+            self.on_text(text, max(self.deltas, self.output_tokens or 0))
 
-    def _message_delta(self, event):
-        self.stop_reason = event.delta.stop_reason or self.stop_reason
-        if event.usage.output_tokens is not None:
-            self.output_tokens = event.usage.output_tokens
-        if event.usage.input_tokens is not None:
-            self.input_tokens = _input_tokens(event.usage)
+    def _message_delta(self, data):
+        self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+        usage = data.get("usage") or {}
+        if usage.get("output_tokens") is not None:
+            self.output_tokens = usage["output_tokens"]
+        if usage.get("input_tokens") is not None:
+            self.input_tokens = _input_tokens(usage)
 
     def result(self) -> GenerationResult:
         if not self.finished or self.stop_reason is None:
@@ -115,16 +123,26 @@ class _Reader:
         )
 
 
-def _status_error(exc: anthropic.APIStatusError):
-    in_stream = exc.status_code == 200
-    status = _ERROR_TYPE_STATUS.get(exc.type or "", 500) if in_stream else exc.status_code
+def _in_stream_error(data):
+    """An ``event: error`` frame (sent after HTTP 200): its error type stands for a status."""
+    error = data.get("error") or {}
     return http_errors.status_error(
-        status,
+        _ERROR_TYPE_STATUS.get(error.get("type") or "", 500),
+        WHO,
+        detail=error.get("message"),
+        secret=settings.ANTHROPIC_API_KEY,
+        retry_after=None,
+        in_stream=True,
+    )
+
+
+def _status_error(exc: anthropic.APIStatusError):
+    return http_errors.status_error(
+        exc.status_code,
         WHO,
         detail=exc.api_message,
         secret=settings.ANTHROPIC_API_KEY,
-        retry_after=None if in_stream else retry_after_from_headers(exc.response.headers),
-        in_stream=in_stream,
+        retry_after=retry_after_from_headers(exc.response.headers),
     )
 
 
@@ -175,12 +193,12 @@ class AnthropicProvider(Provider):
         client = self._get_client()
         reader = _Reader(on_text)
         try:
-            events = await client.messages.create(**_params(request))
-            reader.started = True
-            async with events:
-                async for event in events:
-                    reader.feed(event)
-        except (anthropic.APIError, httpx2.TransportError) as exc:
+            # The raw streamed body, read by eval/providers/sse.py (see there why).
+            async with client.messages.with_streaming_response.create(**_params(request)) as response:
+                reader.started = True
+                async for name, data in sse.events(response.iter_bytes()):
+                    reader.feed(name, data)
+        except (anthropic.APIError, httpx2.TransportError, orjson.JSONDecodeError) as exc:
             error = _mapped_error(exc, reader.started)
             if error is None:
                 raise
