@@ -204,6 +204,10 @@ JOB_REPUBLISH_AFTER_SECONDS = env.number("JOB_REPUBLISH_AFTER_SECONDS", 300, min
 TASK_SOURCE = env.string("TASK_SOURCE")
 TASK_SOURCE_NAME = env.string("TASK_SOURCE_NAME")
 SYNC_INTERVAL_SECONDS = env.number("SYNC_INTERVAL_SECONDS", 60, minimum=0.1)
+# A URL task source is read within a total deadline and a size cap (eval/sync/fetch.py):
+# a server that drips bytes or answers without end cannot hold the daemon.
+SYNC_FETCH_TIMEOUT_SECONDS = env.number("SYNC_FETCH_TIMEOUT_SECONDS", 300, minimum=0.1)
+SYNC_FETCH_MAX_BYTES = env.integer("SYNC_FETCH_MAX_BYTES", 1024**3, minimum=1)
 
 POLL_INTERVAL_MS = env.integer("POLL_INTERVAL_MS", 2000, minimum=100)
 POLL_OUTPUT_CHARS = env.integer("POLL_OUTPUT_CHARS", 2000, minimum=1)

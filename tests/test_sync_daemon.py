@@ -21,7 +21,9 @@ from django.utils import timezone
 from eval.daemon import locks, loop, passes
 from eval.jobs import create, repairs
 from eval.models import JobStatus, LLMJob, Task, WorkerHeartbeat
+from eval.sync import SourceError
 from tests.conftest import test_database_url
+from tests.fakes.slow_source import SlowSource
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,6 +149,95 @@ def test_skipped_records_are_logged_after_the_line(tmp_path, db, caplog):
     line, warning = [record.getMessage() for record in caplog.records]
     assert line.startswith("pass: sync bad: created=0") and "invalid=7" in line
     assert warning.startswith("skipped 7 invalid record(s): ") and "(and 2 more;" in warning
+
+
+# --- urgent repairs never wait behind the sync ----------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.django_db
+def test_expired_leases_are_repaired_before_the_sync(task, monkeypatch):
+    job = expired_job(task)
+    seen_by_sync = []
+
+    def sync(source, should_stop):
+        seen_by_sync.append(LLMJob.objects.get(pk=job.pk).status)
+        raise SourceError("slow.example: not read within SYNC_FETCH_TIMEOUT_SECONDS=300 s")
+
+    monkeypatch.setattr(passes, "sync_tasks", sync)
+    result = passes.run_pass("http://slow.example/tasks.json")
+    assert seen_by_sync == ["queued"]  # requeued before the sync began
+    assert result.requeued == 1 and "SYNC_FETCH_TIMEOUT_SECONDS" in result.line()
+
+
+@pytest.mark.django_db
+def test_a_long_sync_runs_a_repair_round_whenever_one_is_due(task, monkeypatch):
+    """A lease that expires while the sync runs is repaired within ``repair_every``
+    (the daemon's interval) of the last round, not after the sync."""
+    clock = FakeClock()
+    statuses = []
+
+    def sync(source, should_stop):
+        job = expired_job(task)  # its worker dies while the sync runs
+        clock.now += 5
+        assert should_stop() is False  # not due yet: no round
+        statuses.append(LLMJob.objects.get(pk=job.pk).status)
+        clock.now += 5
+        assert should_stop() is False  # due: a round ran, and the sync goes on
+        statuses.append(LLMJob.objects.get(pk=job.pk).status)
+        return None
+
+    monkeypatch.setattr(passes, "sync_tasks", sync)
+    result = passes.Pass(source="x", repair_every=10, clock=clock).run()
+    assert statuses == ["running", "queued"]
+    assert (result.repair_rounds, result.requeued) == (2, 1)
+
+
+@pytest.mark.django_db
+def test_a_slow_drip_source_fails_the_sync_at_its_deadline_and_the_pass_goes_on(task, settings):
+    settings.SYNC_FETCH_TIMEOUT_SECONDS = 1
+    job = expired_job(task)
+    with SlowSource(every=0.1, drip_for=20) as server:
+        result = passes.run_pass(server.url("/drip.json"))
+    assert result.requeued == 1
+    assert not result.ok and "SYNC_FETCH_TIMEOUT_SECONDS=1 s" in result.errors[0]
+    assert "sync: failed" in result.line()
+    job.refresh_from_db()
+    assert job.status == "queued"
+
+
+@pytest.mark.django_db
+def test_the_pass_logs_a_mass_missing_refusal(tmp_path, caplog):
+    source = tmp_path / "refused.jsonl"
+    source.write_text("".join(json.dumps({"id": f"r{n}", "prompt": "p"}) + "\n" for n in range(3)))
+    assert passes.run_pass(str(source)).ok
+    source.write_text("")
+    result = passes.run_pass(str(source))
+    with caplog.at_level("INFO", logger="test.daemon"):
+        result.log(logging.getLogger("test.daemon"))
+    assert "refused to mark 3 of its 3 present tasks missing" in caplog.text
+    assert not Task.objects.filter(missing_since__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_once_stopping_the_pass_skips_the_steps_not_begun(monkeypatch):
+    fake_repairs(monkeypatch, [])
+    called = []
+    monkeypatch.setattr(passes, "sync_tasks", lambda *a, **k: called.append("sync"))
+    monkeypatch.setattr(passes.schedules, "fire_due", lambda: called.append("schedules") or [])
+    monkeypatch.setattr(passes.runs, "finish_ended", lambda: called.append("runs") or 0)
+    passes.run_pass("x")
+    assert called == ["sync", "schedules", "runs"]
+    called.clear()
+    result = passes.run_pass("x", should_stop=lambda: True)
+    assert called == [] and result.repair_rounds == 1
 
 
 # --- the lock and the loop --------------------------------------------------------------
@@ -351,6 +442,27 @@ def test_sigterm_stops_the_daemon_promptly(daemon_env):
     assert process.proc.wait(10) == 0
     assert time.monotonic() - started < 10  # not the 60 s interval
     process.wait_for("stopped after 1 pass")
+
+
+def test_sigterm_during_a_slow_drip_fetch_stops_promptly_and_frees_the_lock(daemon_env):
+    with SlowSource(every=0.2, drip_for=120) as server:
+        process = daemon_env(
+            TASK_SOURCE=server.url("/drip.json"), SYNC_FETCH_TIMEOUT_SECONDS="600", SYNC_INTERVAL_SECONDS="60"
+        )
+        process.wait_for("sync daemon started")
+        assert server.requested.wait(30), "\n".join(process.drain(0.5))
+        started = time.monotonic()
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(20) == 0
+        assert time.monotonic() - started < 5  # generous: it stops within about a second
+    line = process.wait_for("pass: ")
+    assert "sync: interrupted by a stop request" in line
+    process.wait_for("stopped after 1 pass")
+    lock = locks.make_lock()
+    try:
+        assert lock.acquire(), "the stopped daemon still holds the lock"
+    finally:
+        lock.release()
 
 
 def test_once_when_another_daemon_is_active_exits_without_a_pass(daemon_env):

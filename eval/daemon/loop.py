@@ -4,8 +4,10 @@ again every interval, so a stand-by takes over within one interval of the
 active daemon dying.
 
 ``stop()`` (the SIGTERM/SIGINT handler) only sets a flag. Sleeps are slices
-of at most a second and the sync checks the flag between batches, so the
-daemon stops within about a second.
+of at most a second, the sync checks the flag between batches and every
+fraction of a second while it waits for a URL (eval/sync/fetch.py), and a
+pass skips its steps not yet begun, so the daemon stops within about a
+second whatever it is doing, and releases its lock for a stand-by.
 """
 
 import logging
@@ -63,7 +65,9 @@ class Daemon:
 
     def work(self):
         """One pass, logged; returns it."""
-        done = run_pass(self.source, should_stop=self.stopping.is_set, repeat_for=self.interval)
+        done = run_pass(
+            self.source, should_stop=self.stopping.is_set, repeat_for=self.interval, repair_every=self.interval
+        )
         self.passes += 1
         done.log(log)
         return done

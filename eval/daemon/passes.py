@@ -1,17 +1,26 @@
-"""One pass of the daemon: sync tasks from TASK_SOURCE (when set), fire the
-due schedules of evaluation runs (eval/evaluation/schedules.py: each firing
-once, even with several daemons), then the job engine's repairs
-(eval/jobs/repairs.py owns them: expired leases requeued or failed, lost
-messages republished, old heartbeats pruned).
+"""One pass of the daemon: the job engine's repairs first (eval/jobs/repairs.py
+owns them: expired leases requeued or failed, lost messages republished, old
+heartbeats pruned), then sync tasks from TASK_SOURCE (when set), fire the due
+schedules of evaluation runs (eval/evaluation/schedules.py: each firing
+once, even with several daemons) and finish the runs whose jobs all ended.
 
-Each step is a method that returns whether it did work. The repairs go again
-at once while a round did work and nothing failed, within the time the
-daemon gives the pass (its interval): a backlog bigger than one round's
-budgets drains now rather than one round per interval. The sync runs once a
-pass (it reads the whole source), and so do the schedules.
+The repairs are urgent (a job whose worker died stays "running" until its
+lease is repaired) and the sync may be slow, so they never wait behind it:
+they run first, and while a sync runs, a round of them runs again whenever
+``repair_every`` seconds (the daemon's interval) passed since the last
+(the sync calls back between batches and while it waits for a URL). Each
+step has its own budget: the repairs theirs (repairs.py), a URL sync
+SYNC_FETCH_TIMEOUT_SECONDS and SYNC_FETCH_MAX_BYTES (eval/sync/fetch.py).
+
+The repairs go again at once while a round did work and nothing failed,
+within the time the daemon gives the pass (its interval): a backlog bigger
+than one round's budgets drains now rather than one round per interval.
+The sync runs once a pass (it reads the whole source), and so do the
+schedules.
 
 Every step runs even if an earlier one failed; the pass records the errors
-and the daemon logs one line with its counts.
+and the daemon logs one line with its counts. Once a stop is asked, the
+steps not yet begun are skipped (the daemon stops within about a second).
 """
 
 import logging
@@ -48,6 +57,8 @@ class Pass:
     source: str = ""  # TASK_SOURCE; empty: no sync
     should_stop: Callable[[], bool] = _never
     repeat_for: float = 0.0  # seconds the repairs may go again while they do work
+    repair_every: float = 0.0  # during a sync, a repair round once this long passed since the last (0: none)
+    clock: Callable[[], float] = time.monotonic
     sync: SyncResult | None = None
     fired: int = 0  # schedule firings that launched a run
     refused: int = 0  # schedule firings refused (over max_cost_usd or the budget)
@@ -58,6 +69,7 @@ class Pass:
     repair_rounds: int = 0
     errors: list = field(default_factory=list)
     seconds: float = 0.0
+    last_repair: float = 0.0  # clock() when the last repair round began
 
     @property
     def ok(self):
@@ -67,11 +79,13 @@ class Pass:
         started = time.monotonic()
         close_stale_connections()
         try:
-            self.sync_tasks()
-            self.fire_schedules()
-            self.finish_runs()
-            while self.repair_jobs() and self.may_go_again(started):
-                pass
+            again = self.repair_jobs()
+            for step in (self.sync_tasks, self.fire_schedules, self.finish_runs):
+                if self.should_stop():
+                    break
+                step()
+            while again and self.may_go_again(started):
+                again = self.repair_jobs()
         finally:
             close_stale_connections()
         self.seconds = time.monotonic() - started
@@ -82,7 +96,7 @@ class Pass:
         if not self.source:
             return False
         try:
-            self.sync = sync_tasks(self.source, should_stop=self.should_stop)
+            self.sync = sync_tasks(self.source, should_stop=self.sync_checkpoint)
         except SyncInterrupted:
             self.errors.append("sync: interrupted by a stop request")
         except SourceError as error:
@@ -91,6 +105,16 @@ class Pass:
             log.exception("sync failed")
             self.errors.append(f"sync: {type(error).__name__}: {error}")
         return self.sync is not None and self.sync.written > 0
+
+    def sync_checkpoint(self):
+        """The sync's should_stop, called between its batches and while it waits
+        for a URL (never inside a transaction): runs a repair round when one is
+        due, so a slow sync does not hold up expired leases."""
+        if self.should_stop():
+            return True
+        if self.repair_every > 0 and self.clock() - self.last_repair >= self.repair_every:
+            self.repair_jobs()
+        return self.should_stop()
 
     def fire_schedules(self):
         """Launch the due scheduled runs; True when a firing was claimed."""
@@ -118,6 +142,7 @@ class Pass:
 
     def repair_jobs(self):
         """One round of the job engine's repairs; True when it repaired something and no repair failed."""
+        self.last_repair = self.clock()
         report = repairs.run_repairs(should_stop=self.should_stop)
         self.repair_rounds += 1
         self.requeued += report.requeued
@@ -163,7 +188,9 @@ class Pass:
         logger.warning("skipped %d invalid record(s): %s%s", sync.invalid, shown, more)
 
 
-def run_pass(source=None, *, should_stop=None, repeat_for=0.0):
+def run_pass(source=None, *, should_stop=None, repeat_for=0.0, repair_every=0.0):
     """One pass over ``source`` (default: TASK_SOURCE)."""
     source = settings.TASK_SOURCE if source is None else source
-    return Pass(source=source or "", should_stop=should_stop or _never, repeat_for=repeat_for).run()
+    return Pass(
+        source=source or "", should_stop=should_stop or _never, repeat_for=repeat_for, repair_every=repair_every
+    ).run()

@@ -5,7 +5,8 @@ HTTP(S) URL) and upsert its records into ``Task`` by (source, external_id).
     result = sync_tasks("tasks.jsonl")        # SyncResult with the counts
 """
 
-from eval.sync.importer import SyncInterrupted, SyncResult, sync_tasks
+from eval.sync.fetch import FetchLimitExceeded
+from eval.sync.importer import MassMissingRefused, SyncInterrupted, SyncResult, sync_tasks
 from eval.sync.sources import SourceError
 
-__all__ = ["SourceError", "SyncInterrupted", "SyncResult", "sync_tasks"]
+__all__ = ["FetchLimitExceeded", "MassMissingRefused", "SourceError", "SyncInterrupted", "SyncResult", "sync_tasks"]

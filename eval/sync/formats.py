@@ -19,6 +19,10 @@ class SourceError(Exception):
     """The source cannot be read (as a whole or from some point on)."""
 
 
+class SyncInterrupted(Exception):
+    """A stop was asked while reading or between two batches (nothing is marked missing)."""
+
+
 # --- formats (each reads a binary stream) ---------------------------------------
 
 
@@ -61,7 +65,8 @@ def csv_records(stream, label=""):
     _raise_csv_limit()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     line_label = f"{label} line" if label else "line"
-    reader = csv.reader(text)
+    # strict: a quote left open is an error, not a field that swallows the rows after it
+    reader = csv.reader(text, strict=True)
     header = _csv_header(reader, label or "CSV")
     if header is None:
         return
@@ -73,8 +78,7 @@ def csv_records(stream, label=""):
         except StopIteration:
             return
         except csv.Error as error:
-            yield line_label, start, None, f"bad CSV: {error}"
-            continue
+            raise SourceError(_csv_error(label, start, reader.line_num, error)) from None
         except UnicodeDecodeError as error:
             raise SourceError(f"{label or 'CSV'} line {start}: not UTF-8 text ({error})") from None
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -83,6 +87,17 @@ def csv_records(stream, label=""):
             yield line_label, start, None, f"{len(row)} fields but the header has {width}"
             continue
         yield line_label, start, dict(zip(header, row, strict=False)), None
+
+
+def _csv_error(label, start, end, error):
+    """A row the parser gave up on: where its rows cannot be told apart any more
+    the whole source fails (a row skipped there would mark the rows it swallowed missing)."""
+    where = f"{label} line {start}" if label else f"line {start}"
+    if str(error) == "unexpected end of data":
+        return f"{where}: bad CSV: a quoted field opened on this row is never closed (the file ends at line {end})"
+    if "expected after" in str(error):
+        return f"{where}: bad CSV: a quoted field opened on this row is not closed properly ({error}, line {end})"
+    return f"{where}: bad CSV: {error}"
 
 
 def _csv_header(reader, label):

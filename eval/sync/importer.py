@@ -11,6 +11,13 @@ holds get ``missing_since`` (their reviews and jobs stay); a task that
 reappears has it cleared. A source that fails part way marks nothing
 missing. A record that is invalid but has an id keeps its task as it was
 (neither updated nor marked missing).
+
+A mass missing is refused unless asked for (``allow_mass_missing``): when
+the source would mark more than half of its present tasks missing (an
+empty, truncated or all-invalid file, a wrong URL answering an empty list),
+nothing is marked and MassMissingRefused (a SourceError) says so; the
+records read were still upserted. Present tasks are those without
+``missing_since`` before this sync; a source with none is never refused.
 """
 
 import logging
@@ -23,7 +30,7 @@ from django.utils import timezone
 
 from eval.models import Task
 from eval.sync.records import InvalidRecord, record_id, validate
-from eval.sync.sources import SourceError, open_source
+from eval.sync.sources import SourceError, SyncInterrupted, open_source
 from eval.sync.task_sql import TaskSql
 
 log = logging.getLogger(__name__)
@@ -33,10 +40,20 @@ MARK_BATCH_SIZE = 500
 ANALYZE_MIN_ROWS = 5000
 MAX_REPORTED_INVALID = 1000  # skipped records kept for the report (all are counted)
 MAX_SOURCE_NAME = 200  # Task.source max_length
+MASS_MISSING_FRACTION = 0.5  # marking more than this share of a source's present tasks missing needs asking
 
 
-class SyncInterrupted(Exception):
-    """A stop was asked between two batches (nothing is marked missing)."""
+class MassMissingRefused(SourceError):
+    """The sync would mark more than MASS_MISSING_FRACTION of the source's present tasks missing."""
+
+    def __init__(self, result, missing, present):
+        self.result, self.missing, self.present = result, missing, present
+        super().__init__(
+            f"source {result.source!r} ({result.location}): refused to mark {missing} of its {present} present "
+            f"tasks missing (more than {MASS_MISSING_FRACTION:.0%}; the source read {result.records} record(s), "
+            f"{result.invalid} invalid): it looks empty, truncated or wrong, so nothing was marked missing. "
+            "If those tasks really left the source, run manage.py sync_tasks --allow-mass-missing"
+        )
 
 
 @dataclass
@@ -87,24 +104,28 @@ def source_name(source, name=None):
     return name
 
 
-def sync_tasks(location, *, name=None, dry_run=False, batch_size=BATCH_SIZE, should_stop=None):
+def sync_tasks(
+    location, *, name=None, dry_run=False, batch_size=BATCH_SIZE, should_stop=None, allow_mass_missing=False
+):
     """Sync one source into Task; return a SyncResult.
 
     ``name`` overrides TASK_SOURCE_NAME and the derived name. ``should_stop``
-    is checked between batches (SyncInterrupted). Raises SourceError when the
-    source cannot be read."""
+    is checked between batches and while a URL is awaited (SyncInterrupted).
+    Raises SourceError when the source cannot be read, and MassMissingRefused
+    (see above) unless ``allow_mass_missing``."""
     started = time.monotonic()
-    source = open_source(location)
+    source = open_source(location, should_stop)
     result = SyncResult(source=source_name(source, name), location=str(source), dry_run=dry_run)
-    sync = _Sync(result, batch_size, should_stop)
+    sync = _Sync(result, batch_size, should_stop, allow_mass_missing)
     sync.run(source.records())
     result.seconds = time.monotonic() - started
     return result
 
 
 class _Sync:
-    def __init__(self, result, batch_size, should_stop):
+    def __init__(self, result, batch_size, should_stop, allow_mass_missing=False):
         self.result = result
+        self.allow_mass_missing = allow_mass_missing
         self.source = result.source
         self.dry_run = result.dry_run
         self.batch_size = max(1, batch_size)
@@ -224,13 +245,13 @@ class _Sync:
         """Tasks of this source that the source no longer holds."""
         if self.should_stop():
             raise SyncInterrupted
-        gone = [
-            pk
-            for pk, external_id in Task.objects.filter(source=self.source, missing_since__isnull=True)
-            .values_list("id", "external_id")
-            .iterator(chunk_size=5000)
-            if external_id not in self.seen
-        ]
+        present = Task.objects.filter(source=self.source, missing_since__isnull=True).values_list("id", "external_id")
+        present_now, gone = 0, []
+        for pk, external_id in present.iterator(chunk_size=5000):
+            present_now += 1
+            if external_id not in self.seen:
+                gone.append(pk)
+        self.refuse_mass_missing(len(gone), present_now)
         self.result.missing = len(gone)
         if self.dry_run or not gone:
             return
@@ -239,3 +260,13 @@ class _Sync:
             Task.objects.filter(pk__in=gone[start : start + MARK_BATCH_SIZE], missing_since__isnull=True).update(
                 missing_since=now, updated_at=now
             )
+
+    def refuse_mass_missing(self, missing, present_now):
+        """MassMissingRefused when ``missing`` is more than half of the tasks present before this
+        sync (``present_now`` less the ones this sync created or restored; a dry run wrote none)."""
+        if self.allow_mass_missing or not missing:
+            return
+        result = self.result
+        present = present_now if self.dry_run else present_now - result.created - result.restored
+        if missing > present * MASS_MISSING_FRACTION:
+            raise MassMissingRefused(result, missing, present)

@@ -10,24 +10,22 @@ ends in ``.jsonl``/``.ndjson`` or ``.csv`` is read as that format).
 record for a report ("line" 12, "b.csv line" 3, "item" 7), ``data`` is the raw mapping (or any
 JSON value; records.validate() judges it) and ``error`` a reason when the
 record could not even be parsed. A fault that makes the rest of the source
-unreadable (missing file, HTTP error, broken JSON array) raises SourceError.
+unreadable (missing file, HTTP error, broken JSON array, a URL past its
+deadline or size cap: fetch.py) raises SourceError.
 """
 
-import http.client
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path, PurePosixPath
 
-from eval.sync.formats import SourceError, csv_records, json_records, jsonl_records
+from eval.sync.fetch import open_url
+from eval.sync.formats import SourceError, SyncInterrupted, csv_records, json_records, jsonl_records
 
-__all__ = ["SourceError", "csv_records", "json_records", "jsonl_records", "open_source"]
+__all__ = ["SourceError", "SyncInterrupted", "csv_records", "json_records", "jsonl_records", "open_source"]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
 JSON_SUFFIXES = (".json",)
 SUFFIXES = JSONL_SUFFIXES + CSV_SUFFIXES + JSON_SUFFIXES
-HTTP_TIMEOUT_SECONDS = 60
 
 
 def _format_for(name):
@@ -110,34 +108,22 @@ class DirectorySource(Source):
 class UrlSource(Source):
     kind = "url"
 
-    def __init__(self, url):
+    def __init__(self, url, should_stop=None):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SourceError(f"{_safe_url(url)}: not an http(s) URL")
         base = PurePosixPath(urllib.parse.unquote(parts.path)).name
         super().__init__(url, _stem(base) if base else parts.hostname)
         self.reader = _format_for(base) or json_records
+        self.should_stop = should_stop
 
     def __str__(self):
         return f"url {_safe_url(self.location)}"
 
     def records(self):
-        request = urllib.request.Request(
-            self.location,
-            headers={"Accept": "application/json, application/x-ndjson, text/csv", "User-Agent": "eval-sync/1"},
-        )
-        shown = _safe_url(self.location)
-        try:
-            response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
-        except urllib.error.HTTPError as error:
-            raise SourceError(f"{shown}: HTTP {error.code} {error.reason}") from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            raise SourceError(f"{shown}: {getattr(error, 'reason', error)}") from None
-        with response:
-            try:
-                yield from self.reader(response)
-            except (OSError, http.client.HTTPException) as error:  # connection cut, timeout
-                raise SourceError(f"{shown}: read failed: {error!r}") from None
+        # Within SYNC_FETCH_TIMEOUT_SECONDS and SYNC_FETCH_MAX_BYTES; a stop request ends it at once.
+        with open_url(self.location, shown=_safe_url(self.location), should_stop=self.should_stop) as body:
+            yield from self.reader(body)
 
 
 def _safe_url(url):
@@ -149,13 +135,14 @@ def _safe_url(url):
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def open_source(location):
-    """The Source for a path or URL (SourceError if there is none)."""
+def open_source(location, should_stop=None):
+    """The Source for a path or URL (SourceError if there is none); a URL's
+    fetch checks ``should_stop`` while it waits (SyncInterrupted)."""
     location = str(location).strip()
     if not location:
         raise SourceError("no task source given")
     if "://" in location:
-        return UrlSource(location)
+        return UrlSource(location, should_stop)
     path = Path(location).expanduser()
     if path.is_dir():
         return DirectorySource(path)
