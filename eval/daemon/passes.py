@@ -2,7 +2,8 @@
 due schedules of evaluation runs (eval/evaluation/schedules.py: each firing
 once, even with several daemons), then the job engine's repairs
 (eval/jobs/repairs.py owns them: expired leases requeued or failed, lost
-messages republished, old heartbeats pruned).
+messages republished, old heartbeats pruned), and last the alert rules
+(eval/alerts/: evaluated on what the steps left, sends within their own budget).
 
 Each step is a method that returns whether it did work. The repairs go again
 at once while a round did work and nothing failed, within the time the
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from eval import alerts
 from eval.evaluation import runs, schedules
 from eval.jobs import repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
@@ -72,6 +74,7 @@ class Pass:
             self.finish_runs()
             while self.repair_jobs() and self.may_go_again(started):
                 pass
+            self.check_alerts()
         finally:
             close_stale_connections()
         self.seconds = time.monotonic() - started
@@ -114,6 +117,15 @@ class Pass:
         except Exception as error:
             log.exception("finishing runs failed")
             self.errors.append(f"runs: {type(error).__name__}: {error}")
+            return False
+
+    def check_alerts(self):
+        """The alert rules over the state the steps above left, then their sends (own budget: eval/alerts/step.py)."""
+        try:
+            return alerts.run_step().did_work
+        except Exception as error:
+            log.exception("alerts failed")
+            self.errors.append(f"alerts: {type(error).__name__}: {error}")
             return False
 
     def repair_jobs(self):
