@@ -69,7 +69,7 @@ def _fire(alert, condition, now, channels):
                 alert = Alert.objects.create(key=condition.key, rule=condition.rule, active=True, **values)
             elif not _update(alert, was_active=False, active=True, resolved_at=None, **values):
                 return False
-            _owe(alert.pk, Kind.FIRING, f"FIRING: {condition.message}", now, channels)
+            _owe(alert.pk, Kind.FIRING, f"FIRING {condition.key}: {condition.message}", now, channels)
     except IntegrityError:
         return False
     log.warning("alert firing: %s: %s", condition.key, condition.message)
@@ -80,7 +80,7 @@ def _repeat(alert, condition, now, channels):
     with transaction.atomic():
         if not _update(alert, was_active=True, message=condition.message, notified_at=now):
             return False
-        text = f"STILL FIRING since {alert.since:%Y-%m-%d %H:%M} UTC: {condition.message}"
+        text = f"STILL FIRING {alert.key} (since {alert.since:%Y-%m-%d %H:%M} UTC): {condition.message}"
         _owe(alert.pk, Kind.REPEAT, text, now, channels)
     log.warning("alert still firing: %s: %s", condition.key, condition.message)
     return True
@@ -90,7 +90,7 @@ def _resolve(alert, now, channels):
     with transaction.atomic():
         if not _update(alert, was_active=True, active=False, resolved_at=now):
             return False
-        _owe(alert.pk, Kind.RESOLVED, f"RESOLVED: {alert.message}", now, channels)
+        _owe(alert.pk, Kind.RESOLVED, f"RESOLVED {alert.key}: {alert.message}", now, channels)
     log.info("alert resolved: %s", alert.key)
     return True
 
