@@ -393,6 +393,16 @@ def test_a_notice_failing_for_a_day_is_dropped(task, t0, settings, caplog):
     assert "dropped 1 notice(s)" in caplog.text
 
 
+def test_notices_for_a_channel_no_longer_configured_are_dropped(task, t0, settings):
+    settings.ALERT_WEBHOOK_URL = f"http://127.0.0.1:{free_port()}/hook"
+    make_job(task, "failed", t0 - timedelta(seconds=5), provider="anthropic", error_code="auth")
+    run_step(t0)
+    settings.ALERT_WEBHOOK_URL = ""
+    run_step(t0 + timedelta(seconds=60))
+    outcomes = dict(AlertNotice.objects.values_list("channel", "outcome"))
+    assert outcomes == {"email": "sent", "webhook": "dropped"}
+
+
 # --- where alerts show ----------------------------------------------------------------------------
 
 

@@ -141,6 +141,12 @@ def failed(notice, error):
     AlertNotice.objects.filter(pk=notice.pk, outcome=Outcome.PENDING).update(claimed_until=None, last_error=error[:300])
 
 
+def drop(notice):
+    AlertNotice.objects.filter(pk=notice.pk, outcome=Outcome.PENDING).update(
+        outcome=Outcome.DROPPED, claimed_until=None, last_error="channel no longer configured"
+    )
+
+
 def tidy(now):
     """Drop notices that failed for a day (logged), forget what is a month old; how many were dropped."""
     stale = AlertNotice.objects.filter(outcome=Outcome.PENDING, created_at__lt=now - GIVE_UP_AFTER)

@@ -49,7 +49,11 @@ def deliver(now, report, *, budget_s=None, clock=time.monotonic):
     budget_s = SENDS_PER_BUDGET * timeout if budget_s is None else budget_s
     deadline = clock() + budget_s
     down = set()
+    configured = notify.channels()
     for notice in state.due(now):
+        if notice.channel not in configured:  # its setting was removed since: nowhere to send it
+            state.drop(notice)
+            continue
         if notice.channel in down or deadline - clock() < timeout:
             report.waiting += 1
             continue
