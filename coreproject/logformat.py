@@ -8,10 +8,11 @@
   also registers its id once (``set_process_worker_id``) so every line it
   logs, job or not, names it.
 * ``RedactSecretsFilter``: replaces the values of ANTHROPIC_API_KEY,
-  GEMINI_API_KEY, METRICS_TOKEN, DJANGO_SECRET_KEY and the DATABASE_URL
-  password, wherever they appear in a line (message, arguments, extra fields,
-  traceback), with ``[REDACTED]``; also any ``scheme://user:password@`` URL
-  and ``Authorization``/API-key headers. Both filters sit on the handler, so
+  GEMINI_API_KEY, METRICS_TOKEN, DJANGO_SECRET_KEY, ALERT_WEBHOOK_URL,
+  EMAIL_HOST_PASSWORD and the DATABASE_URL password, wherever they appear in
+  a line (message, arguments, extra fields, traceback), with ``[REDACTED]``;
+  also any ``scheme://user:password@`` URL and ``Authorization``/API-key
+  headers. Both filters sit on the handler, so
   they see every record that reaches it, from any logger.
 """
 
@@ -63,7 +64,14 @@ class JobContextFilter(logging.Filter):
 
 # --- secrets ------------------------------------------------------------------------
 
-SECRET_SETTINGS = ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "METRICS_TOKEN", "DJANGO_SECRET_KEY")
+SECRET_SETTINGS = (
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "METRICS_TOKEN",
+    "DJANGO_SECRET_KEY",
+    "ALERT_WEBHOOK_URL",  # a Slack-style webhook URL is its own credential
+    "EMAIL_HOST_PASSWORD",
+)
 REDACTED = "[REDACTED]"
 _MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
 

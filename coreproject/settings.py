@@ -228,6 +228,26 @@ MODEL_PRICES = env.prices("MODEL_PRICES")
 BULK_CONFIRM_COST_USD = env.number("BULK_CONFIRM_COST_USD", 5.0, minimum=0)
 USER_DAILY_BUDGET_USD = env.number("USER_DAILY_BUDGET_USD", 0.0, minimum=0)
 METRICS_TOKEN = env.string("METRICS_TOKEN")
+
+# Alerts (DESIGN "Alerts"; eval/alerts/): the daemon's rules, and where they are sent.
+ALERT_NO_WORKER_SECONDS = env.number("ALERT_NO_WORKER_SECONDS", 120, minimum=0)
+ALERT_QUEUE_AGE_SECONDS = env.number("ALERT_QUEUE_AGE_SECONDS", 600, minimum=0)
+ALERT_WINDOW_SECONDS = env.number("ALERT_WINDOW_SECONDS", 600, minimum=1)
+ALERT_FAILURE_RATE = env.number("ALERT_FAILURE_RATE", 0.2, minimum=0)  # at most 1 (eval/checks.py)
+ALERT_MIN_FAILURES = env.integer("ALERT_MIN_FAILURES", 5, minimum=1)
+ALERT_REPEAT_SECONDS = env.number("ALERT_REPEAT_SECONDS", 3600, minimum=1)
+ALERT_EMAILS = env.items("ALERT_EMAILS")
+ALERT_WEBHOOK_URL = env.string("ALERT_WEBHOOK_URL")  # a secret: never logged (coreproject/logformat.py)
+# The longest one email or webhook call may take; the daemon's alert step takes at most three.
+ALERT_SEND_TIMEOUT_SECONDS = env.number("ALERT_SEND_TIMEOUT_SECONDS", 5, minimum=0.1)
+EMAIL_HOST = env.string("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env.string("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "eval@localhost")
+EMAIL_TIMEOUT = ALERT_SEND_TIMEOUT_SECONDS
+
 GUNICORN_BIND = env.string("GUNICORN_BIND", "127.0.0.1:8000")
 
 # --- Logging ----------------------------------------------------------------

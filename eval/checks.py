@@ -1,7 +1,11 @@
 """Start-up validation of settings (``manage.py check``), naming the variable at fault."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 
 @register(Tags.compatibility)
@@ -14,6 +18,27 @@ def environment_check(app_configs=None, **kwargs):
                 messages.append(Error(f"{variable} entry {entry!r}: max tokens must be a number", id="eval.E002"))
     if settings.JOB_TRANSPORT == "pubsub" and not settings.PUBSUB_PROJECT_ID:
         messages.append(Error("JOB_TRANSPORT=pubsub needs PUBSUB_PROJECT_ID", id="eval.E003"))
+    return messages + alert_settings_errors()
+
+
+def alert_settings_errors():
+    """ALERT_* values env.py cannot judge alone. Never quotes ALERT_WEBHOOK_URL (a secret)."""
+    messages = []
+    if settings.ALERT_FAILURE_RATE > 1:
+        messages.append(Error(f"ALERT_FAILURE_RATE={settings.ALERT_FAILURE_RATE} is a share: 0 to 1", id="eval.E020"))
+    if settings.ALERT_WEBHOOK_URL:
+        try:
+            parts = urlsplit(settings.ALERT_WEBHOOK_URL)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            messages.append(Error("ALERT_WEBHOOK_URL must be an http(s) URL (value not shown)", id="eval.E021"))
+    for address in settings.ALERT_EMAILS:
+        try:
+            validate_email(address)
+        except ValidationError:
+            messages.append(Error(f"ALERT_EMAILS: {address!r} is not an email address", id="eval.E022"))
     return messages
 
 

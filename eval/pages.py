@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 
+from eval import alerts
 from eval.api.access import is_reviewer, is_staff
 from eval.api.queries import search_tasks, task_page
 from eval.evaluation import review_status, seen
@@ -143,7 +144,8 @@ def _price(entry, model):
 def dashboard(request):
     if not is_staff(request.user):
         raise PermissionDenied("The dashboard is for staff. Ask an admin if you need it.")
-    return render(request, "eval/dashboard.html", {"poll_interval_ms": settings.POLL_INTERVAL_MS})
+    context = {"poll_interval_ms": settings.POLL_INTERVAL_MS, "alerts": alerts.active_alerts()}
+    return render(request, "eval/dashboard.html", context)
 
 
 @login_required

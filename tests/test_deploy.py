@@ -26,6 +26,22 @@ ENV_EXAMPLE = ROOT / "deploy" / "eval.env.example"
 
 # DESIGN.md, "Settings": every one must be documented in the env example.
 DESIGN_SETTINGS = [
+    # DESIGN "Alerts"
+    "ALERT_NO_WORKER_SECONDS",
+    "ALERT_QUEUE_AGE_SECONDS",
+    "ALERT_WINDOW_SECONDS",
+    "ALERT_FAILURE_RATE",
+    "ALERT_MIN_FAILURES",
+    "ALERT_REPEAT_SECONDS",
+    "ALERT_EMAILS",
+    "ALERT_WEBHOOK_URL",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "DEFAULT_FROM_EMAIL",
+    # DESIGN "Settings"
     "DATABASE_URL",
     "DJANGO_SECRET_KEY",
     "DJANGO_DEBUG",

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from eval.api.errors import STATUS
 from eval.jobs import states
-from eval.models import Task
+from eval.models import Alert, Task
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UUID_RE = re.compile(UUID_PATTERN)
@@ -268,8 +268,15 @@ class FailureOut(Schema):
     finished_at: str | None = Field(json_schema_extra=DATE_TIME)
 
 
+class AlertOut(Schema):
+    rule: Literal[tuple(Alert.Rule.values)]
+    message: str
+    since: str = Field(json_schema_extra=DATE_TIME)
+
+
 class StatusOut(Schema):
     counts: JobCounts
     oldest_queued_age_s: float | None
     workers: list[WorkerOut]
     recent_failures: list[FailureOut]
+    alerts: list[AlertOut] = Field(description='The active alerts (DESIGN "Alerts"), oldest first.')

@@ -1,9 +1,10 @@
-"""``/api/status`` (staff): the queue, the oldest wait, workers, recent failures."""
+"""``/api/status`` (staff): the queue, the oldest wait, workers, recent failures, active alerts."""
 
 from django.db.models import Count, Min
 from django.utils import timezone
 from ninja import Router
 
+from eval import alerts
 from eval.api.access import is_staff
 from eval.api.errors import forbidden
 from eval.api.responses import answers
@@ -17,7 +18,8 @@ router = Router(tags=["status"])
 @router.get("", response=answers({200: StatusOut}, 403), url_name="api-status")
 def status(request):
     """Job counts per status, the oldest queued job's age, each worker's last
-    heartbeat and whether it is online, the ten latest failures. Staff only."""
+    heartbeat and whether it is online, the ten latest failures, the active
+    alerts (as the daemon last evaluated them). Staff only."""
     if not is_staff(request.user):
         raise forbidden("staff only")
     return status_snapshot()
@@ -63,4 +65,9 @@ def status_snapshot():
         "oldest_queued_age_s": round((now - oldest).total_seconds(), 1) if oldest else None,
         "workers": [_worker_json(worker, now) for worker in heartbeats.recent(now)],
         "recent_failures": [_failure_json(row) for row in failures],
+        "alerts": [alert_json(alert) for alert in alerts.active_alerts()],
     }
+
+
+def alert_json(alert):
+    return {"rule": alert.rule, "message": alert.message, "since": alert.since.isoformat()}

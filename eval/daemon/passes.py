@@ -2,7 +2,9 @@
 owns them: expired leases requeued or failed, lost messages republished, old
 heartbeats pruned), then sync tasks from TASK_SOURCE (when set), fire the due
 schedules of evaluation runs (eval/evaluation/schedules.py: each firing
-once, even with several daemons) and finish the runs whose jobs all ended.
+once, even with several daemons) and finish the runs whose jobs all ended;
+last, the alert rules (eval/alerts/: evaluated on what the steps left, sends
+within their own budget).
 
 The repairs are urgent (a job whose worker died stays "running" until its
 lease is repaired) and the sync may be slow, so they never wait behind it:
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from eval import alerts
 from eval.evaluation import runs, schedules
 from eval.jobs import repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
@@ -86,6 +89,8 @@ class Pass:
                 step()
             while again and self.may_go_again(started):
                 again = self.repair_jobs()
+            if not self.should_stop():
+                self.check_alerts()
         finally:
             close_stale_connections()
         self.seconds = time.monotonic() - started
@@ -138,6 +143,15 @@ class Pass:
         except Exception as error:
             log.exception("finishing runs failed")
             self.errors.append(f"runs: {type(error).__name__}: {error}")
+            return False
+
+    def check_alerts(self):
+        """The alert rules over the state the steps above left, then their sends (own budget: eval/alerts/step.py)."""
+        try:
+            return alerts.run_step().did_work
+        except Exception as error:
+            log.exception("alerts failed")
+            self.errors.append(f"alerts: {type(error).__name__}: {error}")
             return False
 
     def repair_jobs(self):

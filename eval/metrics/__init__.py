@@ -23,9 +23,10 @@ Two kinds of numbers:
   from code.
 
 * **State, read from the database at scrape time** (``collector.py``): jobs
-  by status, the oldest queued job's age, workers online. The database is
-  the single source of truth, so these are right whatever the number of
-  web, worker or daemon processes, and on every web VM behind a balancer.
+  by status, the oldest queued job's age, workers online, scheduled runs
+  refused. The database is the single source of truth, so these are right
+  whatever the number of web, worker or daemon processes, and on every web
+  VM behind a balancer.
 
 ``views.py`` serves both at ``/metrics`` (staff or ``METRICS_TOKEN``). A
 machine that runs workers but no web server (scaling out) serves its event

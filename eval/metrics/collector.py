@@ -11,7 +11,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from eval.jobs import heartbeats, states
 from eval.metrics import events
-from eval.models import LLMJob
+from eval.models import LLMJob, Run
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ class DatabaseCollector:
             "eval_workers_online",
             f"Workers whose heartbeat is under {heartbeats.ONLINE_SECONDS} s old.",
             value=heartbeats.online_count(now),
+        )
+
+        # Scheduled runs whose last firing was refused (over max_cost_usd or the budget):
+        # the alert rule deploy/prometheus-alerts.yml shares with eval/alerts/. A few rows.
+        refused = Run.objects.filter(status=Run.Status.SCHEDULED, parent__isnull=True).exclude(refused_reason="")
+        yield GaugeMetricFamily(
+            "eval_scheduled_runs_refused",
+            "Scheduled runs whose last firing was refused (cleared by the next firing that launches).",
+            value=refused.count(),
         )
 
 

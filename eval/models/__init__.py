@@ -1,5 +1,6 @@
 """The app's models, one module per concern; import them from here."""
 
+from eval.models.alerts import Alert, AlertNotice
 from eval.models.evaluation import JobsSeen, Judgement, PairAssignment, ReviewDraft, Rubric, SourceRubric
 from eval.models.jobs import JobStatus, LLMJob, WorkerHeartbeat
 from eval.models.provider_rate_slots import ProviderRateSlot
@@ -9,6 +10,8 @@ from eval.models.tasks import Task, prompt_fingerprint
 from eval.models.tokens import ApiToken
 
 __all__ = [
+    "Alert",
+    "AlertNotice",
     "ApiToken",
     "DailySpend",
     "JobStatus",

@@ -103,6 +103,8 @@ class LLMJob(models.Model):
             models.Index(fields=["lease_expires_at"], name="llmjob_lease_idx", condition=Q(status="running")),
             models.Index(fields=["published_at"], name="llmjob_unpublished_idx", condition=Q(status="queued")),
             models.Index(fields=["created_by", "status"], name="llmjob_user_status_idx"),
+            # Alerts (eval/alerts/snapshot.py): a provider's latest ended jobs, and those that ended lately.
+            models.Index(fields=["provider", "finished_at"], name="llmjob_provider_finished_idx"),
             # A run's page: its jobs' newest change is its ETag (no hot counter row).
             models.Index(fields=["run", "updated_at"], name="llmjob_run_updated_idx", condition=Q(run__isnull=False)),
             models.Index(fields=["run", "status"], name="llmjob_run_status_idx", condition=Q(run__isnull=False)),

@@ -1,4 +1,4 @@
-/* Staff dashboard: queue counts, oldest wait, workers, recent failures,
+/* Staff dashboard: active alerts, queue counts, oldest wait, workers, recent failures,
    polled from /api/status (paused while the tab is hidden). */
 (function () {
   "use strict";
@@ -23,10 +23,31 @@
     return (seconds / 3600).toFixed(1) + " h";
   }
 
+  function renderAlerts(alerts) {
+    const items = alerts.map((a) => {
+      const li = document.createElement("li");
+      li.className = "alert-active";
+      li.dataset.rule = a.rule;
+      const rule = document.createElement("strong");
+      rule.textContent = a.rule;
+      li.appendChild(rule);
+      li.appendChild(document.createTextNode(" — " + a.message + " (since " + E.localTime(a.since) + ")"));
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No active alerts.";
+      items.push(li);
+    }
+    document.getElementById("alerts").replaceChildren(...items);
+  }
+
   function render(data) {
     const key = JSON.stringify(data);
     if (key === lastKey) return true;
     lastKey = key;
+    renderAlerts(data.alerts || []);
     for (const [status, n] of Object.entries(data.counts)) {
       const el = root.querySelector('[data-count="' + status + '"]');
       if (el) E.setText(el, String(n));
