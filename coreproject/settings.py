@@ -63,6 +63,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "eval.csp.ContentSecurityPolicyMiddleware",
+    # Login attempts on one username, or from one address, one at a time (or a
+    # burst is checked before any of its failures is counted).
+    "eval.login_throttle.SerialisedLoginMiddleware",
     # Last, as django-axes documents: it turns a refused login into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -287,6 +290,7 @@ LOGGING = {
         # Our handler only (Django's own console/mail handlers bypass the filters).
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # its failures and lockouts; not an INFO line per attempt
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "google": {"level": "WARNING"},

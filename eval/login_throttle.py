@@ -5,19 +5,28 @@ refuse that username or address for LOGIN_COOLOFF_SECONDS after its last
 failure, on every form that logs in through ``authenticate()`` (the site's
 and the admin's). A refused login is answered 429 with the reason and
 Retry-After: a page for a browser, DESIGN's error shape for a JSON client.
+
+django-axes checks the count before the password and records the failure
+after it, so parallel attempts all pass the check: a burst of 30 wrong
+passwords had all 30 checked under a limit of 5. SerialisedLoginMiddleware
+runs the attempts on one username, or from one address, one at a time.
 """
 
+import functools
 import math
 from datetime import timedelta
 
 from axes.helpers import get_client_parameters, get_client_username
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Max, Sum
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from eval.api.errors import error_response
+from eval.client_address import client_address
 
 REASONS = {
     "username": "Too many failed log-ins for this username.",
@@ -66,3 +75,39 @@ def lockout_response(request, original_response=None, credentials=None):
     response["Retry-After"] = str(wait)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@functools.cache
+def _login_paths():
+    return frozenset({reverse("login"), reverse("admin:login")})
+
+
+def _lock_attempt(username, address):
+    """Hold the locks of ``username`` and ``address`` until the transaction ends.
+
+    PostgreSQL: two transaction advisory locks, always the username's first
+    (a holder of an address lock never waits, so no cycle). SQLite: the
+    transaction began with BEGIN IMMEDIATE (settings), the database's one
+    write lock, so attempts run one at a time (logins are rare; a failure
+    is checked in a fraction of a second and the locked-out are refused
+    without checking the password at all)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in (f"eval.login.username:{username}", f"eval.login.address:{address}"):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
+class SerialisedLoginMiddleware:
+    """A login POST (the site's or the admin's) holds its username's and
+    address's locks while it is checked, counted and recorded."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method != "POST" or request.path not in _login_paths():
+            return self.get_response(request)
+        with transaction.atomic():
+            _lock_attempt(request.POST.get("username", ""), client_address(request))
+            return self.get_response(request)

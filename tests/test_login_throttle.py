@@ -3,6 +3,10 @@ attempts 429 with the reason and Retry-After; the admin login too), and the
 client address behind the trusted proxies (FORWARDED_ALLOW_IPS)."""
 
 import ipaddress
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -13,6 +17,7 @@ from django.db.models import F
 from django.test import Client, RequestFactory
 
 from eval.client_address import client_address
+from tests.helpers import LiveServer, parallel
 
 pytestmark = pytest.mark.django_db
 
@@ -144,6 +149,33 @@ def test_the_forwarded_address_counts_only_from_a_trusted_proxy(throttled, revie
     for n in range(LIMIT):
         log_in(ELSEWHERE, f"other-{n}", "wrong", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
     assert log_in(ELSEWHERE, "alice", "pw-alice-123", HTTP_X_FORWARDED_FOR="192.0.2.99")[0].status_code == 429
+
+
+def post_form(url, fields, cookie):
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), headers={"Cookie": cookie})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_wrong_passwords_gets_only_the_limit_checked(throttled, django_user_model):
+    """django-axes counts before the password check and records after it: 30
+    parallel wrong passwords all got checked under a limit of 3 until attempts
+    on one username (or from one address) ran one at a time."""
+    throttled.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # a real check's length
+    throttled.CSRF_COOKIE_SECURE = throttled.SESSION_COOKIE_SECURE = False
+    django_user_model.objects.create_user("alice", password="pw-alice-123")
+    with LiveServer() as url:
+        with urllib.request.urlopen(f"{url}/accounts/login/") as response:
+            cookie = response.headers["Set-Cookie"].split(";")[0]
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.read().decode()).group(1)
+        fields = {"username": "alice", "password": "wrong", "csrfmiddlewaretoken": token}
+        statuses = parallel([lambda: post_form(f"{url}/accounts/login/", fields, cookie)] * 30, timeout=300)
+    assert sorted(statuses) == [200] * (LIMIT - 1) + [429] * (30 - LIMIT + 1)
+    assert AccessAttempt.objects.get().failures_since_start == LIMIT  # the password was checked LIMIT times
 
 
 @pytest.mark.parametrize(
