@@ -125,3 +125,20 @@ def prices(name):
         )
         return {}
     return {prefix: (str(pair[0]), str(pair[1])) for prefix, pair in table.items()}
+
+
+def networks(name, default):
+    """Comma-separated addresses or networks (``10.0.0.0/8``), or ``*`` for any,
+    as ``ipaddress`` networks; gunicorn's syntax for FORWARDED_ALLOW_IPS."""
+    import ipaddress
+
+    entries = items(name, default.split(","))
+    if "*" in entries:
+        return [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+    parsed = []
+    for entry in entries:
+        try:
+            parsed.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            ERRORS.append((name, f"{name} entry {entry!r} is not an IP address or network"))
+    return parsed

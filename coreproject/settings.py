@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",  # login throttling (see "Login throttling" below)
     "eval",
 ]
 
@@ -62,6 +63,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "eval.csp.ContentSecurityPolicyMiddleware",
+    # Login attempts on one username, or from one address, one at a time (or a
+    # burst is checked before any of its failures is counted).
+    "eval.login_throttle.SerialisedLoginMiddleware",
+    # Last, as django-axes documents: it turns a refused login into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # django-ninja's templates and static files (/api/docs served locally, no CDN),
@@ -154,7 +160,11 @@ STORAGES = {
 SECURE_SSL_REDIRECT = env.boolean("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_ENGINE = "eval.sessions"  # the db store, loading with one prepared statement
-AUTHENTICATION_BACKENDS = ["eval.auth_backend.ModelBackend"]  # the same, for the user
+AUTHENTICATION_BACKENDS = [
+    # First, as django-axes documents: refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "eval.auth_backend.ModelBackend",  # Django's, loading the request's user with one prepared statement
+]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.integer("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
@@ -163,6 +173,31 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Login throttling (django-axes, its records in the database: shared by every
+# web process and VM; the cache is per process) ------------------------------------
+# LOGIN_FAILURE_LIMIT failed logins for one username, or from one address, lock
+# that username or address out of /accounts/login/ and /admin/login/ for
+# LOGIN_COOLOFF_SECONDS after the last failure: 429 with the reason and Retry-After.
+LOGIN_FAILURE_LIMIT = env.integer("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_COOLOFF_SECONDS = env.integer("LOGIN_COOLOFF_SECONDS", 900, minimum=1, maximum=30 * 86400)
+# The client's address: REMOTE_ADDR, or X-Forwarded-For when REMOTE_ADDR is one of
+# these proxies (the variable gunicorn reads for X-Forwarded-Proto, same syntax).
+FORWARDED_ALLOW_IPS = env.networks("FORWARDED_ALLOW_IPS", "127.0.0.1")
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_FAILURE_LIMIT = "eval.login_throttle.failure_limit"
+AXES_COOLOFF_TIME = "eval.login_throttle.cool_off"
+AXES_CLIENT_IP_CALLABLE = "eval.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "eval.login_throttle.lockout_response"
+# Attempts refused during a lockout are not failures: the lockout ends when the
+# 429 said it would, however often it is retried.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success does not wipe the failures: it would wipe those of every username
+# tried from the same address, so one valid account would reset the count.
+AXES_RESET_ON_SUCCESS = False
+# No row per successful login (an unbounded table); failures are still kept.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no "AXES: BEGIN" line from every process, worker and commands included
 
 # --- Job engine ---------------------------------------------------------------
 JOB_TRANSPORT = env.choice("JOB_TRANSPORT", "db", ["db", "pubsub"])
@@ -279,6 +314,7 @@ LOGGING = {
         # Our handler only (Django's own console/mail handlers bypass the filters).
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # its failures and lockouts; not an INFO line per attempt
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "google": {"level": "WARNING"},

@@ -102,3 +102,72 @@ class WorkerThread:
         if self.error:
             raise self.error
         return self.executor
+
+
+class LiveServer:
+    """The project's WSGI app on a loopback port, a thread per request (as
+    gunicorn's threads), built after the test's settings (pytest-django's
+    session-wide live_server keeps the middleware of the first test that used
+    it). ``with LiveServer() as url:``; each request thread closes its own
+    database connections, so a transactional test's database can be flushed."""
+
+    def __init__(self):
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+        from django.core.handlers.wsgi import WSGIHandler
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            request_queue_size = 128  # a burst of connections is accepted, not dropped and retried
+
+        self._handler = WSGIHandler()
+        self._server = Server(("127.0.0.1", 0), Quiet)
+        self._server.set_app(self._app)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def _app(self, environ, start_response):
+        from django.db import connections
+
+        try:
+            return self._handler(environ, start_response)
+        finally:
+            connections.close_all()
+
+    def __enter__(self):
+        self._thread.start()
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def parallel(calls, timeout=60):
+    """Run every callable in ``calls`` in its own thread, released together by
+    a barrier; returns their results in order (an exception is re-raised)."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+    errors = []
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout)
+            results[index] = call()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    assert not any(thread.is_alive() for thread in threads), "a parallel call did not finish"
+    return results

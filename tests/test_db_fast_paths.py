@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.http import HttpRequest
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -48,7 +49,8 @@ def test_session_store_round_trip_and_expiry():
 
 
 def test_login_logout_through_the_store(client, reviewer, task):
-    assert client.login(username="alice", password="pw-alice-123")
+    # django-axes's backend needs the request it throttles (its documented way for the test client).
+    assert client.login(request=HttpRequest(), username="alice", password="pw-alice-123")
     key = client.cookies["sessionid"].value
     assert SessionStore(key).load()[SESSION_KEY] == str(reviewer.pk)
     assert client.get(f"/api/tasks/{task.id}/jobs").status_code == 200

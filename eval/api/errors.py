@@ -16,6 +16,7 @@ STATUS = {
     "confirm_cost": 409,
     "budget_exceeded": 409,
     "rate_limited": 429,
+    "too_many_attempts": 429,  # logins refused for a while (eval/login_throttle.py)
 }
 
 

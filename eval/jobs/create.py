@@ -41,16 +41,15 @@ def create_job(
     Returns (job, created). With an idempotency key (scoped to the user for
     24 h), a replay of the same request returns the first job (created=False)
     and another body is refused. ``admit()`` runs only when a new job is about
-    to be created (rate limits: a replay is never refused by them)."""
+    to be created (rate limits: a replay is never refused by them), inside the
+    transaction that inserts it, so a limit that locks before it counts
+    (eval/api/user_quota.py) holds the lock until the new row is committed."""
     cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
     fingerprint = _request_fingerprint(task, provider, model, params) if idempotency_key else ""
     if idempotency_key:
         existing = _idempotent_replay(created_by, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
-    if admit is not None:
-        admit()
-
     now = timezone.now()
     job = LLMJob(
         task=task,
@@ -70,6 +69,8 @@ def create_job(
     )
     try:
         with transaction.atomic():
+            if admit is not None:
+                admit()
             job.save(force_insert=True)
             outbox.publish_on_commit([job.pk])
     except IntegrityError:
