@@ -6,6 +6,10 @@ in one pool that walk was a quarter of the worker's CPU (bench/worker.py,
 realistic workload). Spreading requests round-robin over pools of about 32
 connections keeps each walk short; keep-alive works within each pool. The
 SDK client stays one per process; only its connection pool is split.
+
+Each pool does its network I/O on plain asyncio (asyncio_network.py: no anyio
+cancel scope per socket read) and all of them share one TLS context (loading
+the CA bundle once, not once per pool: ~35 ms each).
 """
 
 import itertools
@@ -13,7 +17,10 @@ import math
 import socket
 import urllib.request
 
+import httpcore2
 import httpx2
+
+from eval.providers.asyncio_network import AsyncioBackend
 
 CONNECTIONS_PER_POOL = 32
 MAX_POOLS = 16
@@ -28,14 +35,34 @@ def _keepalive_options():
     return options
 
 
+class AsyncioHTTPTransport(httpx2.AsyncHTTPTransport):
+    """httpx's transport over an httpcore pool that does its I/O on plain asyncio.
+    httpx takes no network backend argument, so the pool it built is replaced
+    by the same pool with ours (httpx wraps requests and maps errors as before)."""
+
+    def __init__(self, *, ssl_context, max_connections, socket_options):
+        super().__init__(verify=ssl_context, socket_options=socket_options)
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=httpx2.Limits(max_connections=None).keepalive_expiry,
+            socket_options=socket_options,
+            network_backend=AsyncioBackend(),
+        )
+
+
 class PooledTransport(httpx2.AsyncBaseTransport):
     """``pools`` connection pools sharing ``max_connections``; requests go round-robin."""
 
     def __init__(self, pools, max_connections):
         per_pool = max(1, math.ceil(max_connections / pools))
-        limits = httpx2.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        ssl_context = httpx2.create_ssl_context()
         options = _keepalive_options()
-        self.pools = [httpx2.AsyncHTTPTransport(limits=limits, socket_options=options) for _ in range(pools)]
+        self.pools = [
+            AsyncioHTTPTransport(ssl_context=ssl_context, max_connections=per_pool, socket_options=options)
+            for _ in range(pools)
+        ]
         self._next = itertools.cycle(self.pools)
 
     async def handle_async_request(self, request):
@@ -53,11 +80,9 @@ def pool_count(max_in_flight):
 def async_http_client(max_in_flight, default_client):
     """An ``httpx2.AsyncClient`` for up to ``max_in_flight`` concurrent requests.
 
-    ``default_client(**kwargs)`` builds the SDK's default client; it is used as
-    it is for one pool, or when the environment names a proxy (the SDK's own
-    transport honours it; ours would not)."""
-    pools = pool_count(max_in_flight)
-    limits = httpx2.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    if pools == 1 or urllib.request.getproxies():
+    ``default_client(**kwargs)`` builds the SDK's default client; its own
+    transport is kept when the environment names a proxy (it honours one; ours would not)."""
+    if urllib.request.getproxies():
+        limits = httpx2.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
         return default_client(limits=limits)
-    return default_client(transport=PooledTransport(pools, max_in_flight))
+    return default_client(transport=PooledTransport(pool_count(max_in_flight), max_in_flight))
