@@ -69,16 +69,16 @@ def publish(messages, timeout):
         future = _send(message, timeout)
         if future is not None:
             futures[future] = message.job_id
-    done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-    published, failed = [], False
+    done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    published, failed = [], []
     for future in futures:
         error = _error(future) if future in done else TimeoutError(f"no answer within {timeout:g} s")
         if error is None:
             published.append(futures[future])
         else:
-            failed = True
-            _warn(futures[future], error)
+            failed.append((futures[future], error))
     if failed:
+        _warn_all(failed)
         # The client keeps a failed batch as its current one and refuses every
         # later publish to that topic ("Publish after stop() or publish error"):
         # start the next publish on a fresh client.
@@ -121,6 +121,21 @@ def _send(message, timeout, retry=True):
             return None
         reset_publisher()
         return _send(message, timeout, retry=False)
+
+
+def _warn_all(failed):
+    """One line for a batch (a broker that is down fails them all alike)."""
+    if len(failed) == 1:
+        _warn(*failed[0])
+        return
+    job_id, error = failed[0]
+    log.warning(
+        "publish failed for %d jobs (the first, job %s: %s: %s)",
+        len(failed),
+        job_id,
+        type(error).__name__,
+        str(error) or "(no message)",
+    )
 
 
 def _warn(job_id, error):
