@@ -206,6 +206,12 @@ PUBSUB_TOPIC = env.string("PUBSUB_TOPIC", "llm-jobs")
 PUBSUB_SUBSCRIPTION = env.string("PUBSUB_SUBSCRIPTION", "llm-jobs-worker")
 PUBSUB_DEAD_LETTER_TOPIC = env.string("PUBSUB_DEAD_LETTER_TOPIC", "llm-jobs-dead-letter")
 PUBSUB_MAX_DELIVERY_ATTEMPTS = env.integer("PUBSUB_MAX_DELIVERY_ATTEMPTS", 10, minimum=5, maximum=100)
+# Publishing never waits in a request (a background thread per process,
+# eval/jobs/publisher.py): each publish gives up after this deadline, and after
+# 3 failures in a row the process stops trying for the cool-down (the daemon
+# republishes what waits; its step caps each publish to the time it has left).
+PUBSUB_PUBLISH_TIMEOUT_SECONDS = env.number("PUBSUB_PUBLISH_TIMEOUT_SECONDS", 2, minimum=0.1)
+PUBSUB_BREAKER_COOLDOWN_SECONDS = env.number("PUBSUB_BREAKER_COOLDOWN_SECONDS", 30, minimum=0.1)
 
 ANTHROPIC_API_KEY = env.string("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env.string("ANTHROPIC_BASE_URL")

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, outbox, transitions
 from eval.models import JobStatus, LLMJob, Task
 from tests.conftest import test_database_url
 
@@ -232,10 +232,8 @@ def test_enqueue_creates_in_chunks_and_publishes_each_job_on_commit(
     make_task, settings, django_capture_on_commit_callbacks, django_assert_max_num_queries, monkeypatch
 ):
     settings.JOB_TRANSPORT = "pubsub"
-    published = []
-    monkeypatch.setattr(
-        "eval.queue.publish", lambda messages: published.extend(m.job_id for m in messages) or published
-    )
+    published = []  # handed to the process's background publisher
+    monkeypatch.setattr(outbox.background, "submit", published.extend)
     for i in range(40):
         make_task(prompt=f"p{i}")
     # A run: one bulk insert and one publish per chunk of 7 (6 chunks), a few queries for the run.

@@ -59,17 +59,20 @@ def test_pass_syncs_repairs_and_prunes(tmp_path, settings, task, monkeypatch):
     exhausted = expired_job(task, attempts=3, max_attempts=3)
     heartbeat("old", timedelta(days=2))
     heartbeat("recent", timedelta(minutes=1))
-    settings.JOB_TRANSPORT = "pubsub"  # the requeued job then waits to be published again
+    lost, _ = create.create_job(task=task, provider="echo", model="echo")  # its process never published it
+    LLMJob.objects.filter(pk=lost.pk).update(published_at=None, updated_at=timezone.now() - timedelta(minutes=5))
+    settings.JOB_TRANSPORT = "pubsub"  # the requeued job is handed to this process's publisher on commit
     republished = []
     monkeypatch.setattr(
-        "eval.queue.publish", lambda messages: republished.extend(m.job_id for m in messages) or republished
+        "eval.queue.publish",
+        lambda messages, timeout=None: republished.extend(m.job_id for m in messages) or republished,
     )
 
     result = passes.run_pass()
     assert result.ok, result.errors
     assert (result.sync.created, result.requeued, result.failed) == (1, 1, 1)
     assert (result.republished, result.pruned, result.repair_rounds) == (1, 1, 1)
-    assert republished == [requeue.pk]
+    assert republished == [lost.pk]  # not the requeued job: its own process's publisher has it
     line = result.line()
     assert "created=1" in line and "requeued=1" in line and "pruned=1" in line
     requeue.refresh_from_db()

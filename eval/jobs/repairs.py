@@ -3,7 +3,10 @@ daemon: expired leases requeued (or failed), queued jobs whose message was
 never sent (or was lost) sent again, old worker heartbeats pruned.
 
 Each step works in batches within its own time budget, so a big backlog in
-one never holds up the others; what is left is done on the next pass.
+one never holds up the others; what is left is done on the next pass. The
+budget holds even when the broker hangs: a publish waits at most the time its
+step has left, and the republish step stops at once when the broker refuses
+or this process's breaker is open.
 """
 
 import logging
@@ -11,6 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
+from eval import queue
 from eval.jobs import heartbeats, outbox, transitions
 
 log = logging.getLogger(__name__)
@@ -20,36 +26,54 @@ EXPIRE_BATCH = 500
 REPUBLISH_BATCH = 200
 
 
-def expire_leases(deadline):
+@dataclass(frozen=True)
+class Budget:
+    """A step's time: it ends at ``deadline`` on ``clock`` (injected in tests)."""
+
+    deadline: float
+    clock: Callable[[], float] = time.monotonic
+
+    def left(self):
+        return self.deadline - self.clock()
+
+    def spent(self):
+        return self.left() <= 0
+
+
+def expire_leases(budget):
     """Returns (requeued, failed)."""
     requeued = failed = 0
     while True:
         batch_requeued, batch_failed = transitions.expire_leases(limit=EXPIRE_BATCH)
         requeued, failed = requeued + batch_requeued, failed + batch_failed
-        if batch_requeued < EXPIRE_BATCH or time.monotonic() >= deadline:
+        if batch_requeued < EXPIRE_BATCH or budget.spent():
             return requeued, failed
 
 
-def republish(deadline):
+def republish(budget):
     """Returns how many messages were sent."""
     sent = 0
-    while True:
+    while not budget.spent() and not queue.publishing_paused():
         due = outbox.due_for_republish(limit=REPUBLISH_BATCH)
-        batch_sent = outbox.publish(due) if due else 0
+        if not due:
+            break
+        # Never wait on the broker beyond the budget, however long it hangs.
+        batch_sent = outbox.publish(due, timeout=min(settings.PUBSUB_PUBLISH_TIMEOUT_SECONDS, budget.left()))
         sent += batch_sent
-        # Stop when done, when the broker refuses (the next pass tries again), or out of time.
-        if len(due) < REPUBLISH_BATCH or batch_sent == 0 or time.monotonic() >= deadline:
-            return sent
+        # Stop when done, or when the broker refuses (the next pass tries again).
+        if len(due) < REPUBLISH_BATCH or batch_sent == 0:
+            break
+    return sent
 
 
-def prune_heartbeats(deadline):
+def prune_heartbeats(budget):
     return heartbeats.prune()
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    run: Callable[[float], object]
+    run: Callable[[Budget], object]
     # Runs even when a stop was asked: a lease left expired would strand a job until the next start.
     urgent: bool = False
 
@@ -83,15 +107,16 @@ class RepairReport:
         return self.results.get("prune_heartbeats") or 0
 
 
-def run_repairs(*, budget=STEP_BUDGET_SECONDS, should_stop=None):
-    """Run every step (each even if an earlier one failed); errors are logged and reported."""
+def run_repairs(*, budget=STEP_BUDGET_SECONDS, should_stop=None, clock=time.monotonic):
+    """Run every step (each even if an earlier one failed), each within
+    ``budget`` seconds; errors are logged and reported."""
     should_stop = should_stop or (lambda: False)
     report = RepairReport()
     for step in STEPS:
         if should_stop() and not step.urgent:
             break
         try:
-            report.results[step.name] = step.run(time.monotonic() + budget)
+            report.results[step.name] = step.run(Budget(clock() + budget, clock))
         except Exception as error:
             log.exception("%s failed", step.name)
             report.errors.append(f"{step.name}: {type(error).__name__}: {error}")

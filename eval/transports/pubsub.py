@@ -6,6 +6,10 @@ thread pool: it parses the id, hands it to the asyncio loop and returns. The
 message is acked when the row is settled (terminal, running elsewhere,
 unknown) and nacked when this worker hands the job back; a job in retry
 backoff keeps its message (the client extends the lease) until it is due.
+
+A subscription that does not exist is a set-up step left undone, not a
+crash: the worker says which one and how to make it (SubscriptionMissing),
+before it claims to have subscribed.
 """
 
 import asyncio
@@ -26,6 +30,18 @@ log = logging.getLogger(__name__)
 ONCE_MAX_IDLE_SECONDS = 30
 BATCH_MESSAGES = 500  # claimed in one statement at most
 WAIT_SECONDS = 0.5  # for a message, before looking at the streams and --once again
+CHECK_TIMEOUT_SECONDS = 10  # for the look at the subscriptions before subscribing
+
+
+class SubscriptionMissing(Exception):
+    """A subscription the worker reads does not exist."""
+
+    def __init__(self, path):
+        self.path = path
+        super().__init__(
+            f"the Pub/Sub subscription {path} does not exist. Create the topics and subscriptions with "
+            "`manage.py pubsub_setup` (safe to run again), then start the worker."
+        )
 
 
 def parse_job_id(data):
@@ -55,8 +71,8 @@ class PubSubTransport:
         self._idle_since = time.monotonic()
 
     async def run(self, stopping: asyncio.Event):
-        self._open()
         try:
+            self._open()
             while not stopping.is_set() and not await self.finished():
                 if not await self.receive():
                     await self._sleep(stopping)
@@ -90,16 +106,40 @@ class PubSubTransport:
 
         self._loop = asyncio.get_running_loop()
         self._subscriber = pubsub_v1.SubscriberClient()
+        self._check_subscriptions()
         flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
         self._streams = [
             self._subscriber.subscribe(path, callback=self._callback, flow_control=flow) for path in self.subscriptions
         ]
         log.info("subscribed to %s (flow control %d each)", ", ".join(self.subscriptions), self.executor.concurrency)
 
+    def _check_subscriptions(self):
+        """Each subscription exists (a stream on a missing one fails only later,
+        with a traceback); a broker that does not answer is left to the streams,
+        which reconnect."""
+        from google.api_core import exceptions
+
+        for path in self.subscriptions:
+            try:
+                self._subscriber.get_subscription(
+                    request={"subscription": path}, retry=None, timeout=CHECK_TIMEOUT_SECONDS
+                )
+            except exceptions.NotFound:
+                raise SubscriptionMissing(path) from None
+            except exceptions.GoogleAPICallError as error:
+                log.warning(
+                    "could not look at subscription %s (%s: %s); subscribing anyway", path, type(error).__name__, error
+                )
+
     def _check_streams(self):
-        for stream in self._streams:
+        from google.api_core import exceptions
+
+        for path, stream in zip(self.subscriptions, self._streams, strict=True):
             if stream.done():
-                raise RuntimeError(f"the Pub/Sub stream stopped: {stream.exception()}")
+                error = stream.exception()
+                if isinstance(error, exceptions.NotFound):  # deleted while we ran
+                    raise SubscriptionMissing(path)
+                raise RuntimeError(f"the Pub/Sub stream stopped: {error}")
 
     def _close(self):
         for stream in self._streams:

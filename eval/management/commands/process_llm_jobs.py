@@ -3,6 +3,7 @@ import asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from eval.transports.pubsub import SubscriptionMissing
 from eval.worker.service import serve
 
 
@@ -27,3 +28,5 @@ class Command(BaseCommand):
             )
         except KeyboardInterrupt:
             pass
+        except SubscriptionMissing as error:  # a set-up step, said plainly (no traceback)
+            raise CommandError(str(error), returncode=1) from None
