@@ -11,8 +11,7 @@
     with 200 unpublished jobs and the broker still down, over --passes
     passes: each costs one publish deadline until the breaker opens.
 (c) seconds from SIGTERM to the daemon's exit during a slow-drip fetch,
-    measured by bench/fault_slow_drip.py (another bench; "not available"
-    when that module is missing).
+    measured by bench/fault_slow_drip.py.
 
     .venv/bin/python bench/faults.py [--creates 50] [--passes 5]
 """
@@ -196,15 +195,10 @@ def daemon_passes(passes_wanted):
 
 
 def slow_drip_shutdown():
-    """Seconds from SIGTERM to the daemon's exit during a slow-drip fetch, or
-    None when bench/fault_slow_drip.py is not there."""
-    try:
-        from bench import fault_slow_drip  # written separately; this bench runs without it
-    except ImportError as error:
-        if error.name in ("bench.fault_slow_drip", "bench"):
-            return None
-        raise  # the module is there but broken: say so
-    return fault_slow_drip.measure()
+    """Seconds from SIGTERM to the daemon's exit during a slow-drip fetch (bench/fault_slow_drip.py, on PostgreSQL)."""
+    from bench import fault_slow_drip
+
+    return fault_slow_drip.measure(database="postgres")
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -274,10 +268,7 @@ def main():
     print(f"(b) daemon passes with {UNPUBLISHED_FOR_DAEMON} unpublished jobs, broker down:")
     for n, (seconds, republished) in enumerate(pass_results, 1):
         print(f"    pass {n}: {seconds:6.2f} s, republished {republished}")
-    if drip is None:
-        print("(c) SIGTERM to daemon exit during a slow-drip fetch: not available (bench/fault_slow_drip.py missing)")
-    else:
-        print(f"(c) SIGTERM to daemon exit during a slow-drip fetch: {drip:.2f} s (bench/fault_slow_drip.py)")
+    print(f"(c) SIGTERM to daemon exit during a slow-drip fetch: {drip:.2f} s (bench/fault_slow_drip.py)")
 
 
 if __name__ == "__main__":
