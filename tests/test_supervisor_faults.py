@@ -290,3 +290,9 @@ def test_the_announced_url_is_where_a_browser_reaches_the_bind():
     assert address.url(("0.0.0.0", 8080)) == "http://127.0.0.1:8080/"
     assert address.url(("::", 8000)) == "http://[::1]:8000/"
     assert address.url("/run/eval.sock") is None
+
+
+def test_a_malformed_gunicorn_bind_is_named(monkeypatch):
+    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:http")
+    with pytest.raises(SystemExit, match="GUNICORN_BIND=127.0.0.1:http is not an address to serve on"):
+        run_services.plan("web")

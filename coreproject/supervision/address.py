@@ -20,7 +20,10 @@ def configured():
     """GUNICORN_BIND as written, and as gunicorn parses it: (host, port), or a
     Unix socket path / file descriptor, which have no URL and are not checked."""
     bind = os.environ.get(VARIABLE) or DEFAULT
-    return bind, parse_address(bind)
+    try:
+        return bind, parse_address(bind)
+    except RuntimeError as error:  # gunicorn's word for a bad port or descriptor
+        raise SystemExit(f"run_services: {VARIABLE}={bind} is not an address to serve on: {error}") from None
 
 
 def _tcp(address):

@@ -97,8 +97,12 @@ def strays_message(strays):
     lines = ["run_services: refusing to start: processes of a run_services.py that died are still running:"]
     lines += [f"  pid {s.pid} ({s.role}): {s.command}" for s in strays]
     lines.append(
-        f"Stop them first: kill -TERM {' '.join(str(s.pid) for s in strays)} "
-        "(they stop gracefully within WORKER_SHUTDOWN_GRACE_SECONDS; kill -KILL what is left after that)."
+        "If their supervisor was killed just now they are already stopping (Linux): start again in a few seconds."
+    )
+    lines.append(
+        f"Else stop them: kill -TERM {' '.join(str(s.pid) for s in strays)} (a graceful stop takes up to "
+        "WORKER_SHUTDOWN_GRACE_SECONDS for a worker, GUNICORN_GRACEFUL_TIMEOUT for the web; "
+        "kill -KILL what is left after that)."
     )
     return "\n".join(lines)
 

@@ -39,9 +39,10 @@ def die_with_parent(signum=signal.SIGTERM):
     if _PRCTL is None:
         return None
     parent = os.getpid()
+    args = (ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(signum)))  # built before the fork, as _PRCTL
 
     def preexec():
-        _PRCTL(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(signum)))
+        _PRCTL(*args)
         # Died between fork and prctl: no signal will come, so act on it now.
         if os.getppid() != parent:
             os.kill(os.getpid(), signum)
