@@ -4,13 +4,20 @@
 Each child runs in its own process group with its output prefixed by its
 name. A child that dies is restarted with backoff (a crash loop is reported
 loudly); SIGTERM/SIGINT are forwarded to every group, and stragglers are
-killed after a grace period, so no process outlives the supervisor.
+killed after a grace period, so no process outlives the supervisor. Killed
+outright (SIGKILL), it still takes its children along: the kernel sends them
+SIGTERM (Linux, coreproject/supervision/pdeathsig.py).
+
+It refuses to start (exit 1, naming the processes and how to stop them) beside
+another supervisor of the same roles or the strays of a dead one, and when
+GUNICORN_BIND's address is taken; once the web answers it prints its URL.
 
     python run_services.py [--only web|worker|daemon] [--dry-run]
 """
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +25,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from coreproject.supervision import address, guards
+from coreproject.supervision.pdeathsig import die_with_parent
 
 ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -38,12 +48,18 @@ class Service:
     process: subprocess.Popen | None = None
     restarts: list = field(default_factory=list)  # monotonic times of recent restarts
     next_start: float = 0.0
+    # A line that means restarting cannot help (the port is taken), and what to say then.
+    fatal_line: re.Pattern | None = None
+    fatal_message: str = ""
+    fatal: bool = False
+    pump: threading.Thread | None = None  # copies the child's output; ends at its EOF
 
 
 def plan(only=None):
     """The services to run, as (name, argv, role)."""
     services = []
     if only in (None, "web"):
+        bind, where = address.configured()
         services.append(
             Service(
                 "web",
@@ -56,6 +72,8 @@ def plan(only=None):
                     "coreproject.wsgi:application",
                 ],
                 "web",
+                fatal_line=address.IN_USE_LINE,
+                fatal_message=address.in_use_message(bind, where),
             )
         )
     if only in (None, "worker"):
@@ -75,6 +93,8 @@ class Supervisor:
         self.clock = clock
         self.popen = popen
         self.stopping = False
+        self.exit_code = 0
+        self.announced = False
         self.width = max(len(s.name) for s in services)
         self._print_lock = threading.Lock()
 
@@ -84,21 +104,43 @@ class Supervisor:
             sys.stdout.flush()
 
     def start(self, service):
+        service.fatal = False
         service.process = self.popen(
             service.argv,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: signals reach grandchildren too
+            preexec_fn=die_with_parent(),  # SIGTERM when we die, even by SIGKILL (called from the main thread)
             text=True,
             bufsize=1,
         )
-        threading.Thread(target=self._pump, args=(service, service.process), daemon=True).start()
+        service.pump = threading.Thread(target=self._pump, args=(service, service.process), daemon=True)
+        service.pump.start()
         self.log("supervisor", f"started {service.name} (pid {service.process.pid})")
+        if service.role == "web" and not self.announced:
+            self.announced = True
+            threading.Thread(target=self._announce, args=(service, service.process), daemon=True).start()
 
     def _pump(self, service, process):
         for line in process.stdout:
+            if service.fatal_line and service.fatal_line.search(line):
+                service.fatal = True
             self.log(service.name, line.rstrip("\n"))
+
+    def _announce(self, service, process):
+        """Print the URL once the web answers (a connection succeeds): the line a
+        first run looks for. Not before: gunicorn's workers may still be booting."""
+        _, where = address.configured()
+        url = address.url(where)
+        if url is None:  # a Unix socket: for a proxy, not a browser
+            return
+        while process.poll() is None and not self.stopping:
+            if address.answers(where) and not service.fatal:  # not another server on a taken port
+                self.log("supervisor", f"web is up: open {url}")
+                return
+            time.sleep(0.2)
+        self.announced = False  # it died first: announce the next one
 
     def signal_all(self, signum):
         for service in self.services:
@@ -125,21 +167,30 @@ class Supervisor:
                         self.start(service)
                     continue
                 code = service.process.poll()
-                if code is None:
-                    continue
-                service.process = None
-                service.restarts = [t for t in service.restarts if now - t < 60] + [now]
-                delay = min(30.0, 0.5 * 2 ** (len(service.restarts) - 1))
-                service.next_start = now + delay
-                if len(service.restarts) >= 5:
-                    self.log(
-                        "supervisor",
-                        f"!!! {service.name} is crash-looping: {len(service.restarts)} exits "
-                        f"in a minute (last exit code {code}); next restart in {delay:.0f} s",
-                    )
-                else:
-                    self.log("supervisor", f"{service.name} exited with code {code}; restarting in {delay:.1f} s")
+                if code is not None:
+                    self.exited(service, code, now)
         return self.shutdown()
+
+    def exited(self, service, code, now):
+        service.process = None
+        service.pump.join(1.0)  # its last lines may say why it exited
+        if service.fatal:  # restarting would only fail the same way, forever
+            self.log("supervisor", f"!!! {service.name} cannot start: {service.fatal_message}")
+            self.log("supervisor", "stopping all services")
+            self.exit_code = 1
+            self.stopping = True
+            return
+        service.restarts = [t for t in service.restarts if now - t < 60] + [now]
+        delay = min(30.0, 0.5 * 2 ** (len(service.restarts) - 1))
+        service.next_start = now + delay
+        if len(service.restarts) >= 5:
+            self.log(
+                "supervisor",
+                f"!!! {service.name} is crash-looping: {len(service.restarts)} exits "
+                f"in a minute (last exit code {code}); next restart in {delay:.0f} s",
+            )
+        else:
+            self.log("supervisor", f"{service.name} exited with code {code}; restarting in {delay:.1f} s")
 
     def shutdown(self):
         self.signal_all(signal.SIGTERM)
@@ -154,7 +205,31 @@ class Supervisor:
             if service.process:
                 service.process.wait()
         self.log("supervisor", "all services stopped")
-        return 0
+        return self.exit_code
+
+
+def state_dir():
+    """Where the supervisor keeps its locks (and its children their files):
+    ``DJANGO_LOCAL_DIR`` as the settings read it, else ``.local``."""
+    path = Path(os.environ.get("DJANGO_LOCAL_DIR") or ROOT / ".local").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def refusal(services, directory, locks):
+    """Why this supervisor must not start (another one runs these roles, strays
+    of a dead one run them, the web's port is taken), or None."""
+    roles = {service.role for service in services}
+    busy = locks.acquire(guards.describe_self())
+    if busy:
+        return guards.busy_message(busy)
+    strays = guards.find_strays(roles, directory, ROOT)
+    if strays:
+        return guards.strays_message(strays)
+    bind, where = address.configured()
+    if "web" in roles and address.in_use(where):
+        return f"run_services: refusing to start: {address.in_use_message(bind, where)}"
+    return None
 
 
 def prepare_metrics_dir():
@@ -163,8 +238,7 @@ def prepare_metrics_dir():
     Cleaned at start: the sample files of processes that are gone are removed
     (those of live processes are kept, so two supervisors on one machine, e.g.
     ``--only web`` and ``--only worker``, can share the directory)."""
-    local = Path(os.environ.get("DJANGO_LOCAL_DIR") or ROOT / ".local")
-    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or local / "prometheus")
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or state_dir() / "prometheus")
     path.mkdir(parents=True, exist_ok=True)
     for sample in path.glob("*_*.db"):
         pid = sample.stem.rpartition("_")[2]
@@ -193,6 +267,14 @@ def main(argv=None):
     if not services:
         print("nothing to run (WORKER_PROCESSES=0?)", file=sys.stderr)
         return 1
+    directory = state_dir()
+    locks = guards.RoleLocks(directory, sorted({service.role for service in services}))
+    refused = refusal(services, directory, locks)
+    if refused:
+        locks.release()
+        print(refused, file=sys.stderr)
+        return 1
+    os.environ[guards.MARK] = str(directory)  # marks our children (guards.find_strays)
     prepare_metrics_dir()
     supervisor = Supervisor(services)
     signal.signal(signal.SIGTERM, supervisor.request_stop)

@@ -15,10 +15,9 @@ shared socket gave for free need restoring:
   take half its connections. ``refuse_addresses_in_use`` fails the start instead.
 """
 
-import errno
-import socket
-
 from gunicorn.workers import gthread
+
+from coreproject.supervision.address import in_use
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -31,18 +30,8 @@ class ThreadWorker(gthread.ThreadWorker):
 
 
 def refuse_addresses_in_use(addresses):
-    """Bind each TCP address once without SO_REUSEPORT: that fails while
-    anything listens there, SO_REUSEPORT or not."""
+    """Fail the start while anything listens at one of ``addresses``."""
     for address in addresses:
-        if not isinstance(address, tuple):  # a Unix socket path or a file descriptor
-            continue
-        host, port = address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no conflict
-            try:
-                probe.bind(address)
-            except OSError as error:
-                if error.errno != errno.EADDRINUSE:
-                    raise
-                raise SystemExit(f"{host}:{port} is already in use (another server is listening there)") from None
+        if in_use(address):
+            host, port = address
+            raise SystemExit(f"{host}:{port} is already in use (another server is listening there)")

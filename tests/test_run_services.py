@@ -62,10 +62,11 @@ def test_dry_run_prints_each_role():
     assert [line.split(":")[0] for line in only.splitlines()] == ["worker1", "worker2"]
 
 
-def test_a_killed_child_is_restarted_and_sigterm_stops_everything():
+def test_a_killed_child_is_restarted_and_sigterm_stops_everything(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
+        "DJANGO_LOCAL_DIR": str(tmp_path),  # its own supervisor locks, beside any other run
         "WORKER_PROCESSES": "1",
         "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
         "SYNC_INTERVAL_SECONDS": "1",

@@ -4,7 +4,11 @@
      (30 s) instead of hammering the server, and `kick()` makes it fast again;
    - never polls while the tab is hidden, and polls at once when it is shown;
    - on errors backs off (doubling, up to 30 s) and says so in `notice`, then
-     clears the notice when the server answers again. */
+     clears the notice when the server answers again;
+   - a poll that hits its deadline (common.js: 10 s) is a slow connection, not
+     an error: the loop carries on at its pace (the wait was the deadline), and
+     `notice` says "Connection slow, retrying" in a calm style (data-state
+     "slow", where errors are "error") until a poll gets through. */
 (function () {
   "use strict";
 
@@ -20,6 +24,7 @@
       this.etag = null;
       this.active = true;
       this.failures = 0;
+      this.slow = false;
       this.timer = null;
       this.inFlight = false;
       this.stopped = false;
@@ -93,6 +98,8 @@
         } catch (error) {
           console.error(error);
         }
+      } else if (result.timedOut) {
+        this.timedOut();
       } else {
         this.failed(result);
       }
@@ -100,13 +107,21 @@
     }
 
     recovered() {
-      if (this.failures > 0) {
+      if (this.failures > 0 || this.slow) {
         this.failures = 0;
-        this.showNotice("");
+        this.slow = false;
+        this.showNotice("", "");
       }
     }
 
+    timedOut() {
+      this.failures = 0;
+      this.slow = true;
+      this.showNotice("Connection slow, retrying… Updates resume on their own, nothing is lost.", "slow");
+    }
+
     failed(result) {
+      this.slow = false;
       this.failures += 1;
       const wait = Math.round(this.nextDelay() / 1000);
       let why;
@@ -114,12 +129,13 @@
       else if (result.status === 401) why = "You are logged out (log in again in another tab)";
       else if (result.status === 403 || result.status === 404) why = "You no longer have access to this page";
       else why = "The server answered " + result.status;
-      this.showNotice(why + "; retrying in " + wait + " s. Updates are paused, nothing is lost.");
+      this.showNotice(why + "; retrying in " + wait + " s. Updates are paused, nothing is lost.", "error");
     }
 
-    showNotice(text) {
+    showNotice(text, state) {
       if (!this.notice) return;
       window.Eval.setText(this.notice, text);
+      this.notice.dataset.state = state;
       this.notice.hidden = !text;
     }
   }
