@@ -317,3 +317,33 @@ def test_the_worker_survives_its_database_connections_being_cut(make_task):
     finally:
         process.kill()
     assert row(second).output == "after the cut"
+
+
+# --- stopping while the database is gone ------------------------------------------------------------
+
+
+def test_a_stopping_worker_gives_up_on_a_lost_database_instead_of_retrying_for_minutes():
+    """A SIGTERM while the database is gone: each call stops retrying at the stop's
+    deadline, not after the two-minute retry window (the worker would seem to ignore SIGTERM)."""
+    from django.db import OperationalError
+
+    attempts = []
+
+    def database_gone():
+        attempts.append(1)
+        raise OperationalError('database "gone" does not exist')
+
+    database = Database(1, retry_for_seconds=120)
+    try:
+        database.stop_retrying_after(0)  # the deadline has passed: no retry at all
+        with pytest.raises(OperationalError):
+            asyncio.run(database.call(database_gone))
+        assert len(attempts) == 1
+
+        running = Database(1, retry_for_seconds=120)
+        running.stop_retrying_after(0.5)  # a stop mid-retry still ends it soon
+        with pytest.raises(OperationalError):
+            asyncio.run(running.call(database_gone))
+        assert len(attempts) > 2  # it did retry until then
+    finally:
+        database.close()

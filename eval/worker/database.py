@@ -9,10 +9,11 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,25 @@ class Database:
         # queued behind a burst of progress and final writes.
         self._claim_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-db-claim")
         self._retry_for_seconds = retry_for_seconds
+        self._give_up_at = None  # once the worker stops: no retry past this (monotonic)
         self.calls = 0
+
+    def stop_retrying_after(self, seconds):
+        """The worker is stopping: a lost database is retried ``seconds`` more at most,
+        not the full retry window (a SIGTERM must not wait minutes for a database that is gone)."""
+        self._give_up_at = time.monotonic() + seconds
+
+    def _should_stop(self, retry_state):
+        if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+            return True
+        return retry_state.seconds_since_start >= self._retry_for_seconds
 
     def _run(self, fn, *args, **kwargs):
         close_old_connections()
         for attempt in Retrying(
             retry=retry_if_exception_type((OperationalError, InterfaceError)),
             wait=wait_exponential(multiplier=0.2, max=5),
-            stop=stop_after_delay(self._retry_for_seconds),
+            stop=self._should_stop,
             before_sleep=lambda state: (_reset_connection(), before_sleep_log(log, logging.WARNING)(state)),
             reraise=True,
         ):

@@ -13,6 +13,8 @@ from eval.worker.executor import Executor
 
 log = logging.getLogger(__name__)
 
+STOP_RETRY_MARGIN_SECONDS = 5.0
+
 
 async def serve(
     *, transport="db", concurrency=None, once=False, max_jobs=None, stopping=None, worker_id=None, own_process=False
@@ -42,6 +44,7 @@ async def serve(
         extra={"worker_id": executor.worker_id},
     )
     runner = make_transport(transport, executor, once=once, max_jobs=max_jobs)
+    watch = asyncio.create_task(_bound_retries_on_stop(stopping, database), name="stop-watch")
     try:
         await runner.run(stopping)
         grace = settings.WORKER_SHUTDOWN_GRACE_SECONDS if stopping.is_set() else None
@@ -50,6 +53,7 @@ async def serve(
         if executor.running:  # the transport failed: do not strand jobs
             await executor.drain(settings.WORKER_SHUTDOWN_GRACE_SECONDS)
         await executor.close()
+        watch.cancel()
         database.close()
         log.info(
             "worker %s stopped: %d done, %d failed",
@@ -59,6 +63,12 @@ async def serve(
             extra={"worker_id": executor.worker_id},
         )
     return executor
+
+
+async def _bound_retries_on_stop(stopping, database):
+    """Once stopping, database retries end with the shutdown grace (plus a little for the last writes)."""
+    await stopping.wait()
+    database.stop_retrying_after(settings.WORKER_SHUTDOWN_GRACE_SECONDS + STOP_RETRY_MARGIN_SECONDS)
 
 
 def _on_signal(stopping, signum):
