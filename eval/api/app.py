@@ -33,7 +33,7 @@ from ninja.parser import Parser
 from eval.api import catalogue, jobs, judgements, pairs, reviews, runs, status, tasks
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
 from eval.api.errors import ApiError, invalid, method_not_allowed, not_found, server_error
-from eval.api.request_data import parse_json_body
+from eval.api.request_data import MAX_JSON_DEPTH, parse_json_body
 from eval.api.security import CALLERS
 from eval.csp import ADMIN_POLICY
 from eval.jobs.errors import JobError
@@ -146,7 +146,9 @@ api = Api(
         "Tasks, LLM jobs (launch, poll, cancel, retry, hide), reviews, judgements, drafts, blind pairs. Errors: "
         '`{"error": {"code", "message", "field"?}}`. Log in at /accounts/login/ '
         "(unsafe methods then need `X-CSRFToken`), or send `Authorization: Bearer <token>` "
-        "with an API token from /tokens/."
+        "with an API token from /tokens/. Refused as 400 `invalid`: a body that is not JSON or is nested "
+        f"more than {MAX_JSON_DEPTH} levels deep, NaN or Infinity, and text holding NUL or a lone surrogate "
+        "(in a body or a query string), an integer beyond 64 bits."
     ),
     auth=CALLERS,
     parser=JsonBodies(),

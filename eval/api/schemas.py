@@ -85,10 +85,17 @@ JobId = Annotated[
 Cursor = Annotated[Annotated[int, Field(ge=0, le=BIGINT_MAX)] | None, BeforeValidator(_digits)]
 # An id in a body: what a bigint primary key can hold.
 BodyId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+_UUID = UUID_PATTERN.strip("^$")
 JobIdList = Annotated[
     list[str],
     BeforeValidator(_job_id_list),
-    WithJsonSchema({"type": "string", "description": f"Comma-separated job ids, at most {MAX_IDS}."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_UUID}(,{_UUID}){{0,{MAX_IDS - 1}}}$",
+            "description": f"Comma-separated job ids, at most {MAX_IDS} (spaces and empty items are ignored).",
+        }
+    ),
 ]
 JobStatus = Literal[states.ALL]
 
