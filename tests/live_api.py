@@ -32,10 +32,12 @@ def live_url(plain_http):
     handler = WSGIHandler()
 
     def app(environ, start_response):
+        response = handler(environ, start_response)
         try:
-            return handler(environ, start_response)
+            yield from response  # a streamed answer (exports) reads the database here
         finally:
-            connections.close_all()  # the server thread's own connections
+            response.close()
+            connections.close_all()  # the server thread's own, once the answer is sent
 
     server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
