@@ -193,13 +193,16 @@ def test_nul_in_the_idempotency_key_is_invalid(reviewer, task):
     assert not LLMJob.objects.exists()
 
 
-def test_path_ids_beyond_the_database_are_not_found(reviewer):
+def test_path_ids_beyond_the_database_or_with_nul_are_not_found(reviewer):
     client = login(reviewer)
     for url in (f"/api/tasks/{HUGE}/jobs", f"/api/runs/{HUGE}", f"/api/tasks/{2**63}/review"):
         response = client.get(url)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", url
     response = client.delete(f"/api/judgements/{HUGE}")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    for url in ("/api/pairs/a%00b/skip", "/api/tasks/%00/review", "/api/jobs/%00"):
+        response = client.post(url) if url.endswith("skip") else client.get(url)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", url
 
 
 # --- whatever slips through is still JSON ---------------------------------------------------
