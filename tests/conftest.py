@@ -9,7 +9,8 @@ from eval import providers
 from eval.models import Task
 from tests.helpers import WorkerThread
 
-pytest_plugins = ["tests.browser_support"]  # browser fixtures, shared by tests/test_browser*.py
+# Browser fixtures (tests/test_browser*.py); the API on a live server (test_openapi.py, test_schemathesis.py).
+pytest_plugins = ["tests.browser_support", "tests.live_api"]
 DATABASE_FIXTURES = {
     "db",
     "transactional_db",
@@ -36,20 +37,25 @@ def uses_database(item):
 
 def pytest_report_header(config):
     if require("TEST_DATABASE_TESTS_ONLY"):
-        return "TEST_DATABASE_TESTS_ONLY=1: the tests that use no database are deselected (the SQLite pass runs them)"
+        return (
+            "TEST_DATABASE_TESTS_ONLY=1: the tests that use no database, and those marked sqlite_pass_only, "
+            "are deselected (the SQLite pass runs them)"
+        )
     return None
 
 
 def pytest_collection_modifyitems(config, items):
     """TEST_DATABASE_TESTS_ONLY=1 (run_suite.py's PostgreSQL pass): deselect the
     tests that use no database. They give the same answer on any database and
-    have run on the SQLite pass. A test that starts a subprocess must give it
-    its own DATABASE_URL (tests/conftest.py test_database_url() needs the db)."""
+    have run on the SQLite pass. So do the tests marked ``sqlite_pass_only``
+    (slow ones that are enough on one database). A test that starts a subprocess
+    must give it its own DATABASE_URL (tests/conftest.py test_database_url() needs the db)."""
     if not require("TEST_DATABASE_TESTS_ONLY"):
         return
     kept, dropped = [], []
     for item in items:
-        (kept if uses_database(item) else dropped).append(item)
+        once = item.get_closest_marker("sqlite_pass_only") is not None
+        (kept if uses_database(item) and not once else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -5,24 +5,18 @@ nothing from another host."""
 
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 from django.contrib.staticfiles import finders
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import connections
 from django.test import Client
 from django.urls import resolve
 
 from eval.api import plain
 from eval.api import urls as api_urls
-from eval.evaluation import judgements, pairs, runs
-from eval.jobs import claims, create, transitions
-from eval.models import ApiToken, PairAssignment
+from eval.models import ApiToken
 from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
@@ -119,16 +113,19 @@ def test_every_api_url_is_in_the_schema(reviewer):
 
 
 def test_every_operation_documents_its_refusals(reviewer):
-    for method, path, operation in operations(schema_of(login(reviewer))):
+    spec = schema_of(login(reviewer))
+    for method, path, operation in operations(spec):
         codes = set(operation["responses"])
-        assert "401" in codes, (method, path)
+        assert {"400", "401"} <= codes, (method, path)  # 400: a query string holding NUL, on any endpoint
         assert {name for scheme in operation["security"] for name in scheme} == {"BearerToken", "SessionCookie"}
         if method != "get":
             assert {"400", "403", "413"} <= codes, (method, path)
         if "{" in path:
             assert "404" in codes, (method, path)
-        error = operation["responses"]["401"]["content"]["application/json"]["schema"]
-        assert error["$ref"].endswith("/Error")
+        for code in (code for code in codes if code >= "400"):  # every refusal in DESIGN's error shape
+            error = ref(spec, operation["responses"][code]["content"]["application/json"]["schema"])
+            assert set(error["required"]) == {"error"}, (method, path, code)
+            assert ref(spec, error["properties"]["error"])["required"] == ["code", "message"], (method, path, code)
 
 
 def test_request_bodies_refuse_unknown_fields_and_carry_an_example(reviewer):
@@ -289,93 +286,35 @@ def assert_documented_body(spec, operation, status, headers, body):
     assert_conforms(spec, body, documented["content"]["application/json"]["schema"])
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def live_url():
-    """A real HTTP server in a thread, built after the test's settings (pytest-django's
-    session-wide live_server would keep the middleware of the first test that used it)."""
-    handler = WSGIHandler()
-
-    def app(environ, start_response):
-        try:
-            return handler(environ, start_response)
-        finally:
-            connections.close_all()  # the server thread's own connections
-
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def succeeded_job(task, user, model, output):
-    job, _ = create.create_job(task=task, provider="echo", model=model, created_by=user)
-    attempt = claims.claim(job.pk, "w1").job.attempt
-    transitions.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
-    return job
-
-
-@pytest.fixture
-def live(live_url, staff, make_task):
-    """The live server, a staff caller's token, a task with a queued, a failed and two
-    succeeded jobs (two models: a blind pair), a judgement to withdraw, a pair to judge
-    and one to skip."""
-    task = make_task()
-    queued, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
-    failed, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
-    attempt = claims.claim(failed.pk, "w1").job.attempt
-    transitions.fail(failed.pk, "w1", attempt, code="bad_request", message="boom")
-    done = succeeded_job(task, staff, "echo", "one two")
-    brief = succeeded_job(task, staff, "echo-brief", "one")
-    other = make_task()
-    pair_jobs = [succeeded_job(other, staff, model, model) for model in ("echo", "echo-brief", "echo-reverse")]
-    judged = judgements.record(reviewer=staff, task=task, kind="score", jobs=[done], answers={"quality": 3})
-    to_judge, _ = pairs.next_pair(staff)
-    to_skip = PairAssignment.objects.create(
-        token="s" * 43,
-        user=staff,
-        task=other,
-        job_a=pair_jobs[0],
-        job_b=pair_jobs[2],
-        shown_left=pair_jobs[0],
-        expires_at=to_judge.expires_at,
-    )
-    running = runs.create_run(user=staff, data={"name": "to cancel", "provider": "echo", "model": "echo"})
-    scheduled = runs.create_run(
-        user=staff, data={"name": "weekly", "provider": "echo", "model": "echo", "schedule": "0 6 * * 1"}
-    )
-    _, token = ApiToken.issue(staff, "openapi")
-    status, _, spec = call(live_url, "get", "/api/openapi.json", token=token)
+def live(api_world):
+    """The live server (tests/live_api.py) as a ``Caller`` with the staff token, and
+    the values each state-changing operation needs to succeed."""
+    world = api_world
+    status, _, spec = call(world.base, "get", "/api/openapi.json", token=world.token)
     assert status == 200
     values = {
-        "task_id": task.id,
-        "job_id": failed.pk,
-        "ids": f"{failed.pk},{queued.pk}",
-        "judgement_id": judged.pk,
-        "token": to_skip.token,
-        "run_id": running.pk,
+        "task_id": world.task.id,
+        "job_id": world.failed.pk,
+        "ids": f"{world.failed.pk},{world.queued.pk}",
+        "judgement_id": world.judged.pk,
+        "token": world.to_skip.token,
+        "run_id": world.running.pk,
         "what": "pairs",
         "extension": "csv",
     }
     values_for = {
-        "cancel_run": {"run_id": running.pk},
-        "launch_run": {"run_id": scheduled.pk},
-        "cancel_job": {"job_id": queued.pk},
-        "hide_job": {"job_id": done.pk},
-        "unhide_job": {"job_id": done.pk},
-        "create_judgement": {"body": {"kind": "score", "jobs": [str(brief.pk)], "answers": {"quality": 5}}},
-        "withdraw_judgement": {"judgement_id": judged.pk},
-        "pair_verdict": {"token": to_judge.token},
-        "skip_pair": {"token": to_skip.token},
+        "cancel_run": {"run_id": world.running.pk},
+        "launch_run": {"run_id": world.scheduled.pk},
+        "cancel_job": {"job_id": world.queued.pk},
+        "hide_job": {"job_id": world.done.pk},
+        "unhide_job": {"job_id": world.done.pk},
+        "create_judgement": {"body": {"kind": "score", "jobs": [str(world.brief.pk)], "answers": {"quality": 5}}},
+        "withdraw_judgement": {"judgement_id": world.judged.pk},
+        "pair_verdict": {"token": world.to_judge.token},
+        "skip_pair": {"token": world.to_skip.token},
     }
-    return Caller(spec, live_url, values, token), values_for
+    return Caller(spec, world.base, values, world.token), values_for
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,9 +5,12 @@ refusal, whichever layer refuses:
 - no or a bad caller: 401 ``unauthenticated`` (security.py, before CSRF);
 - a request that does not validate: 400 ``invalid`` with ``field``; a path
   id that does not (a malformed task or job id): 404 ``not_found``;
-- a body that is not JSON: 400 ``invalid``; over API_MAX_BODY_BYTES: 413;
+- a body that is not JSON, nested too deeply, or holding text no database
+  can store, and a query string holding such text: 400 ``invalid``
+  (eval/api/request_data.py); over API_MAX_BODY_BYTES: 413;
 - refusals of the views and of the job engine (ApiError, JobError);
-- a method the URL lacks: JSON 405 with ``Allow``; ``/api/``: JSON 404.
+- a method the URL lacks: JSON 405 with ``Allow``; ``/api/``: JSON 404;
+- anything unexpected: a JSON 500 ``server_error`` (errors.server_error).
 
 ``/api/openapi.json`` (OpenAPI 3.1) and ``/api/docs`` (Swagger UI from
 django-ninja's own static files, no CDN) need a login like the rest of the
@@ -25,10 +28,12 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import _csrf_needed as csrf_needed
+from ninja.parser import Parser
 
 from eval.api import catalogue, jobs, judgements, pairs, reviews, runs, status, tasks
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
-from eval.api.errors import ApiError, invalid, method_not_allowed, not_found
+from eval.api.errors import ApiError, invalid, method_not_allowed, not_found, server_error
+from eval.api.request_data import MAX_JSON_DEPTH, parse_json_body
 from eval.api.security import CALLERS
 from eval.csp import ADMIN_POLICY
 from eval.jobs.errors import JobError
@@ -63,6 +68,13 @@ class Api(NinjaAPI):
 
     def get_content_type(self):
         return "application/json"  # as Django's JsonResponse (JSON is UTF-8 by definition)
+
+
+class JsonBodies(Parser):
+    """Request bodies through the API's one JSON parser (depth, text, numbers)."""
+
+    def parse_body(self, request):
+        return parse_json_body(request.body)
 
 
 class Docs(Swagger):
@@ -100,6 +112,8 @@ def _json_refusals(view):
             response = view(request, *args, **kwargs)
         except Http404:
             return _refuse(request, not_found("no such API endpoint"))
+        except Exception as error:  # raised outside django-ninja's handlers (the docs views)
+            return server_error(request, error)
         finally:
             request.method = method  # the server (and Django's test client) drop a HEAD answer's body
         if isinstance(response, HttpResponseNotAllowed):
@@ -132,9 +146,12 @@ api = Api(
         "Tasks, LLM jobs (launch, poll, cancel, retry, hide), reviews, judgements, drafts, blind pairs. Errors: "
         '`{"error": {"code", "message", "field"?}}`. Log in at /accounts/login/ '
         "(unsafe methods then need `X-CSRFToken`), or send `Authorization: Bearer <token>` "
-        "with an API token from /tokens/."
+        "with an API token from /tokens/. Refused as 400 `invalid`: a body that is not JSON or is nested "
+        f"more than {MAX_JSON_DEPTH} levels deep, NaN or Infinity, and text holding NUL or a lone surrogate "
+        "(in a body or a query string), an integer beyond 64 bits."
     ),
     auth=CALLERS,
+    parser=JsonBodies(),
     docs=Docs(),
     docs_url=DOCS_PATH,
     docs_decorator=_login_required,
@@ -174,10 +191,17 @@ def _unauthenticated(request, error):
 
 @api.exception_handler(HttpError)
 def _http_error(request, error):
-    # Ninja raises a 400 HttpError for a body it cannot parse as JSON.
+    # Ninja raises a 400 HttpError for a body its parser refused (from our ApiError).
+    if isinstance(error.__cause__, ApiError):
+        return error.__cause__.response()
     if error.status_code == 400:
         return invalid("the request body is not valid JSON").response()
     return ApiError(CODES.get(error.status_code, "invalid"), str(error)).response()
+
+
+@api.exception_handler(Exception)
+def _unexpected(request, error):
+    return server_error(request, error)
 
 
 @api.exception_handler(Http404)

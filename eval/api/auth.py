@@ -14,7 +14,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from eval.api.errors import ApiError, method_not_allowed
+from eval.api.errors import ApiError, method_not_allowed, server_error
+from eval.api.request_data import check_query
 from eval.jobs.errors import JobError
 from eval.models import ApiToken
 
@@ -82,6 +83,14 @@ def authenticate(request, *, csrf=True):
     return user
 
 
+def check_request(request):
+    """What every admitted call passes before its view runs: the body size, then
+    the query string's text (eval/api/request_data.py). Bodies are parsed later,
+    by the one JSON parser of the API."""
+    check_body_size(request)
+    check_query(request.GET)
+
+
 def check_body_size(request):
     """413 for a body over API_MAX_BODY_BYTES, before anything reads or parses it."""
     if request.method in SAFE_METHODS:
@@ -111,12 +120,14 @@ def endpoint(**handlers):
             authenticate(request, csrf=handler is not None)
             if handler is None:
                 raise method_not_allowed(request.method, allowed)
-            check_body_size(request)
+            check_request(request)
             return handler(request, *args, **kwargs)
         except ApiError as error:
             return error.response()
         except JobError as error:
             return ApiError(error.code, error.message, field=error.field).response()
+        except Exception as error:  # a JSON 500, not Django's HTML page
+            return server_error(request, error)
 
     view.__name__ = next(iter(handlers.values())).__name__
     return csrf_exempt(view)  # CSRF is checked in authenticate(), after the caller is known

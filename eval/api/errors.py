@@ -1,6 +1,15 @@
-"""One error shape for the whole API: ``{"error": {"code", "message", "field"?}}``."""
+"""One error shape for the whole API: ``{"error": {"code", "message", "field"?}}``.
+
+An exception no layer expected is a JSON 500 ``server_error`` too (logged with
+its traceback, never shown to the caller): both front doors, django-ninja's
+(eval/api/app.py) and the plain views' (eval/api/auth.py), answer it with
+``server_error``."""
+
+import logging
 
 from django.http import JsonResponse
+
+logger = logging.getLogger(__name__)
 
 STATUS = {
     "unauthenticated": 401,
@@ -17,6 +26,7 @@ STATUS = {
     "budget_exceeded": 409,
     "rate_limited": 429,
     "too_many_attempts": 429,  # logins refused for a while (eval/login_throttle.py)
+    "server_error": 500,
 }
 
 
@@ -67,3 +77,10 @@ def method_not_allowed(method, allowed):
     return ApiError(
         "method_not_allowed", f"{method} is not allowed here (allowed: {allowed})", headers={"Allow": allowed}
     )
+
+
+def server_error(request, exception):
+    """The answer to an exception no layer expected: logged with its traceback; the
+    caller gets the error shape, not Django's HTML page (nor a traceback in DEBUG)."""
+    logger.error("%s %s failed", request.method, request.path, exc_info=exception)
+    return error_response("server_error", "internal server error")

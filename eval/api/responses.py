@@ -4,9 +4,11 @@ against the live server: tests/test_openapi.py)."""
 
 from eval.api.schemas import Error
 
-# Every endpoint: no or a bad token (401). Unsafe methods also: a bad body (400),
-# a session without a good CSRF token (403), a body over API_MAX_BODY_BYTES (413).
-READ_ERRORS = (401,)
+# Every endpoint: a query string the API refuses (400: eval/api/request_data.py,
+# whether the endpoint reads it or not), no or a bad token (401). Unsafe methods
+# also: a bad body (400), a session without a good CSRF token (403), a body over
+# API_MAX_BODY_BYTES (413).
+READ_ERRORS = (400, 401)
 WRITE_ERRORS = (400, 401, 403, 413)
 
 

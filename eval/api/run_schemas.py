@@ -6,7 +6,8 @@ from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from eval.api.schemas import DATE_TIME, TASK_ID_RE, Body, Cursor, ErrorDetail, JobParams
+from eval.api.request_data import BIGINT_MAX
+from eval.api.schemas import DATE_TIME, TASK_ID_RE, Body, BodyId, Cursor, ErrorDetail, JobParams
 from eval.models import Run, Task
 
 CHECK_TYPES = Literal["exact", "contains", "regex", "json_valid"]
@@ -30,18 +31,18 @@ RunId = Annotated[
 class RunTasks(Body):
     source: str | None = Field(None, description="Only tasks synced from this source.")
     status: Literal[tuple(Task.Status.values)] | None = Field(None, description="Only tasks with this status.")
-    ids: list[int] | None = Field(
+    ids: list[BodyId] | None = Field(
         None,
         max_length=MAX_SELECTED_IDS,
         description="Exactly these task ids (also tasks gone from their source); otherwise tasks still in it.",
     )
-    limit: int | None = Field(None, ge=1, description="At most this many tasks, lowest ids first.")
+    limit: int | None = Field(None, ge=1, le=BIGINT_MAX, description="At most this many tasks, lowest ids first.")
 
 
 class RunJudge(Body):
-    rubric: int | None = Field(None, description="A rubric id; the default rubric when left out.")
-    compare: list[int] | None = Field(None, min_length=2, max_length=2, description="Two runs to compare.")
-    score: int | None = Field(None, description="A run whose outputs are scored.")
+    rubric: BodyId | None = Field(None, description="A rubric id; the default rubric when left out.")
+    compare: list[BodyId] | None = Field(None, min_length=2, max_length=2, description="Two runs to compare.")
+    score: BodyId | None = Field(None, description="A run whose outputs are scored.")
     swap: bool | None = Field(None, description="Judge each pair twice, in both orders.")
 
 
@@ -80,7 +81,9 @@ class RunFilters(Schema):
 
 
 class LaunchOptions(Schema):
-    confirm_cost_usd: float | None = Field(None, ge=0, description="Confirms an estimate above BULK_CONFIRM_COST_USD.")
+    confirm_cost_usd: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Confirms an estimate above BULK_CONFIRM_COST_USD."
+    )
 
 
 class RubricRef(Schema):

@@ -19,6 +19,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, create_
 from pydantic_core import PydanticCustomError
 
 from eval.api.errors import STATUS
+from eval.api.request_data import BIGINT_MAX
 from eval.jobs import states
 from eval.models import Alert, Task
 
@@ -28,6 +29,9 @@ TASK_ID_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MAX_IDS = 100
 MAX_NOTES_CHARS = 100_000
 MAX_IDEMPOTENCY_KEY = 200
+NO_NUL = r"^[^\x00]*$"  # a header stored in a text column (PostgreSQL text cannot hold NUL)
+# substr() takes a 32-bit position, and the output's rest starts at output_from + 1.
+MAX_OUTPUT_FROM = 2**31 - 2
 
 DATE_TIME = {"format": "date-time"}
 
@@ -78,11 +82,20 @@ JobId = Annotated[
     str,
     Field(pattern=UUID_PATTERN, description="A job's id: a lowercase UUID.", json_schema_extra={"format": "uuid"}),
 ]
-Cursor = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_digits)]
+Cursor = Annotated[Annotated[int, Field(ge=0, le=BIGINT_MAX)] | None, BeforeValidator(_digits)]
+# An id in a body: what a bigint primary key can hold.
+BodyId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+_UUID = UUID_PATTERN.strip("^$")
 JobIdList = Annotated[
     list[str],
     BeforeValidator(_job_id_list),
-    WithJsonSchema({"type": "string", "description": f"Comma-separated job ids, at most {MAX_IDS}."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_UUID}(,{_UUID}){{0,{MAX_IDS - 1}}}$",
+            "description": f"Comma-separated job ids, at most {MAX_IDS} (spaces and empty items are ignored).",
+        }
+    ),
 ]
 JobStatus = Literal[states.ALL]
 
@@ -97,7 +110,9 @@ class Body(Schema):
 
 
 class JobParams(Body):
-    max_tokens: int | None = Field(None, ge=1, description="1 to the model's maximum; default 1024 (or less).")
+    max_tokens: int | None = Field(
+        None, ge=1, le=BIGINT_MAX, description="1 to the model's maximum; default 1024 (or less)."
+    )
     temperature: float | None = Field(None, ge=0, description="0 to the provider's maximum.")
     system: str | None = Field(None, description="A system prompt.")
 
@@ -138,7 +153,9 @@ class JobIds(Schema):
 
 
 class OutputFrom(Schema):
-    output_from: Cursor = Field(None, description="Start the output at this character (the rest of a cut output).")
+    output_from: Annotated[Annotated[int, Field(ge=0, le=MAX_OUTPUT_FROM)] | None, BeforeValidator(_digits)] = Field(
+        None, description="Start the output at this character (the rest of a cut output)."
+    )
 
 
 # --- answers -----------------------------------------------------------------------------

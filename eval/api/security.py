@@ -10,12 +10,12 @@ it checks CSRF before it looks at the user, so an anonymous POST would get a
 from django.conf import settings
 from ninja.security import APIKeyCookie, HttpBearer
 
-from eval.api.auth import check_body_size, session_user, token_user
+from eval.api.auth import check_request, session_user, token_user
 
 
 def _admitted(request, user):
     if user is not None:
-        check_body_size(request)
+        check_request(request)
     return user
 
 

@@ -8,7 +8,7 @@ from eval.api.access import is_reviewer
 from eval.api.lookups import job_answer, visible_task
 from eval.api.queries import PAGE_SIZE, search_tasks, task_page
 from eval.api.responses import answers
-from eval.api.schemas import MAX_IDEMPOTENCY_KEY, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
+from eval.api.schemas import MAX_IDEMPOTENCY_KEY, NO_NUL, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
 from eval.api.serializers import task_json
 from eval.api.user_quota import check_job_creation
 from eval.evaluation import review_status
@@ -49,7 +49,11 @@ def create_job(
     task_id: TaskId,
     payload: JobCreate,
     idempotency_key: str = Header(
-        "", alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY, description="Makes a retried POST safe."
+        "",
+        alias="Idempotency-Key",
+        max_length=MAX_IDEMPOTENCY_KEY,
+        pattern=NO_NUL,
+        description="Makes a retried POST safe.",
     ),
 ):
     """Queue a job: 201 with `Location`. With an `Idempotency-Key` (per user, 24 h)
