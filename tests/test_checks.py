@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from eval.evaluation import checks, finishing
+from eval.evaluation import checks, finishing, run_report
 from eval.evaluation.errors import InvalidInput
 from eval.jobs import claims, create
 from eval.models import JobStatus, LLMJob, Run
@@ -98,6 +98,9 @@ def test_it_stores_check_results_with_the_success_through_the_real_worker(fast_j
     assert first.check_results == {"exact": True, "contains": True, "regex": True, "json_valid": False}
     assert second.check_results == {"exact": False, "contains": False, "regex": False, "json_valid": False}
     assert plain.check_results == {}
+    # The run's JSON counts them per check ("exact", "contains" and "regex" are lookup names too).
+    counted = {check["type"]: (check["passed"], check["failed"]) for check in run_report.checks_json(run)}
+    assert counted == {"exact": (1, 1), "contains": (1, 1), "regex": (1, 1), "json_valid": (0, 2)}
 
 
 @pytest.mark.django_db(transaction=True)

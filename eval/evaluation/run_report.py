@@ -8,7 +8,7 @@ row: 1,000 workers finishing jobs of one run never queue on one row.
 """
 
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from eval.evaluation import costs
 from eval.jobs import states
@@ -60,18 +60,17 @@ def _money(value):
 
 
 def checks_json(run):
-    result = []
-    jobs = LLMJob.objects.filter(run_id=run.pk)
-    for check in run.checks:
-        key = check["type"]
-        result.append(
-            {
-                **check,
-                "passed": jobs.filter(**{f"check_results__{key}": True}).count(),
-                "failed": jobs.filter(**{f"check_results__{key}": False}).count(),
-            }
-        )
-    return result
+    """Each check of the run with its passes and failures, counted in one statement.
+    The key lookups end in ``__exact``: "exact", "contains" and "regex" are check
+    names but also lookup names (``check_results__contains`` would be the lookup)."""
+    counts = {}
+    for n, check in enumerate(run.checks):
+        for outcome in (True, False):
+            counts[f"c{n}_{outcome}"] = Count("pk", filter=Q(**{f"check_results__{check['type']}__exact": outcome}))
+    totals = LLMJob.objects.filter(run_id=run.pk).aggregate(**counts) if counts else {}
+    return [
+        {**check, "passed": totals[f"c{n}_True"], "failed": totals[f"c{n}_False"]} for n, check in enumerate(run.checks)
+    ]
 
 
 def judge_json(run):
