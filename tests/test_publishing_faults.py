@@ -139,6 +139,7 @@ def test_the_daemon_republishes_what_the_process_could_not_once_the_broker_is_ba
 @pytest.mark.django_db(transaction=True)
 def test_a_requeue_in_a_worker_or_the_daemon_publishes_on_the_publisher_thread(broker_down, task, publish_calls):
     job, _ = create.create_job(task=task, provider="echo", model="echo")
+    assert outbox.background.flush(30)  # else the thread may send both hand-overs in one batch
     LLMJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, worker_id="w1")
     transitions.requeue(job.pk)
     assert outbox.background.flush(30)
