@@ -11,6 +11,8 @@ SIGTERM (Linux, coreproject/supervision/pdeathsig.py).
 It refuses to start (exit 1, naming the processes and how to stop them) beside
 another supervisor of the same roles or the strays of a dead one, and when
 GUNICORN_BIND's address is taken; once the web answers it prints its URL.
+Its output never stops it: with stdout's reader gone (``| tee`` killed) its
+lines go to stderr, then nowhere (coreproject/supervision/output.py).
 
     python run_services.py [--only web|worker|daemon] [--dry-run]
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coreproject.supervision import address, guards
+from coreproject.supervision.output import Lines
 from coreproject.supervision.pdeathsig import die_with_parent
 
 ROOT = Path(__file__).resolve().parent
@@ -87,21 +90,20 @@ def plan(only=None):
 
 
 class Supervisor:
-    def __init__(self, services, *, grace=None, clock=time.monotonic, popen=subprocess.Popen):
+    def __init__(self, services, *, grace=None, clock=time.monotonic, popen=subprocess.Popen, output=None):
         self.services = services
         self.grace = grace if grace is not None else float(os.environ.get("WORKER_SHUTDOWN_GRACE_SECONDS", 10)) + 5
         self.clock = clock
         self.popen = popen
         self.stopping = False
+        self.stop_signal = None
         self.exit_code = 0
         self.announced = False
         self.width = max(len(s.name) for s in services)
-        self._print_lock = threading.Lock()
+        self.output = output or Lines()
 
     def log(self, name, line):
-        with self._print_lock:
-            sys.stdout.write(f"{name:<{self.width}} | {line}\n")
-            sys.stdout.flush()
+        self.output.write(f"{name:<{self.width}} | {line}")
 
     def start(self, service):
         service.fatal = False
@@ -151,8 +153,10 @@ class Supervisor:
                     pass
 
     def request_stop(self, signum, _frame=None):
+        """Signal handler: only records the wish (logging here could deadlock on
+        the output's lock, held by the code it interrupted); run() says it."""
         if not self.stopping:
-            self.log("supervisor", f"got {signal.Signals(signum).name}: stopping all services")
+            self.stop_signal = signum
         self.stopping = True
 
     def run(self):
@@ -169,6 +173,8 @@ class Supervisor:
                 code = service.process.poll()
                 if code is not None:
                     self.exited(service, code, now)
+        if self.stop_signal is not None:
+            self.log("supervisor", f"got {signal.Signals(self.stop_signal).name}: stopping all services")
         return self.shutdown()
 
     def exited(self, service, code, now):

@@ -1,14 +1,19 @@
 """HTML pages: the task list, the review page, blind pairs, evaluation runs,
 the staff results page, the staff dashboard, the API token page and the error pages. Job cards and pairs are
 drawn and kept live by eval/static/eval/*.js from the JSON API; these views
-only render the frame and the task text."""
+only render the frame and the task text.
+
+Every page refuses the query strings the API refuses (eval/api/request_data.py)
+with a 400 page, never a 500: ``@page`` checks them before the view runs."""
 
 import logging
+from contextlib import contextmanager
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,7 +22,9 @@ from django.views.decorators.http import require_POST
 
 from eval import alerts
 from eval.api.access import is_reviewer, is_staff
+from eval.api.errors import ApiError
 from eval.api.queries import search_tasks, task_page
+from eval.api.request_data import check_query, query_integer
 from eval.evaluation import review_status, seen
 from eval.evaluation.rubrics import rubric_for_source, rubric_json
 from eval.jobs import states
@@ -39,9 +46,40 @@ REVIEW_TABS = [
 ]
 
 
+class QueryRefused(BadRequest):
+    """A query string a page will not read; its message says why and echoes no hostile text."""
+
+
+@contextmanager
+def _refused_as_bad_request():
+    """The API's refusal of a query value (ApiError ``invalid``) as the page's 400."""
+    try:
+        yield
+    except ApiError as error:
+        raise QueryRefused(error.message) from None
+
+
+def page(view):
+    """A page for logged-in users whose whole query string, read or not, is text
+    the database can take; any other is the 400 page (``bad_request``)."""
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        with _refused_as_bad_request():
+            check_query(request.GET)
+        return view(request, *args, **kwargs)
+
+    return login_required(checked)
+
+
+def _integer(text, name):
+    """An id from the query string: None for anything but digits, a 400 beyond the database's range."""
+    with _refused_as_bad_request():
+        return query_integer(text, name)
+
+
 def _cursor(request, name):
-    raw = request.GET.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    return _integer(request.GET.get(name, ""), name)
 
 
 def _choice(request, name, allowed):
@@ -54,7 +92,7 @@ def _query(**params):
     return urlencode({name: value for name, value in params.items() if value})
 
 
-@login_required
+@page
 def task_list(request):
     user = request.user
     status = _choice(request, "status", Task.Status.values)
@@ -91,7 +129,7 @@ def _task_rows(request, tasks, review):
     }
 
 
-@login_required
+@page
 def review(request, task_id):
     if not is_reviewer(request.user):
         raise Http404("no such task")
@@ -140,7 +178,7 @@ def _price(entry, model):
     return [float(million[0]), float(million[1])]
 
 
-@login_required
+@page
 def dashboard(request):
     if not is_staff(request.user):
         raise PermissionDenied("The dashboard is for staff. Ask an admin if you need it.")
@@ -148,7 +186,7 @@ def dashboard(request):
     return render(request, "eval/dashboard.html", context)
 
 
-@login_required
+@page
 def pairs(request):
     """Blind pairwise comparison. The frame names nothing about any pair: the
     script asks /api/pairs/next for texts and an opaque token."""
@@ -173,7 +211,7 @@ def _check_runs_access(user):
         raise PermissionDenied("Evaluation runs are for reviewers: ask an admin to add you to the reviewers group.")
 
 
-@login_required
+@page
 def runs(request):
     """The runs list and the "New run" form; both drawn by runs.js from /api/runs."""
     _check_runs_access(request.user)
@@ -201,7 +239,7 @@ def runs(request):
     return render(request, "runs.html", context)
 
 
-@login_required
+@page
 def run_detail(request, run_id):
     """One run: the frame, its failures and its firings; run.js polls /api/runs/<id> for the rest."""
     _check_runs_access(request.user)
@@ -230,13 +268,14 @@ def _results_filters(request):
     source = request.GET.get("source", "")
     source = source if source in sources else ""
     raw = ",".join(request.GET.getlist("runs"))
-    run_ids = sorted({int(part) for part in raw.split(",") if part.strip().isdigit()})
+    chosen = (_integer(part.strip(), "runs") for part in raw.split(","))
+    run_ids = sorted({run_id for run_id in chosen if run_id is not None})
     stale = request.GET.get("include_stale") == "1"
     api_query = _query(source=source, runs=",".join(map(str, run_ids)), include_stale="1" if stale else "")
     return {"sources": sources, "source": source, "run_ids": run_ids, "include_stale": stale, "api_query": api_query}
 
 
-@login_required
+@page
 def results(request):
     """Ratings, win rates, position bias and agreement: the frame and its filters;
     results.js draws the tables and charts from /api/results."""
@@ -250,7 +289,7 @@ def results(request):
     return render(request, "results.html", context)
 
 
-@login_required
+@page
 def tokens(request):
     created = None
     error = ""
@@ -268,7 +307,7 @@ def tokens(request):
     return response
 
 
-@login_required
+@page
 @require_POST
 def revoke_token(request, token_id):
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
@@ -295,4 +334,16 @@ def permission_denied(request, exception=None):
     who = user.get_username() if user is not None and user.is_authenticated else "anonymous"
     logger.info("Forbidden: %s for %s", request.path, who)
     response._has_been_logged = True  # read by django.utils.log.log_response
+    return response
+
+
+def bad_request(request, exception=None):
+    """handler400: the site's page. A query string a page refused says why, logged
+    as one INFO line (Django would log a WARNING); other 400s (a disallowed Host
+    header, a malformed upload) keep Django's logging and show no detail."""
+    refused = isinstance(exception, QueryRefused)
+    response = render(request, "400.html", {"message": str(exception) if refused else ""}, status=400)
+    if refused:
+        logger.info("Bad request: %s: %s", request.path, exception)
+        response._has_been_logged = True  # read by django.utils.log.log_response
     return response

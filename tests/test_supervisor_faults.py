@@ -2,21 +2,26 @@
 10): killed outright it takes its children along; it refuses to start beside
 another supervisor of its roles or the strays of a dead one, naming them; a
 taken GUNICORN_BIND stops it at once with a message instead of a crash loop;
-once the web answers it prints the URL to open."""
+once the web answers it prints the URL to open; its stdout's reader gone, it
+still stops its children."""
 
+import errno
 import io
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import run_services
 from coreproject.supervision import address, guards
+from coreproject.supervision.output import Lines
 from tests.conftest import test_database_url
 from tests.helpers import free_port, wait_for
 
@@ -296,3 +301,88 @@ def test_a_malformed_gunicorn_bind_is_named(monkeypatch):
     monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:http")
     with pytest.raises(SystemExit, match="GUNICORN_BIND=127.0.0.1:http is not an address to serve on"):
         run_services.plan("web")
+
+
+class ClosedPipe(io.StringIO):
+    """A stream whose reader is gone: every write is EPIPE."""
+
+    def write(self, text):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def test_its_lines_go_to_the_next_stream_once_a_pipe_is_closed():
+    spare = io.StringIO()
+    lines = Lines([ClosedPipe(), spare])
+    lines.write("one")
+    lines.write("two")
+    assert spare.getvalue() == "one\ntwo\n"
+    closed = io.StringIO()
+    closed.close()
+    nowhere = Lines([ClosedPipe(), closed])
+    nowhere.write("dropped")  # no stream left: the line is dropped, nothing raised
+    nowhere.write("dropped too")
+
+
+def test_the_signal_handler_only_records_the_wish_and_run_says_it():
+    """Writing from the handler could raise (EPIPE) or deadlock on the output's
+    lock held by the code it interrupted; the main loop says it instead."""
+    said = io.StringIO()
+    supervisor = run_services.Supervisor(
+        run_services.plan("worker"), grace=0, popen=ExitingAtOnce, output=Lines([said])
+    )
+    supervisor.request_stop(signal.SIGTERM)
+    assert said.getvalue() == "" and supervisor.stopping
+    assert supervisor.run() == 0
+    own = [line for line in said.getvalue().splitlines() if line.startswith("supervisor")]
+    assert own[-2:] == ["supervisor | got SIGTERM: stopping all services", "supervisor | all services stopped"]
+
+
+def _read_until(pipe, text, timeout=60):
+    """Read ``pipe`` (bytes) until ``text`` has come; what came."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {text!r}; got {seen[-2000:]!r}"
+        if select.select([pipe], [], [], left)[0]:
+            chunk = os.read(pipe.fileno(), 65536)
+            assert chunk, f"the output ended before {text!r}: {seen[-2000:]!r}"
+            seen += chunk
+    return seen.decode()
+
+
+@linux_only
+@pytest.mark.sqlite_pass_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stderr", ["a file", "the same pipe"])
+def test_a_closed_output_pipe_does_not_keep_it_from_stopping_its_children(env, tmp_path, stderr):
+    """``run_services.py | tee log`` with tee gone: every line it writes meets
+    EPIPE. SIGTERM still stops its children, and it exits 0; its lines go on to
+    stderr (none when stderr was that pipe too: ``2>&1 | tee``)."""
+    errors = (tmp_path / "stderr.txt").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "run_services.py", "--only", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if stderr == "the same pipe" else errors,
+    )
+    groups = set()
+    try:
+        _read_until(process.stdout, "started: transport=")  # the worker's own line, through the pump
+        groups = {pid for pid, _, _ in processes() if _ppid(pid) == process.pid}  # each leads its group
+        assert len(groups) == 1
+        process.stdout.close()  # tee is gone
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not live_members(groups)  # it waited for its child before exiting
+    finally:
+        if process.poll() is None:
+            process.kill()
+        kill_groups(groups)
+    errors.seek(0)
+    said = errors.read()
+    assert "Traceback" not in said and "BrokenPipeError" not in said, said
+    if stderr == "a file":
+        assert "supervisor | got SIGTERM: stopping all services" in said
+        assert said.endswith("supervisor | all services stopped\n"), said

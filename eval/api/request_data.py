@@ -11,6 +11,9 @@ database sees it: a hostile value is a 400 ``invalid``, never a 500.
   store it) and no lone surrogate (``"\\ud800"``: it has no UTF-8 spelling).
 - Integers the database compares or stores are bounded by their types in
   eval/api/schemas.py (``BIGINT_MAX``).
+
+The HTML pages (eval/pages.py) refuse the same query strings, with a 400 page:
+``check_query`` for every name and value, ``query_integer`` for the ids they read.
 """
 
 import json
@@ -89,3 +92,15 @@ def check_query(query):
         if UNSTORABLE.search(name) or any(UNSTORABLE.search(value) for value in values):
             field = _printable(name)
             raise invalid(f"{field} holds {UNSTORABLE_TEXT}", field)
+
+
+def query_integer(text, field):
+    """A query string's id (a cursor, a run id) as an int: None when ``text`` is not
+    ASCII digits (a page ignores it); ApiError ``invalid`` beyond ``BIGINT_MAX``."""
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() alone takes "²", which int() refuses
+        return None
+    digits = text.lstrip("0") or "0"
+    # Length first: int() refuses to read more than 4300 digits (ValueError).
+    if len(digits) > len(str(BIGINT_MAX)) or int(digits) > BIGINT_MAX:
+        raise invalid(f"{field} is beyond the largest id the database holds ({BIGINT_MAX})", field)
+    return int(digits)
