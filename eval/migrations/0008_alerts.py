@@ -3,28 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
-    """CREATE INDEX CONCURRENTLY on PostgreSQL, where LLMJob is big and written
-    all the time while the old release runs (deploy/README-ops.md); a plain
-    CREATE INDEX elsewhere."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            if schema_editor.connection.vendor == "postgresql":
-                schema_editor.add_index(model, self.index, concurrently=True)
-            else:
-                schema_editor.add_index(model, self.index)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.index.name)
-            if schema_editor.connection.vendor == "postgresql":
-                schema_editor.remove_index(model, index, concurrently=True)
-            else:
-                schema_editor.remove_index(model, index)
+from eval.migration_operations import AddIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):
@@ -32,60 +11,88 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('eval', '0007_runs'),
+        ("eval", "0007_runs"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('rule', models.CharField(choices=[('no_worker', 'No Worker'), ('queue_age', 'Queue Age'), ('failure_rate', 'Failure Rate'), ('provider_auth', 'Provider Auth'), ('schedule_refused', 'Schedule Refused')], max_length=30)),
-                ('message', models.TextField()),
-                ('active', models.BooleanField(default=False)),
-                ('since', models.DateTimeField()),
-                ('notified_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveIntegerField(default=1)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=200, unique=True)),
+                (
+                    "rule",
+                    models.CharField(
+                        choices=[
+                            ("no_worker", "No Worker"),
+                            ("queue_age", "Queue Age"),
+                            ("failure_rate", "Failure Rate"),
+                            ("provider_auth", "Provider Auth"),
+                            ("schedule_refused", "Schedule Refused"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("message", models.TextField()),
+                ("active", models.BooleanField(default=False)),
+                ("since", models.DateTimeField()),
+                ("notified_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveIntegerField(default=1)),
             ],
             options={
-                'ordering': ['since', 'key'],
+                "ordering": ["since", "key"],
             },
         ),
         migrations.CreateModel(
-            name='AlertNotice',
+            name="AlertNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('firing', 'Firing'), ('repeat', 'Repeat'), ('resolved', 'Resolved')], max_length=10)),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('webhook', 'Webhook')], max_length=10)),
-                ('text', models.TextField()),
-                ('outcome', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('dropped', 'Dropped')], default='pending', max_length=10)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField()),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("firing", "Firing"), ("repeat", "Repeat"), ("resolved", "Resolved")], max_length=10
+                    ),
+                ),
+                ("channel", models.CharField(choices=[("email", "Email"), ("webhook", "Webhook")], max_length=10)),
+                ("text", models.TextField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("sent", "Sent"), ("dropped", "Dropped")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("claimed_until", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField()),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         AddIndexConcurrentlyOnPostgres(
-            model_name='llmjob',
-            index=models.Index(fields=['provider', 'finished_at'], name='llmjob_provider_finished_idx'),
+            model_name="llmjob",
+            index=models.Index(fields=["provider", "finished_at"], name="llmjob_provider_finished_idx"),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(condition=models.Q(('active', True)), fields=['since'], name='alert_active_idx'),
+            model_name="alert",
+            index=models.Index(condition=models.Q(("active", True)), fields=["since"], name="alert_active_idx"),
         ),
         migrations.AddField(
-            model_name='alertnotice',
-            name='alert',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notices', to='eval.alert'),
+            model_name="alertnotice",
+            name="alert",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="notices", to="eval.alert"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alertnotice',
-            index=models.Index(condition=models.Q(('outcome', 'pending')), fields=['created_at'], name='alertnotice_pending_idx'),
+            model_name="alertnotice",
+            index=models.Index(
+                condition=models.Q(("outcome", "pending")), fields=["created_at"], name="alertnotice_pending_idx"
+            ),
         ),
     ]

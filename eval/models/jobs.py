@@ -32,9 +32,16 @@ class LLMJob(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.GENERATE)
-    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs")
+    # Every index is written on each status change (not a HOT update): foreign keys
+    # get no index of their own where a composite or partial one in Meta covers them.
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs", db_index=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_jobs"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="llm_jobs",
+        db_index=False,
     )
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=100)
@@ -44,10 +51,16 @@ class LLMJob(models.Model):
     prompt_hash = models.CharField(max_length=64, blank=True)
     # Hidden from pages, pairs and results (kept; reversible by its creator or staff).
     hidden = models.BooleanField(default=False)
-    run = models.ForeignKey("eval.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    run = models.ForeignKey(
+        "eval.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", db_index=False
+    )
     # A judge job's subject: the output judged (a score) or the two compared, in the order shown to the judge.
-    judged_a = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    judged_b = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    judged_a = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    judged_b = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # The prompt sent when it is not the task's own (an LLM judge's, built from the outputs it judges).
     prompt_text = models.TextField(blank=True)
     # The run's automatic checks of this output, set as it succeeds: {"exact": true, "regex": false}.
@@ -72,7 +85,9 @@ class LLMJob(models.Model):
 
     cancel_requested = models.BooleanField(default=False)
     cancel_requested_by = models.CharField(max_length=150, blank=True)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", db_index=False
+    )
 
     worker_id = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -108,6 +123,10 @@ class LLMJob(models.Model):
             # A run's page: its jobs' newest change is its ETag (no hot counter row).
             models.Index(fields=["run", "updated_at"], name="llmjob_run_updated_idx", condition=Q(run__isnull=False)),
             models.Index(fields=["run", "status"], name="llmjob_run_status_idx", condition=Q(run__isnull=False)),
+            # Foreign keys that are mostly empty: only the rows that have one are indexed.
+            models.Index(fields=["judged_a"], name="llmjob_judged_a_idx", condition=Q(judged_a__isnull=False)),
+            models.Index(fields=["judged_b"], name="llmjob_judged_b_idx", condition=Q(judged_b__isnull=False)),
+            models.Index(fields=["retry_of"], name="llmjob_retry_of_idx", condition=Q(retry_of__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
