@@ -171,3 +171,25 @@ def parallel(calls, timeout=60):
         raise errors[0]
     assert not any(thread.is_alive() for thread in threads), "a parallel call did not finish"
     return results
+
+
+def use_pubsub(settings, monkeypatch, host, *, publish_timeout=None, reset_breaker=True):
+    """The pubsub transport against the broker at ``host`` with names of its own
+    (a fresh client: it reads the host when made)."""
+    import uuid
+
+    from eval import queue
+    from eval.queue import pubsub
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
+    name = uuid.uuid4().hex[:8]
+    settings.JOB_TRANSPORT = "pubsub"
+    settings.PUBSUB_PROJECT_ID = "test-project"
+    settings.PUBSUB_TOPIC = f"jobs-{name}"
+    settings.PUBSUB_SUBSCRIPTION = f"worker-{name}"
+    settings.PUBSUB_DEAD_LETTER_TOPIC = f"dead-{name}"
+    if publish_timeout is not None:
+        settings.PUBSUB_PUBLISH_TIMEOUT_SECONDS = publish_timeout
+    pubsub.reset_publisher()
+    if reset_breaker:
+        queue.reset_breaker()

@@ -28,7 +28,7 @@ from eval.queue import pubsub
 from eval.queue.breaker import CircuitBreaker
 from tests.conftest import test_database_url
 from tests.fakes.pubsub_grpc import FakePubSubServer
-from tests.helpers import free_port, login
+from tests.helpers import free_port, login, use_pubsub
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHER_THREAD = "job-publisher"
@@ -57,16 +57,8 @@ def _fresh_publishing():
 
 
 def use_broker(settings, monkeypatch, host):
-    """The pubsub transport against ``host``, with unique names and a short deadline."""
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
-    name = uuid.uuid4().hex[:8]
-    settings.JOB_TRANSPORT = "pubsub"
-    settings.PUBSUB_PROJECT_ID = "test-project"
-    settings.PUBSUB_TOPIC = f"jobs-{name}"
-    settings.PUBSUB_SUBSCRIPTION = f"worker-{name}"
-    settings.PUBSUB_DEAD_LETTER_TOPIC = f"dead-{name}"
-    settings.PUBSUB_PUBLISH_TIMEOUT_SECONDS = 0.5
-    pubsub.reset_publisher()  # the client reads the host when made
+    """The pubsub transport against ``host`` with a short deadline (the breaker left as it is)."""
+    use_pubsub(settings, monkeypatch, host, publish_timeout=0.5, reset_breaker=False)
 
 
 @pytest.fixture

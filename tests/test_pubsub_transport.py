@@ -10,32 +10,24 @@ from django.core.management import call_command
 from django.utils import timezone
 from google.cloud import pubsub_v1
 
-from eval import queue as job_queue
 from eval.jobs import create, outbox, transitions
 from eval.models import JobStatus, LLMJob
 from eval.queue import pubsub
 from eval.worker.service import serve
 from tests.fakes.pubsub_grpc import FakePubSubServer
+from tests.helpers import use_pubsub
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pubsub]
 
 
-def use_pubsub(settings, monkeypatch, host):
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
-    name = uuid.uuid4().hex[:8]
-    settings.JOB_TRANSPORT = "pubsub"
-    settings.PUBSUB_PROJECT_ID = "test-project"
-    settings.PUBSUB_TOPIC = f"jobs-{name}"
-    settings.PUBSUB_SUBSCRIPTION = f"worker-{name}"
-    settings.PUBSUB_DEAD_LETTER_TOPIC = f"dead-{name}"
-    pubsub.reset_publisher()
-    job_queue.reset_breaker()
+def use_pubsub_set_up(settings, monkeypatch, host):
+    use_pubsub(settings, monkeypatch, host)
     call_command("pubsub_setup", "--ack-deadline", "10")
 
 
 @pytest.fixture
 def on_emulator(pubsub_emulator, settings, monkeypatch, fast_jobs):
-    use_pubsub(settings, monkeypatch, pubsub_emulator.host)
+    use_pubsub_set_up(settings, monkeypatch, pubsub_emulator.host)
     yield settings
     outbox.background.flush(30)  # a requeue's publish never outlives its test
     pubsub.reset_publisher()
@@ -108,7 +100,7 @@ def test_a_publish_failure_leaves_the_job_queued_then_republished(settings, monk
     import grpc
 
     with FakePubSubServer(deadline_scale=0.1) as fake:
-        use_pubsub(settings, monkeypatch, fake.host)
+        use_pubsub_set_up(settings, monkeypatch, fake.host)
         fake.fail_next_publish(1, code=grpc.StatusCode.PERMISSION_DENIED)
         job = queue(make_task(prompt="try again"))
         assert job.status == JobStatus.QUEUED and job.published_at is None
