@@ -23,6 +23,17 @@
     return (seconds / 3600).toFixed(1) + " h";
   }
 
+  // A list's items, or one muted line saying it is empty.
+  function fillList(id, items, emptyText) {
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = emptyText;
+      items.push(li);
+    }
+    document.getElementById(id).replaceChildren(...items);
+  }
+
   function renderAlerts(alerts) {
     const items = alerts.map((a) => {
       const li = document.createElement("li");
@@ -34,13 +45,7 @@
       li.appendChild(document.createTextNode(" — " + a.message + " (since " + E.localTime(a.since) + ")"));
       return li;
     });
-    if (!items.length) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = "No active alerts.";
-      items.push(li);
-    }
-    document.getElementById("alerts").replaceChildren(...items);
+    fillList("alerts", items, "No active alerts.");
   }
 
   function render(data) {
@@ -83,13 +88,7 @@
       li.appendChild(document.createTextNode(" — " + f.error.code + ": " + f.error.message + " (" + E.localTime(f.finished_at) + ")"));
       return li;
     });
-    if (!items.length) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = "No failures.";
-      items.push(li);
-    }
-    document.getElementById("failures").replaceChildren(...items);
+    fillList("failures", items, "No failures.");
     return true;
   }
 
