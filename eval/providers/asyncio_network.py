@@ -11,6 +11,7 @@ interface and raises httpcore's own errors, which httpx maps as usual.
 """
 
 import asyncio
+import select
 
 import httpcore2
 from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
@@ -19,6 +20,15 @@ from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 _READ = {TimeoutError: httpcore2.ReadTimeout, OSError: httpcore2.ReadError}
 _WRITE = {TimeoutError: httpcore2.WriteTimeout, OSError: httpcore2.WriteError}
 _CONNECT = {TimeoutError: httpcore2.ConnectTimeout, OSError: httpcore2.ConnectError}
+
+
+def _socket_readable(sock):
+    """Whether a read would return at once (data, or the end of the stream); a gone socket counts."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _mapped(error, mapping):
@@ -72,9 +82,12 @@ class AsyncioStream(AsyncNetworkStream):
 
     def get_extra_info(self, info):
         if info == "is_readable":
-            # Asked of an idle kept-alive connection: readable means the server closed it
-            # (asyncio has already read the end of the stream into the reader).
-            return self._reader.at_eof() or bool(self._writer.is_closing())
+            # Asked of an idle kept-alive connection: readable means the server closed it.
+            # asyncio may have read the end of the stream already, or not yet (then the
+            # socket itself is readable: the check httpcore's own backends make).
+            if self._reader.at_eof() or self._writer.is_closing():
+                return True
+            return _socket_readable(self._writer.get_extra_info("socket"))
         name = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername"}.get(info, info)
         return self._writer.get_extra_info(name)
 
