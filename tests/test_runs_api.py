@@ -121,6 +121,32 @@ def test_get_has_an_etag_that_moves_with_its_jobs(staff, make_task):
     assert client.get("/api/runs/999").status_code == 404
 
 
+def test_a_job_ending_while_the_poll_is_answered_is_not_lost_behind_a_304(staff, make_task, monkeypatch):
+    """The race a browser test met under load: the last job's final write lands after
+    the poll checked for live jobs (so it answers "running") but before the answer's
+    tag is read. The next poll must still see a change and finish the run."""
+    from eval.evaluation import runs
+
+    make_task()
+    client = login(staff)
+    run_id = new_run(client).json()["id"]
+    job = claims.claim_next("w1", 1)[0]
+    real_refresh = runs.refresh_status
+
+    def refresh_then_the_job_ends(run):
+        refreshed = real_refresh(run)  # sees the job running
+        transitions.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
+        return refreshed
+
+    monkeypatch.setattr(runs, "refresh_status", refresh_then_the_job_ends)
+    raced = client.get(f"/api/runs/{run_id}")
+    assert raced.json()["status"] == "running"
+    monkeypatch.setattr(runs, "refresh_status", real_refresh)
+
+    after = client.get(f"/api/runs/{run_id}", HTTP_IF_NONE_MATCH=raced["ETag"])
+    assert after.status_code == 200 and after.json()["status"] == "done"
+
+
 def test_the_unchanged_poll_is_one_cheap_statement(staff, make_task, django_assert_max_num_queries):
     make_task()
     client = login(staff)

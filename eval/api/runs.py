@@ -90,8 +90,16 @@ def get_run(request, response: HttpResponse, run_id: RunId):
     tag = _tag(user, run_id, state)
     if etags.matches(request, tag):
         return etags.not_modified(tag)
-    run = runs.refresh_status(_visible(user, run_id))
-    etags.tag(response, _tag(user, run_id, run_report.poll_state(run_id)))
+    run = _visible(user, run_id)
+    status = run.status
+    run = runs.refresh_status(run)
+    # The tag is the state read BEFORE the answer: a job that ends while the answer is
+    # read moves the state on, so the next poll gets it (a tag read afterwards could
+    # already hold that change while the answer says "running": 304 for good). When
+    # this read finished the run, its new version is in the tag (its jobs have all ended).
+    if run.status != status:
+        tag = _tag(user, run_id, run_report.poll_state(run_id))
+    etags.tag(response, tag)
     return runs.run_json(run)
 
 
