@@ -359,6 +359,30 @@ def test_a_webhook_that_does_not_answer_never_holds_the_pass_past_its_timeout(
     assert set(AlertNotice.objects.values_list("outcome", flat=True)) == {"sent"}
 
 
+def test_a_stop_gives_up_a_send_in_flight_and_starts_no_other(receiver, task, t0, settings):
+    """SIGTERM while a webhook hangs: the daemon must stop within about a second, not wait
+    out ALERT_SEND_TIMEOUT_SECONDS; the notice is sent on a later pass."""
+    settings.ALERT_SEND_TIMEOUT_SECONDS = 60
+    for provider in ("anthropic", "gemini"):
+        make_job(task, "failed", t0 - timedelta(seconds=5), provider=provider, error_code="auth")
+    receiver.mode = "hang"
+    asked = []
+
+    def stop_after_the_first_send_began():
+        asked.append(1)
+        return len(asked) > 2  # the first checks let one send begin; then SIGTERM arrives
+
+    started = time.monotonic()
+    report = run_step(t0, should_stop=stop_after_the_first_send_began)
+    assert time.monotonic() - started < 10  # a 0.2 s check, far from the 60 s timeout
+    assert (report.sent, report.failed, report.waiting) == (0, 1, 1)
+    assert AlertNotice.objects.get(attempts=1).last_error == "given up: the daemon is stopping"
+
+    receiver.release.set()
+    receiver.mode = "ok"
+    assert run_step(t0 + timedelta(seconds=60)).sent == 2
+
+
 def test_budget_spent_leaves_the_rest_for_the_next_pass(receiver, task, t0):
     for provider in ("anthropic", "gemini", "echo"):
         make_job(task, "failed", t0 - timedelta(seconds=5), provider=provider, error_code="auth")

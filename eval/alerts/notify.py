@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -55,8 +56,9 @@ def webhook_host():
         return ""
 
 
-def send(notice, timeout):
-    """Send ``notice`` on its channel; "" when sent, else why not (safe to log)."""
+def send(notice, timeout, should_stop=None):
+    """Send ``notice`` on its channel; "" when sent, else why not (safe to log).
+    ``should_stop()`` true (the daemon got SIGTERM) abandons the wait at once."""
     senders = {Channel.EMAIL: _email, Channel.WEBHOOK: _webhook}
     sender = senders.get(notice.channel)
     if sender is None:
@@ -65,11 +67,16 @@ def send(notice, timeout):
         return "ALERT_WEBHOOK_URL is not set"
     if notice.channel == Channel.EMAIL and not settings.ALERT_EMAILS:
         return "ALERT_EMAILS is not set"
-    return scrub(bounded(lambda: sender(notice.text, timeout), timeout))
+    return scrub(bounded(lambda: sender(notice.text, timeout), timeout, should_stop))
 
 
-def bounded(call, timeout):
-    """Run ``call`` for at most ``timeout`` seconds; "" when it returned, else why not."""
+STOP_CHECK_SECONDS = 0.2
+
+
+def bounded(call, timeout, should_stop=None):
+    """Run ``call`` for at most ``timeout`` seconds, or until ``should_stop()``; "" when it
+    returned, else why not. A call given up on is left to its daemon thread (it touches
+    no database) and the notice goes again on a later pass."""
     outcome = {}
 
     def run():
@@ -81,7 +88,11 @@ def bounded(call, timeout):
 
     thread = threading.Thread(target=run, name="alert-send", daemon=True)
     thread.start()
-    thread.join(timeout)
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        if should_stop is not None and should_stop():
+            return "given up: the daemon is stopping"
+        thread.join(min(STOP_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
     if thread.is_alive() or "error" not in outcome:
         return f"no answer within {timeout:g} s"
     return outcome["error"]

@@ -32,19 +32,20 @@ class Report:
         return bool(changes.fired or changes.repeated or changes.resolved or self.sent)
 
 
-def run_step(now=None, *, budget_s=None, clock=time.monotonic):
-    """One evaluation and one round of sends; ``now`` and ``clock`` are injectable for tests."""
+def run_step(now=None, *, budget_s=None, clock=time.monotonic, should_stop=None):
+    """One evaluation and one round of sends; ``now`` and ``clock`` are injectable for tests.
+    Once ``should_stop()`` (SIGTERM), no send starts and one in flight is given up on."""
     now = now or timezone.now()
     limits = rules.Limits.from_settings()
     conditions = rules.evaluate(snapshot.read(now, limits.window_s), now, limits)
     report = Report(active=len(conditions))
     report.changes = state.apply(conditions, now, repeat_s=settings.ALERT_REPEAT_SECONDS, channels=notify.channels())
-    deliver(now, report, budget_s=budget_s, clock=clock)
+    deliver(now, report, budget_s=budget_s, clock=clock, should_stop=should_stop or (lambda: False))
     state.tidy(now)
     return report
 
 
-def deliver(now, report, *, budget_s=None, clock=time.monotonic):
+def deliver(now, report, *, budget_s=None, clock=time.monotonic, should_stop=lambda: False):
     timeout = settings.ALERT_SEND_TIMEOUT_SECONDS
     budget_s = SENDS_PER_BUDGET * timeout if budget_s is None else budget_s
     deadline = clock() + budget_s
@@ -54,13 +55,13 @@ def deliver(now, report, *, budget_s=None, clock=time.monotonic):
         if notice.channel not in configured:  # its setting was removed since: nowhere to send it
             state.drop(notice)
             continue
-        if notice.channel in down or deadline - clock() < timeout:
+        if notice.channel in down or deadline - clock() < timeout or should_stop():
             report.waiting += 1
             continue
         # Held for twice the send's bound: a daemon that dies mid-send frees it for the next pass.
         if not state.claim(notice, now, hold_s=2 * timeout):
             continue
-        error = notify.send(notice, timeout)
+        error = notify.send(notice, timeout, should_stop)
         if error:
             down.add(notice.channel)
             report.failed += 1

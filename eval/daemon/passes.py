@@ -148,7 +148,7 @@ class Pass:
     def check_alerts(self):
         """The alert rules over the state the steps above left, then their sends (own budget: eval/alerts/step.py)."""
         try:
-            return alerts.run_step().did_work
+            return alerts.run_step(should_stop=self.should_stop).did_work
         except Exception as error:
             log.exception("alerts failed")
             self.errors.append(f"alerts: {type(error).__name__}: {error}")
