@@ -96,7 +96,7 @@ def seed_judgements(share):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from eval.evaluation.rubrics import default_rubric
+    from eval.evaluation.reviews.rubrics import default_rubric
     from eval.models import Judgement, Review, Task
 
     user = get_user_model().objects.create_user("bench", password="pw-bench-123", is_staff=True)

@@ -168,7 +168,7 @@ def daemon_passes(passes_wanted):
     """Pass seconds and jobs republished, with UNPUBLISHED_FOR_DAEMON jobs waiting and the broker down."""
     from django.utils import timezone
 
-    from eval import queue
+    from eval import broker as queue
     from eval.daemon import passes
     from eval.models import LLMJob
 

@@ -3,7 +3,7 @@
 judgements over 20 models (2,500 tasks, one output of each model per task,
 each model's outputs in its own run with automatic check results), then
 
-1. the results computation (eval.evaluation.results.results) per model and
+1. the results computation (eval.evaluation.results.report.results) per model and
    per run (all 20 runs), its median over the rounds;
 2. GET /api/results through Django's test client (auth, session, JSON).
 
@@ -144,7 +144,7 @@ def seed_judgements(rng, count, reviewers, tasks, jobs, judges):
     from django.db import connection
     from django.utils import timezone
 
-    from eval.evaluation import rubrics
+    from eval.evaluation.reviews import rubrics
 
     world = (reviewers, tasks, jobs, judges, rubrics.default_rubric().pk, timezone.now())
     with connection.cursor() as cursor:
@@ -175,7 +175,7 @@ def main():
     from django.db import connection
     from django.test import Client
 
-    from eval.evaluation import results
+    from eval.evaluation.results import report as results
 
     rng = np.random.default_rng(1)
     started = time.perf_counter()

@@ -43,7 +43,7 @@ def setup(tasks):
 
 
 def create_run(user, tasks):
-    from eval.evaluation import runs
+    from eval.evaluation.runs import services as runs
     from eval.models import LLMJob
 
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def unchanged_poll(user, run, rounds):
 def explain(run, rounds):
     from django.db import connection
 
-    from eval.evaluation.run_report import _STATE_SQL
+    from eval.evaluation.runs.report import _STATE_SQL
 
     times, plan = [], []
     with connection.cursor() as cursor:

@@ -5,6 +5,8 @@ name and the default is used, so ``manage.py check`` (eval/checks.py) can report
 every problem at once, naming the variable at fault.
 """
 
+import ipaddress
+import json
 import os
 
 ERRORS: list[tuple[str, str]] = []
@@ -100,8 +102,6 @@ def rate(name, default):
 def prices(name):
     """A JSON object of model-name prefix -> [USD per million input tokens, per
     million output], e.g. {"claude-sonnet-4": [3, 15]}; {} when unset."""
-    import json
-
     value = _raw(name)
     if not value:
         return {}
@@ -130,8 +130,6 @@ def prices(name):
 def networks(name, default):
     """Comma-separated addresses or networks (``10.0.0.0/8``), or ``*`` for any,
     as ``ipaddress`` networks; gunicorn's syntax for FORWARDED_ALLOW_IPS."""
-    import ipaddress
-
     entries = items(name, default.split(","))
     if "*" in entries:
         return [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]

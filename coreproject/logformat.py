@@ -24,6 +24,8 @@ import re
 import traceback
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 # Fields that callers pass with ``extra=`` and that belong on the line.
 _EXTRA_FIELDS = ("job_id", "worker_id", "task_id", "provider", "model", "attempt", "status")
 
@@ -107,8 +109,6 @@ def secret_values():
         values.add(os.environ.get(name))
     values.add(_database_password(os.environ.get("DATABASE_URL", "")))
     try:
-        from django.conf import settings
-
         if settings.configured:
             for name in SECRET_SETTINGS:
                 values.add(getattr(settings, name, None))

@@ -4,8 +4,8 @@ from django.urls import include, path
 from eval import health
 from eval.metrics.views import metrics_view
 
-handler400 = "eval.pages.bad_request"  # the site's page; a refused query string says why
-handler403 = "eval.pages.permission_denied"  # the site's page, logged as one INFO line
+handler400 = "eval.pages.site.bad_request"  # the site's page; a refused query string says why
+handler403 = "eval.pages.site.permission_denied"  # the site's page, logged as one INFO line
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -47,7 +47,7 @@ wsgi_app = "coreproject.wsgi:application"
 def on_starting(server):
     # Per-worker sockets would bind beside another server on this port.
     if server.cfg.reuse_port:
-        from coreproject.gunicorn_worker import refuse_addresses_in_use
+        from coreproject.gunicorn_worker import refuse_addresses_in_use  # noqa: PLC0415  (the master loads no app code before it forks)
 
         refuse_addresses_in_use(server.cfg.address)
         # gunicorn's own "Listening at" line is empty here: the workers bind.
@@ -57,9 +57,9 @@ def on_starting(server):
 def post_worker_init(worker):
     # The app is loaded; import the URLconf and views too, then take all of it
     # out of garbage collection (coreproject/gctuning.py).
-    from django.urls import get_resolver
+    from django.urls import get_resolver  # noqa: PLC0415  (after the app is loaded in this worker)
 
-    from coreproject.gctuning import tune_gc
+    from coreproject.gctuning import tune_gc  # noqa: PLC0415  (after the app is loaded in this worker)
 
     get_resolver().url_patterns  # noqa: B018 (imports every view module)
     tune_gc()

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from eval.evaluation.errors import InvalidInput
-from eval.evaluation.rubrics import check_questions
+from eval.evaluation.reviews.rubrics import check_questions
 from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
 from eval.models import ApiToken, Judgement, LLMJob, Review, Rubric, SourceRubric, Task, WorkerHeartbeat

@@ -7,4 +7,4 @@ class EvalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from eval import checks  # noqa: F401  (registers system checks)
+        from eval import system_checks  # noqa: F401, PLC0415  (AppConfig.ready: registers the system checks)

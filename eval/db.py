@@ -11,6 +11,7 @@ Django cursor (error translation, execute wrappers).
 
 from contextlib import contextmanager
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 
 _cursor_class = None
@@ -19,7 +20,6 @@ _cursor_class = None
 def _preparing_cursor_class():
     global _cursor_class
     if _cursor_class is None:
-        import psycopg
 
         class PreparingCursor(psycopg.Cursor):
             def execute(self, query, params=None, *, prepare=True, binary=None):

@@ -9,8 +9,8 @@ import itertools
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
-from eval.evaluation import judgements
-from eval.evaluation import runs as runs_service
+from eval.evaluation.reviews import judgements
+from eval.evaluation.runs import services as runs_service
 from eval.jobs import states
 from eval.models import Judgement, LLMJob, Run, Task
 from eval.providers import catalogue

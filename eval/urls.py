@@ -1,18 +1,18 @@
 from django.urls import include, path
 
-from eval import pages
+from eval.pages import results, review_modes, runs, site, tasks, tokens
 
 urlpatterns = [
     path("api/", include("eval.api.urls")),  # first: every open tab polls it every 2 s
-    path("", pages.task_list, name="home"),
-    path("tasks/", pages.task_list, name="task-list"),
-    path("tasks/<int:task_id>/", pages.review, name="review"),
-    path("pairs/", pages.pairs, name="pairs"),
-    path("runs/", pages.runs, name="runs"),
-    path("runs/<int:run_id>/", pages.run_detail, name="run-detail"),
-    path("results/", pages.results, name="results"),
-    path("dashboard/", pages.dashboard, name="dashboard"),
-    path("tokens/", pages.tokens, name="tokens"),
-    path("tokens/<int:token_id>/revoke", pages.revoke_token, name="token-revoke"),
-    path("favicon.ico", pages.favicon, name="favicon"),
+    path("", tasks.task_list, name="home"),
+    path("tasks/", tasks.task_list, name="task-list"),
+    path("tasks/<int:task_id>/", tasks.review, name="review"),
+    path("pairs/", review_modes.pairs, name="pairs"),
+    path("runs/", runs.runs, name="runs"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
+    path("results/", results.results, name="results"),
+    path("dashboard/", review_modes.dashboard, name="dashboard"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/<int:token_id>/revoke", tokens.revoke_token, name="token-revoke"),
+    path("favicon.ico", site.favicon, name="favicon"),
 ]

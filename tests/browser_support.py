@@ -18,6 +18,7 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler
 from django.db import connections
+from playwright.sync_api import sync_playwright
 
 from eval.jobs import claims, create
 from eval.models import Task
@@ -90,7 +91,6 @@ def browser():
         if REQUIRE_BROWSER:
             pytest.fail("REQUIRE_BROWSER=1 but " + message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread, which
     # trips Django's async-safety check on every ORM call the test makes.

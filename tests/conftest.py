@@ -3,10 +3,13 @@
 import os
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
 
 from eval import providers
+from eval.evaluation.reviews import seen
 from eval.models import Task
+from tests.fakes.pubsub_emulator import PubSubEmulator, find_emulator
 from tests.helpers import WorkerThread
 
 # Browser fixtures (tests/test_browser*.py); the API on a live server (test_openapi.py, test_schemathesis.py).
@@ -71,7 +74,6 @@ def _fresh_providers():
 @pytest.fixture(autouse=True)
 def _fresh_seen_cache():
     """The process's memory of recorded (user, task) views outlives a test's database."""
-    from eval.evaluation import seen
 
     seen.forget_cache()
     yield
@@ -125,7 +127,6 @@ def make_task(db):
 
 def reviewers_group():
     """The migration's group (a transactional test's flush may have removed it)."""
-    from django.contrib.auth.models import Permission
 
     group, created = Group.objects.get_or_create(name="reviewers")
     if created:
@@ -152,7 +153,6 @@ def staff(db, django_user_model):
 
 def test_database_url():
     """A DATABASE_URL for subprocesses that points at the test database."""
-    from django.db import connection
 
     settings_dict = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -184,7 +184,6 @@ def worker_thread():
 @pytest.fixture(scope="session")
 def pubsub_emulator():
     """The official Pub/Sub emulator, started once per test session."""
-    from tests.fakes.pubsub_emulator import PubSubEmulator, find_emulator
 
     if find_emulator() is None:
         reason = "Pub/Sub emulator not installed (Debian package google-cloud-cli-pubsub-emulator, needs Java)"

@@ -4,7 +4,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connections
+from django.test import Client
+
+from eval import broker as queue
+from eval.broker import pubsub
+from eval.worker.service import serve
 
 
 def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
@@ -23,7 +34,6 @@ def wait_for(predicate, timeout=30.0, interval=0.02, message="condition"):
 
 def login(user):
     """A test client with ``user``'s session."""
-    from django.test import Client
 
     client = Client()
     client.force_login(user)
@@ -64,9 +74,6 @@ class WorkerThread:
         self._thread = threading.Thread(target=self._main, daemon=True)
 
     def _main(self):
-        from django.db import connections
-
-        from eval.worker.service import serve
 
         async def main():
             self.loop = asyncio.get_running_loop()
@@ -112,10 +119,6 @@ class LiveServer:
     database connections, so a transactional test's database can be flushed."""
 
     def __init__(self):
-        from socketserver import ThreadingMixIn
-        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-
-        from django.core.handlers.wsgi import WSGIHandler
 
         class Quiet(WSGIRequestHandler):
             def log_message(self, *args):
@@ -131,7 +134,6 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def _app(self, environ, start_response):
-        from django.db import connections
 
         try:
             return self._handler(environ, start_response)
@@ -176,10 +178,6 @@ def parallel(calls, timeout=60):
 def use_pubsub(settings, monkeypatch, host, *, publish_timeout=None, reset_breaker=True):
     """The pubsub transport against the broker at ``host`` with names of its own
     (a fresh client: it reads the host when made)."""
-    import uuid
-
-    from eval import queue
-    from eval.queue import pubsub
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
     name = uuid.uuid4().hex[:8]

@@ -15,7 +15,8 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
 
-from eval.evaluation import judgements, pairs, runs
+from eval.evaluation.reviews import judgements, pairs
+from eval.evaluation.runs import services as runs
 from eval.jobs import claims, create, transitions
 from eval.models import ApiToken, PairAssignment
 

@@ -29,6 +29,8 @@ import time
 from contextlib import nullcontext, suppress
 from pathlib import Path
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/eval")
 NO_TESTS_COLLECTED = 5
@@ -41,8 +43,6 @@ def flag(name):
 
 def postgres_reachable(url):
     try:
-        import psycopg
-
         with psycopg.connect(url.replace("/eval", "/postgres"), connect_timeout=3):
             return True
     except Exception as error:

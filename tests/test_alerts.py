@@ -20,13 +20,13 @@ import yaml
 from django.core import mail
 from django.utils import timezone
 
-from eval.alerts import rules, state
+from eval.alerts import rules, snapshot, state
 from eval.alerts.step import run_step
-from eval.checks import environment_check
 from eval.daemon.passes import run_pass
 from eval.jobs import errors as job_errors
 from eval.metrics import collector, events
 from eval.models import Alert, AlertNotice, LLMJob, Run, WorkerHeartbeat
+from eval.system_checks import environment_check
 from tests.helpers import free_port, login
 
 pytestmark = pytest.mark.django_db
@@ -182,7 +182,6 @@ def test_no_worker_counts_from_the_last_heartbeat(task, t0):
 
 
 def _snapshot(now):
-    from eval.alerts import snapshot
 
     return snapshot.read(now, 600)
 

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from eval.jobs import claims, create, transitions
-from eval.models import Judgement, PairAssignment
+from eval.models import Judgement, PairAssignment, Task
 from eval.sync import sync_tasks
 from tests.helpers import login
 
@@ -106,7 +106,6 @@ def test_stale_after_a_source_change_not_after_a_title_change(tmp_path, settings
         sync_tasks(str(source))
 
     sync(title="Sums")
-    from eval.models import Task
 
     task = Task.objects.get(external_id="t1")
     job = finished(task)

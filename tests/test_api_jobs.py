@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from eval.evaluation.runs import services as runs
 from eval.jobs import claims, create, transitions
 from eval.models import JobStatus, LLMJob
 from tests.helpers import login
@@ -187,7 +188,6 @@ def test_queued_jobs_per_user_are_capped(reviewer, task, settings):
 
 
 def test_a_queued_run_does_not_use_up_the_per_user_cap(staff, make_task, settings):
-    from eval.evaluation import runs
 
     settings.MAX_QUEUED_JOBS_PER_USER = 2
     settings.JOB_CREATE_RATE = (2, 60)

@@ -10,6 +10,7 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.urls import NoReverseMatch, reverse
 
 from tests import browser_support as support
 
@@ -24,7 +25,6 @@ MODELS = ["echo/echo", "echo/echo-brief", "echo/echo-reverse"]
 
 @pytest.fixture(autouse=True)
 def results_api():
-    from django.urls import NoReverseMatch, reverse
 
     try:
         reverse("api-results")

@@ -7,6 +7,7 @@ second one refused by the daily budget with what is left; both pages fit
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.urls import NoReverseMatch, reverse
 
 from eval.models import LLMJob, Run
 from tests import browser_support as support
@@ -23,7 +24,6 @@ SOURCE = "runs-demo"
 
 @pytest.fixture(autouse=True)
 def runs_api():
-    from django.urls import NoReverseMatch, reverse
 
     try:
         reverse("api-runs")

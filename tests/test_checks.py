@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
-from eval.evaluation import checks, finishing, run_report
 from eval.evaluation.errors import InvalidInput
+from eval.evaluation.runs import finishing
+from eval.evaluation.runs import output_checks as checks
+from eval.evaluation.runs import report as run_report
 from eval.jobs import claims, create
 from eval.models import JobStatus, LLMJob, Run
 from eval.worker.service import serve

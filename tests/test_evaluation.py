@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from eval.evaluation import drafts, judgements, pairs, rubrics, seen
 from eval.evaluation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound
+from eval.evaluation.reviews import drafts, judgements, pairs, review_status, rubrics, seen
 from eval.jobs import claims, create, transitions, visibility
-from eval.models import Judgement, PairAssignment, Rubric, SourceRubric, Task
+from eval.models import Judgement, PairAssignment, Review, Rubric, SourceRubric, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -293,8 +293,6 @@ def test_hidden_jobs_leave_the_pairs(three_models, reviewer):
 
 
 def test_review_filters_and_the_next_task_to_review(make_task, reviewer, staff):
-    from eval.evaluation import review_status
-    from eval.models import Review
 
     first, second, third = make_task(), make_task(), make_task()
     Review.objects.create(task=first, reviewer=reviewer, rating=4)

@@ -12,10 +12,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from eval.evaluation import judgements
 from eval.evaluation.exports import Export
 from eval.evaluation.exports.formats import BOM, cell, json_line, unescape_cell
-from eval.evaluation.rubrics import rubric_for_source
+from eval.evaluation.reviews import judgements
+from eval.evaluation.reviews.rubrics import rubric_for_source
 from eval.jobs import claims, create, transitions
 from eval.models import ApiToken, Judgement, LLMJob, Review
 from tests.helpers import login

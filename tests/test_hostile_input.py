@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from eval.api import app as api_app
+from eval.api import plain
 from eval.api.request_data import MAX_JSON_DEPTH
 from eval.api.schemas import MAX_OUTPUT_FROM
 from eval.jobs import create
@@ -223,7 +224,6 @@ def test_an_unexpected_error_is_a_json_500(reviewer, task, monkeypatch, caplog):
 
 
 def test_an_unexpected_error_in_the_plain_poll_is_a_json_500(reviewer, task, monkeypatch):
-    from eval.api import plain
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

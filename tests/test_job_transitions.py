@@ -1,6 +1,7 @@
 """Every job transition and its refusals (eval/jobs/: create, claims, transitions, batch)."""
 
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -127,7 +128,6 @@ def test_claim_by_id_explains_why_not(task):
     job = make_job(task)
     assert claims.claim(job.pk, "w1").job.id == job.pk
     assert claims.claim(job.pk, "w2").reason == "running"
-    import uuid
 
     assert claims.claim(uuid.uuid4(), "w2").reason == "missing"
     transitions.succeed_one(job.pk, "w1", 1, output="x", stop_reason="end_turn")
@@ -322,7 +322,6 @@ def test_every_visible_change_bumps_the_version(task):
 
 
 def test_claim_many_claims_what_it_can_and_says_why_not_for_the_rest(make_task):
-    import uuid
 
     fresh, other, done = (make_job(make_task()) for _ in range(3))
     claims.claim(other.pk, "elsewhere")

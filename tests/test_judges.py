@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from eval.evaluation import judges
-from eval.evaluation.rubrics import default_rubric
+from eval.evaluation.reviews.rubrics import default_rubric
+from eval.evaluation.runs import judges
 from eval.jobs import create
 from eval.models import JobStatus, Judgement, LLMJob, Run
 from eval.worker.service import serve
-from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.llm_server import FakeLLMServer, Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,7 +179,6 @@ def test_it_accepts_a_json_fence_and_nothing_else():
 
 
 def test_it_fails_scores_that_do_not_fit_the_rubric(anthropic_pair, fake):
-    from tests.fakes.llm_server import Script
 
     task, run_a, run_b = anthropic_pair
     work()  # the outputs first, so the next request is the judge's

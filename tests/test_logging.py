@@ -13,6 +13,8 @@ import pytest
 
 from coreproject import logformat
 from coreproject.logformat import JobContextFilter, JsonFormatter, RedactSecretsFilter
+from eval.jobs import create
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ANTHROPIC = "sk-ant-api03-TESTSECRETVALUE-abcdef0123456789"
@@ -207,8 +209,6 @@ except ConnectionError:
 @pytest.mark.django_db(transaction=True)
 def test_worker_job_lines_carry_job_and_worker_id(fast_jobs, task, worker_thread):
     """Every line the worker logs about a job names the job and the worker."""
-    from eval.jobs import create
-    from tests.helpers import wait_for
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

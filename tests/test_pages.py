@@ -12,7 +12,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from eval.evaluation import judgements, seen
+from eval.evaluation.reviews import judgements, seen
 from eval.jobs import claims, create, transitions
 from eval.models import Review
 from tests.helpers import check_deploy, login

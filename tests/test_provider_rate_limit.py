@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
-from eval.models import ProviderRateSlot
+from eval.jobs import create
+from eval.models import JobStatus, LLMJob, ProviderRateSlot
 from eval.worker import provider_rate_limit as ratelimit
 from eval.worker.provider_rate_limit import acquire, try_acquire
+from eval.worker.service import serve
 from tests.conftest import test_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,7 +210,6 @@ def test_threads_never_get_more_than_the_limit(settings):
     deadline = time.time() + seconds
 
     def hammer():
-        from django.db import connection
 
         try:
             while time.time() < deadline:
@@ -342,9 +344,6 @@ def test_two_worker_like_processes_waiting_with_acquire_share_the_limit():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_waits_for_the_shared_limit(make_task, fast_jobs):
-    from eval.jobs import create
-    from eval.models import JobStatus, LLMJob
-    from eval.worker.service import serve
 
     fast_jobs.ECHO_REQUESTS_PER_MINUTE = 2  # any provider: <NAME>_REQUESTS_PER_MINUTE
     fast_jobs.PROVIDER_RATE_WINDOW_SECONDS = 0.6

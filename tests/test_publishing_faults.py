@@ -18,14 +18,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from google.cloud import pubsub_v1
 
-from eval import queue
+from eval import broker as queue
+from eval.broker import pubsub
+from eval.broker.breaker import CircuitBreaker
 from eval.daemon import passes
 from eval.jobs import create, outbox, repairs, transitions
 from eval.jobs.publisher import BackgroundPublisher
 from eval.models import JobStatus, LLMJob
-from eval.queue import pubsub
-from eval.queue.breaker import CircuitBreaker
 from tests.conftest import test_database_url
 from tests.fakes.pubsub_grpc import FakePubSubServer
 from tests.helpers import free_port, login, use_pubsub
@@ -309,7 +310,6 @@ def test_a_process_exits_while_a_publish_hangs(tmp_path):
 
 @pytest.fixture
 def broker_without_bulk_subscription(settings, monkeypatch, fast_jobs):
-    from google.cloud import pubsub_v1
 
     with FakePubSubServer() as broker:
         use_broker(settings, monkeypatch, broker.host)

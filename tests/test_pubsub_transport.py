@@ -5,14 +5,16 @@ import uuid
 import warnings
 from datetime import timedelta
 
+import grpc
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from google.cloud import pubsub_v1
 
+from eval.broker import pubsub
 from eval.jobs import create, outbox, transitions
 from eval.models import JobStatus, LLMJob
-from eval.queue import pubsub
+from eval.models import LLMJob as Job
 from eval.worker.service import serve
 from tests.fakes.pubsub_grpc import FakePubSubServer
 from tests.helpers import use_pubsub
@@ -97,7 +99,6 @@ def test_a_cancelled_queued_job_message_is_acked_without_a_call(on_emulator, mak
 
 
 def test_a_publish_failure_leaves_the_job_queued_then_republished(settings, monkeypatch, fast_jobs, make_task):
-    import grpc
 
     with FakePubSubServer(deadline_scale=0.1) as fake:
         use_pubsub_set_up(settings, monkeypatch, fake.host)
@@ -120,7 +121,6 @@ def test_pubsub_setup_is_idempotent(on_emulator, capsys):
 
 
 def test_bulk_jobs_wait_behind_interactive_ones_on_their_own_subscription(on_emulator, make_task):
-    from eval.models import LLMJob as Job
 
     bulk = [queue(make_task(prompt=f"bulk {i}"), priority=Job.Priority.BULK) for i in range(6)]
     interactive = queue(make_task(prompt="now"))

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from eval.evaluation import rubrics
+from eval.evaluation.reviews import rubrics
 from eval.models import Judgement, LLMJob, Run
 from tests.helpers import login
 

@@ -10,10 +10,12 @@ import socket
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 
 from eval import demo
 from eval.models import Judgement, LLMJob, Run, Task
+from eval.providers import catalogue
 from tests.helpers import login
 
 
@@ -129,9 +131,6 @@ def test_it_seeds_a_comparison_offline_and_only_once(offline, settings):
 
 @pytest.mark.django_db
 def test_it_says_what_to_set_when_echo_is_not_configured(monkeypatch):
-    from django.core.management.base import CommandError
-
-    from eval.providers import catalogue
 
     monkeypatch.setattr(catalogue, "configured", list)
     with pytest.raises(CommandError, match="ECHO_ENABLED"):

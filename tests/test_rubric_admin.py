@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from eval.evaluation import judgements
+from eval.evaluation.reviews import judgements
 from eval.jobs import claims, create, transitions
 from eval.models import Rubric, SourceRubric
 

@@ -8,8 +8,9 @@ from math import ceil
 import pytest
 from django.db import connection, connections
 
-from eval.evaluation import budget, costs, runs
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost
+from eval.evaluation.runs import budget, costs
+from eval.evaluation.runs import services as runs
 from eval.jobs import claims, outbox, transitions
 from eval.jobs.errors import JobError
 from eval.models import DailySpend, LLMJob, Run, Task
@@ -186,7 +187,7 @@ def test_bulk_creation_publishes_each_batch_on_commit(
     settings.JOB_TRANSPORT = "pubsub"
     published = []
     monkeypatch.setattr(
-        "eval.queue.publish", lambda messages, timeout=None: [published.append(m.job_id) or m.job_id for m in messages]
+        "eval.broker.publish", lambda messages, timeout=None: [published.append(m.job_id) or m.job_id for m in messages]
     )
     # The background publisher's work, done inline: this test's rows are visible to this thread only.
     monkeypatch.setattr(outbox.background, "submit", outbox.publish)
@@ -236,7 +237,7 @@ def test_parallel_launches_never_overspend_the_budget(priced, make_task, staff):
 
 @pytest.mark.django_db
 def test_a_judge_run_is_launched_through_the_judges(staff, make_task):
-    pytest.importorskip("eval.evaluation.judges")
+    pytest.importorskip("eval.evaluation.runs.judges")
     make_task()
     a = runs.create_run(user=staff, data=body(name="a"))
     b = runs.create_run(user=staff, data=body(name="b", model="echo-brief"))

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib.auth.models import Permission
 
+from eval.evaluation.runs import services as runs
 from eval.jobs import claims, transitions
 from eval.models import DailySpend, LLMJob, Run
 from tests.helpers import login
@@ -125,7 +126,6 @@ def test_a_job_ending_while_the_poll_is_answered_is_not_lost_behind_a_304(staff,
     """The race a browser test met under load: the last job's final write lands after
     the poll checked for live jobs (so it answers "running") but before the answer's
     tag is read. The next poll must still see a change and finish the run."""
-    from eval.evaluation import runs
 
     make_task()
     client = login(staff)

@@ -1,6 +1,7 @@
 """Scheduled runs: cron expressions, and the daemon's step that fires each due
 schedule once (eval/evaluation/schedules.py). The clock is injected (now=)."""
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,9 +10,11 @@ import pytest
 from django.db import connection
 
 from eval.daemon import passes
-from eval.evaluation import runs, schedules
 from eval.evaluation.errors import BudgetExceeded, InvalidInput
+from eval.evaluation.runs import cron, schedules
+from eval.evaluation.runs import services as runs
 from eval.models import DailySpend, LLMJob, Run
+from eval.worker.service import serve
 
 DAILY = "0 9 * * *"
 SLOT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a firing of DAILY (TIME_ZONE is UTC in tests)
@@ -61,7 +64,7 @@ def firings_of(parent):
 
 
 def test_it_accepts_a_five_field_expression():
-    assert schedules.check("  0 9  * * MON ") == "0 9 * * MON"
+    assert cron.check("  0 9  * * MON ") == "0 9 * * MON"
 
 
 @pytest.mark.parametrize(
@@ -77,22 +80,22 @@ def test_it_accepts_a_five_field_expression():
 )
 def test_it_refuses_a_bad_expression_with_the_reason(expr, reason):
     with pytest.raises(InvalidInput) as refused:
-        schedules.check(expr)
+        cron.check(expr)
     assert refused.value.field == "schedule"
     assert reason in refused.value.message
 
 
 def test_next_firing_is_strictly_after_and_in_time_zone(settings):
-    assert schedules.next_firing(DAILY, SLOT) == SLOT + timedelta(days=1)
-    assert schedules.next_firing(DAILY, SLOT - timedelta(seconds=1)) == SLOT
+    assert cron.next_firing(DAILY, SLOT) == SLOT + timedelta(days=1)
+    assert cron.next_firing(DAILY, SLOT - timedelta(seconds=1)) == SLOT
     settings.TIME_ZONE = "Europe/Paris"  # 09:00 in Paris is 08:00 UTC in winter, 07:00 in summer
-    assert schedules.next_firing(DAILY, datetime(2026, 1, 10, tzinfo=UTC)) == datetime(2026, 1, 10, 8, tzinfo=UTC)
-    assert schedules.next_firing(DAILY, datetime(2026, 7, 10, tzinfo=UTC)) == datetime(2026, 7, 10, 7, tzinfo=UTC)
+    assert cron.next_firing(DAILY, datetime(2026, 1, 10, tzinfo=UTC)) == datetime(2026, 1, 10, 8, tzinfo=UTC)
+    assert cron.next_firing(DAILY, datetime(2026, 7, 10, tzinfo=UTC)) == datetime(2026, 7, 10, 7, tzinfo=UTC)
 
 
 def test_next_firing_needs_an_aware_datetime():
     with pytest.raises(ValueError, match="aware"):
-        schedules.next_firing(DAILY, datetime(2026, 1, 1))
+        cron.next_firing(DAILY, datetime(2026, 1, 1))
 
 
 # --- firing --------------------------------------------------------------------------
@@ -194,7 +197,7 @@ def test_a_schedule_without_next_run_at_is_armed_not_fired(stub_runs):
 def test_a_refused_firing_is_recorded_on_the_scheduled_run(monkeypatch, stub_runs, caplog):
     stub_runs.refuse = BudgetExceeded(Decimal("3.50"), left=Decimal("1.00"))
     parent = scheduled()
-    with caplog.at_level("WARNING", logger="eval.evaluation.schedules"):
+    with caplog.at_level("WARNING", logger="eval.evaluation.runs.schedules"):
         (firing,) = schedules.fire_due(now=SLOT)
     assert firing.child is None and "daily budget" in firing.refused
     assert not firings_of(parent).exists()  # the refused child is rolled back: no empty run left
@@ -212,7 +215,7 @@ def test_a_refused_firing_is_recorded_on_the_scheduled_run(monkeypatch, stub_run
 @pytest.mark.django_db
 def test_a_bad_saved_expression_is_refused_once(stub_runs, caplog):
     parent = scheduled(schedule="0 9 * * FOO")  # saved around check() (SQL, an old admin)
-    with caplog.at_level("WARNING", logger="eval.evaluation.schedules"):
+    with caplog.at_level("WARNING", logger="eval.evaluation.runs.schedules"):
         (firing,) = schedules.fire_due(now=SLOT)
         assert schedules.fire_due(now=SLOT + timedelta(days=1)) == []
     assert "Bad day-of-week" in firing.refused and not firings_of(parent).exists()
@@ -295,9 +298,6 @@ def test_a_real_firing_over_the_budget_is_refused_and_reserves_nothing(echo_sche
 
 @pytest.mark.django_db(transaction=True)  # the worker reads through its own connections
 def test_the_daemon_pass_finishes_runs_whose_jobs_all_ended(staff, make_task, settings):
-    import asyncio
-
-    from eval.worker.service import serve
 
     settings.ECHO_CHUNK_DELAY_MS = 0
     make_task()

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from eval.evaluation import results_pairwise, stats
+from eval.evaluation.results import pairwise as results_pairwise
+from eval.evaluation.results import stats
 
 
 def test_mean_with_a_t_interval():

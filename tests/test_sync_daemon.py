@@ -64,7 +64,7 @@ def test_pass_syncs_repairs_and_prunes(tmp_path, settings, task, monkeypatch):
     settings.JOB_TRANSPORT = "pubsub"  # the requeued job is handed to this process's publisher on commit
     republished = []
     monkeypatch.setattr(
-        "eval.queue.publish",
+        "eval.broker.publish",
         lambda messages, timeout=None: republished.extend(m.job_id for m in messages) or republished,
     )
 

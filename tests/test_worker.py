@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -296,7 +296,6 @@ def test_a_worker_killed_mid_stream_loses_nothing(make_task, fast_jobs):
 
 def test_the_worker_survives_its_database_connections_being_cut(make_task):
     """As after a PostgreSQL restart: every connection of the worker is killed."""
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: SQLite has no server connections to cut")
@@ -325,7 +324,6 @@ def test_the_worker_survives_its_database_connections_being_cut(make_task):
 def test_a_stopping_worker_gives_up_on_a_lost_database_instead_of_retrying_for_minutes():
     """A SIGTERM while the database is gone: each call stops retrying at the stop's
     deadline, not after the two-minute retry window (the worker would seem to ignore SIGTERM)."""
-    from django.db import OperationalError
 
     attempts = []
 

@@ -9,6 +9,7 @@ from eval.jobs import create
 from eval.models import JobStatus, LLMJob
 from eval.worker.service import serve
 from tests.fakes.llm_server import FakeLLMServer, Script
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,7 +123,6 @@ def test_a_gemini_safety_block_is_refused(gemini, task):
 
 
 def test_the_retry_message_says_when_and_which_attempt(anthropic, task, settings, worker_thread):
-    from tests.helpers import wait_for
 
     settings.JOB_RETRY_MAX_DELAY_SECONDS = 30
     anthropic.push(status=429, retry_after=3)

@@ -13,7 +13,7 @@ from eval.api.responses import answers
 from eval.api.schemas import JobId, JobIds, JobList, JobOut, OutputFrom
 from eval.api.serializers import job_json, job_rows
 from eval.api.user_quota import check_job_creation
-from eval.evaluation import seen
+from eval.evaluation.reviews import seen
 from eval.jobs import create, transitions
 from eval.models import LLMJob
 

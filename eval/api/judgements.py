@@ -10,7 +10,7 @@ from eval.api.evaluation_schemas import AllJudgements, DraftIn, DraftOut, Judgem
 from eval.api.lookups import job_answer, visible_task
 from eval.api.responses import answers
 from eval.api.schemas import JobId, JobOut, TaskId
-from eval.evaluation import drafts, judgements
+from eval.evaluation.reviews import drafts, judgements
 from eval.jobs import visibility
 from eval.models import Judgement, LLMJob
 

@@ -9,7 +9,7 @@ from eval.api.access import is_reviewer
 from eval.api.errors import invalid, not_found
 from eval.api.evaluation_schemas import PairFilters, PairJudgementOut, PairOut, PairVerdict
 from eval.api.responses import answers
-from eval.evaluation import judgements, pairs
+from eval.evaluation.reviews import judgements, pairs
 
 router = Router(tags=["pairs"])
 

@@ -19,7 +19,7 @@ from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.schemas import TASK_ID_RE
 from eval.api.serializers import is_terminal, job_json, poll_rows
-from eval.evaluation import seen
+from eval.evaluation.reviews import seen
 
 READS = frozenset({"GET", "HEAD"})
 

@@ -2,7 +2,7 @@
 
 from django.db.models import Count, Q
 
-from eval.evaluation import review_status
+from eval.evaluation.reviews import review_status
 from eval.jobs import states
 from eval.models import Task
 

@@ -7,7 +7,7 @@ from eval.api.access import is_staff
 from eval.api.errors import forbidden
 from eval.api.responses import answers
 from eval.api.results_schemas import ResultFilters, ResultsOut
-from eval.evaluation import results as computed
+from eval.evaluation.results import report as computed
 
 router = Router(tags=["results"])
 

@@ -13,7 +13,9 @@ from eval.api.access import is_reviewer, is_staff
 from eval.api.errors import forbidden, not_found
 from eval.api.responses import answers
 from eval.api.run_schemas import BudgetOut, CostError, LaunchOptions, RunCreate, RunFilters, RunId, RunOut, RunPage
-from eval.evaluation import budget, run_report, runs
+from eval.evaluation.runs import budget
+from eval.evaluation.runs import report as run_report
+from eval.evaluation.runs import services as runs
 from eval.models import Run
 
 router = Router(tags=["runs"])

@@ -11,7 +11,7 @@ from eval.api.responses import answers
 from eval.api.schemas import MAX_IDEMPOTENCY_KEY, NO_NUL, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
 from eval.api.serializers import task_json
 from eval.api.user_quota import check_job_creation
-from eval.evaluation import review_status
+from eval.evaluation.reviews import review_status
 from eval.jobs import create
 
 router = Router(tags=["tasks"])

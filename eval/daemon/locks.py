@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 
@@ -31,8 +32,6 @@ class PostgresLock:
         self.conn = None
 
     def acquire(self):
-        import psycopg  # loaded only where PostgreSQL is the database
-
         self.release()
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)

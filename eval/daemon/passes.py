@@ -34,7 +34,8 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from eval import alerts
-from eval.evaluation import runs, schedules
+from eval.evaluation.runs import schedules
+from eval.evaluation.runs import services as runs
 from eval.jobs import repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
 

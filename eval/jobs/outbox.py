@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from eval import queue
+from eval import broker as queue
 from eval.jobs import states
 from eval.jobs.publisher import BackgroundPublisher
 from eval.models import LLMJob

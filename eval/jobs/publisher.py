@@ -26,7 +26,7 @@ import weakref
 from django.conf import settings
 from django.db import connections
 
-from eval import queue
+from eval import broker as queue
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from eval import queue
+from eval import broker as queue
 from eval.jobs import heartbeats, outbox, transitions
 
 log = logging.getLogger(__name__)

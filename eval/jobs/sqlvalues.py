@@ -5,6 +5,7 @@ building one ORM update per job costs ~0.8 ms of Python, and a worker with
 200 jobs in flight would spend a good part of a core on that.
 """
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -40,6 +41,4 @@ def adapt(value):
 
 def as_json(value):
     """A JSON column read by raw SQL (SQLite gives text)."""
-    import json
-
     return json.loads(value) if isinstance(value, str | bytes) else (value or {})

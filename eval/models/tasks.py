@@ -1,16 +1,23 @@
 """Evaluation tasks, synced from a source (eval/sync/)."""
 
 import hashlib
+import json
 
 from django.db import models
 
 
-def prompt_fingerprint(prompt, reference):
+def prompt_fingerprint(prompt, reference, messages=None):
     """SHA-256 of what a judgement judges against: the prompt and the
-    reference, each prefixed by its length (no separator can be forged).
+    reference, each prefixed by its length (no separator can be forged), and a
+    conversation's messages when the task has them (canonical JSON, appended
+    only then, so the hash of a task without messages never changed).
     Title and metadata do not count: editing them never makes a judgement stale."""
     prompt, reference = prompt or "", reference or ""
-    return hashlib.sha256(f"{len(prompt)}:{prompt}{len(reference)}:{reference}".encode()).hexdigest()
+    text = f"{len(prompt)}:{prompt}{len(reference)}:{reference}"
+    if messages:
+        turns = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        text += f"{len(turns)}:{turns}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Task(models.Model):
@@ -23,6 +30,9 @@ class Task(models.Model):
     title = models.CharField(max_length=500, blank=True)
     prompt = models.TextField()
     reference = models.TextField(blank=True)
+    # A conversation instead of one prompt: [{"role": "system"|"user"|"assistant",
+    # "content": str}, ...], the last one "user"; null for a one-prompt task.
+    messages = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
     # prompt_fingerprint(prompt, reference), kept by whoever writes those two.
@@ -44,8 +54,8 @@ class Task(models.Model):
         return self.title or f"{self.source}:{self.external_id}"
 
     def save(self, *args, **kwargs):
-        self.prompt_hash = prompt_fingerprint(self.prompt, self.reference)
+        self.prompt_hash = prompt_fingerprint(self.prompt, self.reference, self.messages)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and {"prompt", "reference"} & set(update_fields):
+        if update_fields is not None and {"prompt", "reference", "messages"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "prompt_hash"}
         super().save(*args, **kwargs)

@@ -28,6 +28,16 @@ class GenerationRequest:
     max_tokens: int
     system: str = ""
     temperature: float | None = None
+    # The conversation, system apart: ((role, content), ...) with roles "user" and
+    # "assistant", the last one "user". Empty: one user turn holding ``prompt``.
+    messages: tuple[tuple[str, str], ...] = ()
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def turns(self) -> tuple[tuple[str, str], ...]:
+        """The conversation to send (system apart)."""
+        return self.messages or (("user", self.prompt),)
 
 
 @dataclass

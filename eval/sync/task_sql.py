@@ -1,5 +1,6 @@
 """The sync's two hot statements on the task table, raw SQL."""
 
+import psycopg
 from django.db import connection
 
 from eval.models import Task
@@ -72,8 +73,6 @@ class TaskSql:
     def cursor(self):
         if not self.postgres:
             return connection.cursor()
-        import psycopg
-
         connection.ensure_connection()
         return psycopg.Cursor(connection.connection)
 

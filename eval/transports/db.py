@@ -7,11 +7,12 @@ import asyncio
 import logging
 import threading
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 
+from eval.broker import NOTIFY_CHANNEL
 from eval.jobs import claims
-from eval.queue import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,6 @@ class Listener:
 
     def _listen_once(self, loop, params):
         """One LISTEN connection, until it breaks or we stop."""
-        import psycopg  # PostgreSQL only
-
         skip = ("cursor_factory", "context", "prepare_threshold", "pool")
         params = {key: value for key, value in params.items() if key not in skip}
         with psycopg.connect(**params, autocommit=True) as conn:

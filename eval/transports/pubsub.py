@@ -20,10 +20,10 @@ import uuid
 
 from django.utils import timezone
 
+from eval.broker.pubsub import subscription_path
 from eval.jobs import claims
 from eval.jobs.claims import NotClaimed
 from eval.jobs.outcomes import Outcome
-from eval.queue.pubsub import subscription_path
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class PubSubTransport:
 
     # --- the subscriber ---------------------------------------------------------------------
     def _open(self):
-        from google.cloud import pubsub_v1  # the SDK is for pubsub workers only
+        from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
         self._loop = asyncio.get_running_loop()
         self._subscriber = pubsub_v1.SubscriberClient()
@@ -117,7 +117,7 @@ class PubSubTransport:
         """Each subscription exists (a stream on a missing one fails only later,
         with a traceback); a broker that does not answer is left to the streams,
         which reconnect."""
-        from google.api_core import exceptions
+        from google.api_core import exceptions  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
         for path in self.subscriptions:
             try:
@@ -132,7 +132,7 @@ class PubSubTransport:
                 )
 
     def _check_streams(self):
-        from google.api_core import exceptions
+        from google.api_core import exceptions  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
         for path, stream in zip(self.subscriptions, self._streams, strict=True):
             if stream.done():

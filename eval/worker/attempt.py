@@ -9,7 +9,7 @@ import time
 
 from django.conf import settings
 
-from eval.evaluation import finishing
+from eval.evaluation.runs import finishing
 from eval.jobs import transitions
 from eval.jobs.outcomes import Outcome, Settled
 from eval.providers import get_provider

@@ -8,7 +8,7 @@ in memory, never the whole table.
 
 from django.db.models import Q
 
-from eval.evaluation.judgements import current
+from eval.evaluation.reviews.judgements import current
 from eval.models import Judgement
 
 BATCH_SIZE = 2000

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.db.models import Exists, OuterRef
 
-from eval.evaluation import runs
+from eval.evaluation.runs import services as runs
 from eval.jobs import create, states
 from eval.jobs.errors import InvalidJob, JobError
 from eval.jobs.validation import clean_job_request

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from eval.queue.pubsub_admin import ensure_resources
+from eval.broker.pubsub_admin import ensure_resources
 
 
 class Command(BaseCommand):

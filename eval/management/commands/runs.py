@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from eval.evaluation import runs
 from eval.evaluation.errors import ConfirmCost
+from eval.evaluation.runs import services as runs
 from eval.jobs.errors import JobError
 from eval.models import Run
 

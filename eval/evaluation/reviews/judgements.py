@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from eval.evaluation.errors import Conflict, Forbidden, InvalidInput, NotFound
-from eval.evaluation.rubrics import clean_answers, rubric_for_source
+from eval.evaluation.reviews.rubrics import clean_answers, rubric_for_source
 from eval.jobs import states
 from eval.models import Judgement, LLMJob
 

@@ -15,10 +15,11 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-from eval.evaluation import checks, judges
 from eval.evaluation.errors import InvalidInput
-from eval.evaluation.judgements import MAX_NOTES
-from eval.evaluation.rubrics import clean_answers, rubric_for_source
+from eval.evaluation.reviews.judgements import MAX_NOTES
+from eval.evaluation.reviews.rubrics import clean_answers, rubric_for_source
+from eval.evaluation.runs import judges
+from eval.evaluation.runs import output_checks as checks
 from eval.models import Judgement, LLMJob
 
 BAD_JUDGE_OUTPUT = "bad_judge_output"

@@ -14,9 +14,11 @@ statistics numpy (stats.py); this module only puts them together.
 
 from concurrent.futures import ThreadPoolExecutor
 
-from eval.evaluation import results_pairwise, results_sql, stats
 from eval.evaluation.errors import InvalidInput
-from eval.evaluation.results_agreement import agreement, human_confusions, position_bias, reviewers
+from eval.evaluation.results import pairwise as results_pairwise
+from eval.evaluation.results import sql as results_sql
+from eval.evaluation.results import stats
+from eval.evaluation.results.agreement import agreement, human_confusions, position_bias, reviewers
 from eval.models import Rubric, Run
 
 BOOTSTRAP_THREADS = 2

@@ -4,15 +4,15 @@ import logging
 
 from django.conf import settings
 
-from eval.queue.pubsub import BULK_SUFFIX
+from eval.broker.pubsub import BULK_SUFFIX
 
 log = logging.getLogger(__name__)
 
 
 def ensure_resources(*, subscription=None, topic=None, ack_deadline_seconds=60):
     """Create what is missing; return a list of (resource, "created" | "exists")."""
-    from google.api_core import exceptions
-    from google.cloud import pubsub_v1
+    from google.api_core import exceptions  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
+    from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
     project = settings.PUBSUB_PROJECT_ID
     topic = topic or settings.PUBSUB_TOPIC

@@ -22,14 +22,14 @@ _publisher_lock = threading.Lock()
 
 
 def topic_path(bulk=False):
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
     name = settings.PUBSUB_TOPIC + (BULK_SUFFIX if bulk else "")
     return pubsub_v1.PublisherClient.topic_path(settings.PUBSUB_PROJECT_ID, name)
 
 
 def subscription_path(name=None, bulk=False):
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
     name = (name or settings.PUBSUB_SUBSCRIPTION) + (BULK_SUFFIX if bulk else "")
     return pubsub_v1.SubscriberClient.subscription_path(settings.PUBSUB_PROJECT_ID, name)
@@ -42,7 +42,7 @@ def get_publisher():
     with _publisher_lock:
         if _publisher is None or _publisher_pid != os.getpid():
             _publisher_pid = os.getpid()
-            from google.cloud import pubsub_v1
+            from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
             # One message per batch: a job id is tiny and latency matters more.
             _publisher = pubsub_v1.PublisherClient(
@@ -58,7 +58,7 @@ def reset_publisher():
 
 
 def publish(messages, timeout):
-    """Publish one message per job (eval.queue.JobMessage) and wait for them
+    """Publish one message per job (eval.broker.JobMessage) and wait for them
     all together at most ``timeout`` seconds; returns the ids published.
 
     The deadline also bounds the client's own retries of the Publish call
@@ -95,7 +95,7 @@ def _error(future):
 
 
 def _retry(timeout):
-    from google.api_core import exceptions, retry
+    from google.api_core import exceptions, retry  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
     transient = retry.if_exception_type(
         exceptions.Aborted,

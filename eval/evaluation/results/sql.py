@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Count, Q
 
-from eval.evaluation import checks
+from eval.evaluation.runs import output_checks as checks
 from eval.jobs import states
 from eval.models import Judgement, LLMJob, Run, Task
 

@@ -6,7 +6,7 @@ against itself) says nothing about the row and is left out."""
 
 import numpy as np
 
-from eval.evaluation import stats
+from eval.evaluation.results import stats
 
 VERDICT_SIDES = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
 

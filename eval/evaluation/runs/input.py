@@ -6,8 +6,10 @@ from decimal import Decimal, InvalidOperation
 from django.db.models import Q
 from django.db.models.functions import Length, Trim
 
-from eval.evaluation import checks, rubrics
 from eval.evaluation.errors import InvalidInput
+from eval.evaluation.reviews import rubrics
+from eval.evaluation.runs import cron
+from eval.evaluation.runs import output_checks as checks
 from eval.jobs.validation import clean_job_request
 from eval.models import Run, Task, prompt_fingerprint
 
@@ -122,9 +124,7 @@ def _schedule(expr):
         return ""
     if not isinstance(expr, str):
         raise InvalidInput("schedule must be a cron expression", field="schedule")
-    from eval.evaluation import schedules  # schedules imports runs (it fires them)
-
-    return schedules.check(expr)
+    return cron.check(expr)
 
 
 # --- the selection, evaluated at launch -------------------------------------------------

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eval.evaluation import budget, costs, run_input
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRefusal
-from eval.evaluation.run_report import run_json  # noqa: F401  (runs.run_json is the interface)
+from eval.evaluation.runs import budget, costs, cron, judges
+from eval.evaluation.runs import input as run_input
+from eval.evaluation.runs.report import run_json  # noqa: F401  (runs.run_json is the interface)
 from eval.jobs import create, states, transitions
 from eval.jobs.errors import JobError
 from eval.models import LLMJob, Run
@@ -56,9 +57,7 @@ def create_run(*, user, data, batch_size=create.BULK_BATCH):
     confirm = fields.pop("confirm_cost_usd")
     run = Run.objects.create(created_by=user, status=Run.Status.SCHEDULED, **fields)
     if run.schedule:
-        from eval.evaluation import schedules  # schedules imports this module
-
-        run.next_run_at = schedules.next_firing(run.schedule, timezone.now())
+        run.next_run_at = cron.next_firing(run.schedule, timezone.now())
         run.save(update_fields=["next_run_at"])
         return run
     try:
@@ -141,8 +140,6 @@ def launch(run, *, by=None, confirm_cost_usd=None, firing=False, batch_size=crea
             raise Conflict("the run was launched or cancelled meanwhile")
     run.refresh_from_db()
     if run.kind == Run.Kind.JUDGE:
-        from eval.evaluation import judges  # written beside this module; judges may import runs
-
         judges.create_judge_jobs(run)
     else:
         create.create_many(

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from eval.evaluation.rubrics import rubric_for_source
+from eval.evaluation.reviews.rubrics import rubric_for_source
 from eval.jobs import outbox, states
 from eval.models import LLMJob, Run, Task, prompt_fingerprint
 

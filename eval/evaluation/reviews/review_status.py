@@ -5,7 +5,7 @@ earlier prompt or reference), and the next task they have not reviewed."""
 from django.db.models import Exists, OuterRef
 
 from eval.evaluation.errors import InvalidInput
-from eval.evaluation.judgements import current
+from eval.evaluation.reviews.judgements import current
 from eval.models import Judgement, Review, Task
 
 FILTERS = ("needed", "mine", "stale")

@@ -10,7 +10,7 @@ row: 1,000 workers finishing jobs of one run never queue on one row.
 from django.db import connection
 from django.db.models import Count, Q
 
-from eval.evaluation import costs
+from eval.evaluation.runs import costs
 from eval.jobs import states
 from eval.models import LLMJob, Run
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 
-from eval.queue.breaker import CircuitBreaker
+from eval.broker.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def publish(messages, *, timeout=None):
     if not breaker().allows():
         return []
     try:
-        from eval.queue import pubsub  # the client library loads only where it is used
+        from eval.broker import pubsub  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where a job is published to it)
 
         sent = pubsub.publish(messages, timeout=timeout or settings.PUBSUB_PUBLISH_TIMEOUT_SECONDS)
     except Exception as error:

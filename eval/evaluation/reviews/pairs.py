@@ -22,9 +22,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eval.evaluation import judgements, seen
 from eval.evaluation.errors import Conflict, Expired, InvalidInput, NotFound
-from eval.evaluation.rubrics import rubric_for_source, rubric_json
+from eval.evaluation.reviews import judgements, seen
+from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
 from eval.jobs import states
 from eval.jobs.sqlvalues import as_uuid
 from eval.models import Judgement, LLMJob, PairAssignment

@@ -1,8 +1,8 @@
 """Rubrics: which one a task uses, what a valid rubric is, and answers
 checked against it (server-side, whatever the page did)."""
 
-from eval.evaluation.builtin import DEFAULT_GUIDELINES, DEFAULT_QUESTIONS
 from eval.evaluation.errors import InvalidInput
+from eval.evaluation.reviews.builtin import DEFAULT_GUIDELINES, DEFAULT_QUESTIONS
 from eval.models import Rubric, SourceRubric
 
 DEFAULT_NAME = "default"

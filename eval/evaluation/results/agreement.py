@@ -17,7 +17,8 @@ figures of ``/api/results``, from counts grouped in SQL (results_sql.py).
 
 from django.contrib.auth import get_user_model
 
-from eval.evaluation import results_sql, stats
+from eval.evaluation.results import sql as results_sql
+from eval.evaluation.results import stats
 
 
 def _rate(left_wins, n):

@@ -1,0 +1,1 @@
+"""The figures of /api/results: counting in SQL, pairwise ratings, agreement, statistics."""

@@ -1,0 +1,1 @@
+"""What reviewers make of outputs: rubrics, judgements, drafts, blind pairs, who saw what, review status."""

@@ -1,0 +1,81 @@
+"""Evaluation runs: the list with the "New run" form, and one run."""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, render
+
+from eval.api.access import is_reviewer, is_staff
+from eval.jobs import states
+from eval.models import LLMJob, Run, Task
+from eval.pages.common import page, provider_json
+from eval.providers import catalogue
+
+LAUNCH_RUN_PERMISSION = "eval.launch_run"
+
+
+RUN_FAILURES_SHOWN = 50
+
+
+RUN_FIRINGS_SHOWN = 20
+
+
+def _may_launch_runs(user):
+    return is_staff(user) or user.has_perm(LAUNCH_RUN_PERMISSION)
+
+
+def _check_runs_access(user):
+    """Reviewers may look at runs; staff and holders of eval.launch_run also create, launch and cancel."""
+    if not (is_reviewer(user) or _may_launch_runs(user)):
+        raise PermissionDenied("Evaluation runs are for reviewers: ask an admin to add you to the reviewers group.")
+
+
+@page
+def runs(request):
+    """The runs list and the "New run" form; both drawn by runs.js from /api/runs."""
+    _check_runs_access(request.user)
+    # Per source and status, the tasks a run would select (not those gone from their
+    # source), and per status those gone, to take off the live count of /api/tasks.
+    by_source, missing = {}, {}
+    for row in Task.objects.values("source", "status", gone=Q(missing_since__isnull=False)).annotate(n=Count("id")):
+        if row["gone"]:
+            missing[row["status"]] = missing.get(row["status"], 0) + row["n"]
+        else:
+            by_source.setdefault(row["source"], {})[row["status"]] = row["n"]
+    config = {
+        "providers": [provider_json(p) for p in catalogue.configured()],
+        "sources": dict(sorted(by_source.items())),  # {source: {status: n}}
+        "missing": missing,  # {status: n}
+        "confirm_cost_usd": float(settings.BULK_CONFIRM_COST_USD),
+        "poll_interval_ms": settings.POLL_INTERVAL_MS,
+    }
+    context = {
+        "config": config,
+        "can_launch": _may_launch_runs(request.user),
+        "statuses": Task.Status.values,
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "runs.html", context)
+
+
+@page
+def run_detail(request, run_id):
+    """One run: the frame, its failures and its firings; run.js polls /api/runs/<id> for the rest."""
+    _check_runs_access(request.user)
+    run = get_object_or_404(Run.objects.select_related("parent", "created_by"), pk=run_id)
+    failures = (
+        LLMJob.objects.filter(run=run, status=states.FAILED)
+        .select_related("task")
+        .only("id", "task__id", "task__title", "task__external_id", "error_code", "error_message", "finished_at")
+        .order_by("-finished_at")[:RUN_FAILURES_SHOWN]
+    )
+    user = request.user
+    context = {
+        "run": run,
+        "failures": failures,
+        "firings": run.firings.order_by("-id")[:RUN_FIRINGS_SHOWN],
+        "can_launch": _may_launch_runs(user),
+        "can_cancel": is_staff(user) or (_may_launch_runs(user) and run.created_by_id == user.pk),
+        "poll_interval_ms": settings.POLL_INTERVAL_MS,
+    }
+    return render(request, "run.html", context)
