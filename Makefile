@@ -27,11 +27,13 @@ run: venv
 	$(BIN)/python manage.py bootstrap
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python run_services.py
 
-# House rules: ruff (with complexity at most 10), the format, the import layers (pyproject.toml).
+# House rules: ruff (with complexity at most 10), the format, the import layers (pyproject.toml),
+# every module under eval/ and coreproject/ under 350 lines (tests/module_size.py).
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python tests/module_size.py
 
 format: dev-venv
 	$(BIN)/ruff format .

@@ -17,7 +17,7 @@ from django.db import connections
 
 from eval.evaluation.reviews import judgements, pairs
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import ApiToken, PairAssignment
 
 
@@ -52,7 +52,7 @@ def live_url(plain_http):
 def succeeded_job(task, user, model, output):
     job, _ = create.create_job(task=task, provider="echo", model=model, created_by=user)
     attempt = claims.claim(job.pk, "w1").job.attempt
-    transitions.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
     return job
 
 
@@ -84,7 +84,7 @@ def api_world(live_url, staff, make_task):
     queued, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
     failed, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
     attempt = claims.claim(failed.pk, "w1").job.attempt
-    transitions.fail(failed.pk, "w1", attempt, code="bad_request", message="boom")
+    endings.fail(failed.pk, "w1", attempt, code="bad_request", message="boom")
     done = succeeded_job(task, staff, "echo", "one two")
     brief = succeeded_job(task, staff, "echo-brief", "one")
     other = make_task()

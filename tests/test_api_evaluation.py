@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import Judgement, PairAssignment, Task
 from eval.sync import sync_tasks
 from tests.helpers import login
@@ -27,7 +27,7 @@ def _plain_http(plain_http):
 def finished(task, model="echo", output=None, provider="echo", user=None):
     job, _ = create.create_job(task=task, provider=provider, model=model, created_by=user)
     attempt = claims.claim(job.pk, "w1").job.attempt
-    transitions.succeed_one(job.pk, "w1", attempt, output=output or f"{model} says hi", stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", attempt, output=output or f"{model} says hi", stop_reason="end_turn")
     return job
 
 

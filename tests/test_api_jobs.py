@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings, transitions
 from eval.models import JobStatus, LLMJob
 from tests.helpers import login
 
@@ -64,9 +64,9 @@ def run_to_end(job, *, output="done", fail_code=None, worker="w1"):
     claimed = claims.claim(job.pk, worker).job
     assert claimed is not None
     if fail_code:
-        transitions.fail(job.pk, worker, claimed.attempt, code=fail_code, message="boom")
+        endings.fail(job.pk, worker, claimed.attempt, code=fail_code, message="boom")
     else:
-        transitions.succeed_one(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn", output_tokens=3)
+        endings.succeed_one(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn", output_tokens=3)
     job.refresh_from_db()
     return job
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from eval.jobs import batch, transitions
+from eval.jobs import batch, endings, transitions
 from eval.models import JobStatus, LLMJob, Review
 from tests.browser_support import POLL_MS, fake_running_job, make_task, start_worker
 
@@ -212,11 +212,11 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
 def test_task_text_and_model_output_are_shown_as_text(page, user):
     task = make_task(title=f"Title {XSS}", prompt=f"Prompt {XSS} end", reference=f"Reference {XSS}")
     job, claimed = fake_running_job(task, user)
-    transitions.succeed_one(
+    endings.succeed_one(
         job.pk, "fake-worker", claimed.attempt, output=f"Output {XSS} <script>alert(2)</script>", stop_reason="end_turn"
     )
     other, other_claim = fake_running_job(task, user, "fake-2")
-    transitions.succeed_one(other.pk, "fake-2", other_claim.attempt, output=f"Other {XSS}", stop_reason="end_turn")
+    endings.succeed_one(other.pk, "fake-2", other_claim.attempt, output=f"Other {XSS}", stop_reason="end_turn")
     page.goto(f"/tasks/{task.id}/")
     page.wait_for_selector(f"#job-{job.pk}[data-status=succeeded]")
     assert page.locator("#task-prompt").inner_text() == f"Prompt {XSS} end"

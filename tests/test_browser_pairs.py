@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from eval.jobs import transitions
+from eval.jobs import endings
 from eval.models import Judgement, PairAssignment
 from tests import browser_support as support
 from tests.browser_support import fake_running_job, make_task
@@ -34,7 +34,7 @@ OUTPUTS = {
 def finished_job(task, creator, model):
     job, claimed = fake_running_job(task, creator, model=model)
     output = OUTPUTS[model]
-    assert transitions.succeed_one(job.pk, "fake-worker", claimed.attempt, output=output, stop_reason="end_turn")
+    assert endings.succeed_one(job.pk, "fake-worker", claimed.attempt, output=output, stop_reason="end_turn")
     return job
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from eval.jobs import transitions
+from eval.jobs import endings
 from eval.models import Judgement, LLMJob, Review, ReviewDraft
 from tests.browser_support import fake_running_job, make_task
 from tests.helpers import wait_for
@@ -20,7 +20,7 @@ LONG_ANSWER = "# Plan\n\n" + "\n".join(f"- step {i}: a line long enough to need 
 
 def finished_job(task, user, output, model="echo", stop_reason="end_turn", params=None, worker_id="fake-worker"):
     job, claimed = fake_running_job(task, user, worker_id=worker_id, model=model, params=params)
-    transitions.succeed_one(job.pk, worker_id, claimed.attempt, output=output, stop_reason=stop_reason)
+    endings.succeed_one(job.pk, worker_id, claimed.attempt, output=output, stop_reason=stop_reason)
     return job
 
 

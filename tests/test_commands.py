@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from eval.jobs import claims, create, outbox, transitions
+from eval.jobs import claims, create, endings, outbox
 from eval.models import JobStatus, LLMJob, Task
 from tests.conftest import test_database_url
 
@@ -365,7 +365,7 @@ def running(task):
 
 def failed(task):
     job = running(task)
-    transitions.fail(job.pk, "worker-1", job.attempts, code="auth", message="bad key")
+    endings.fail(job.pk, "worker-1", job.attempts, code="auth", message="bad key")
     return LLMJob.objects.get(pk=job.pk)
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from eval.evaluation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound
 from eval.evaluation.reviews import drafts, judgements, pairs, review_status, rubrics, seen
-from eval.jobs import claims, create, transitions, visibility
+from eval.jobs import claims, create, endings, visibility
 from eval.models import Judgement, PairAssignment, Review, Rubric, SourceRubric, Task
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def finished_job(task, output, *, provider="echo", model="echo", worker="w1"):
     job, _ = create.create_job(task=task, provider=provider, model=model)
     claimed = claims.claim(job.pk, worker).job
-    assert transitions.succeed_one(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn")
+    assert endings.succeed_one(job.pk, worker, claimed.attempt, output=output, stop_reason="end_turn")
     job.refresh_from_db()
     return job
 

@@ -16,7 +16,7 @@ from eval.evaluation.exports import Export
 from eval.evaluation.exports.formats import BOM, cell, json_line, unescape_cell
 from eval.evaluation.reviews import judgements
 from eval.evaluation.reviews.rubrics import rubric_for_source
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import ApiToken, Judgement, LLMJob, Review
 from tests.helpers import login
 
@@ -99,7 +99,7 @@ def export(what, fmt, **options):
 def succeeded_job(task, user, model, output):
     job, _ = create.create_job(task=task, provider="echo", model=model, created_by=user)
     attempt = claims.claim(job.pk, "w1").job.attempt
-    transitions.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
     job.refresh_from_db()
     return job
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from eval.jobs import backoff, batch, claims, create, transitions
+from eval.jobs import backoff, batch, claims, create, endings, transitions
 from eval.jobs.errors import IdempotencyConflict, InvalidJob, JobConflict
 from eval.models import JobStatus, LLMJob
 
@@ -130,7 +130,7 @@ def test_claim_by_id_explains_why_not(task):
     assert claims.claim(job.pk, "w2").reason == "running"
 
     assert claims.claim(uuid.uuid4(), "w2").reason == "missing"
-    transitions.succeed_one(job.pk, "w1", 1, output="x", stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", 1, output="x", stop_reason="end_turn")
     assert claims.claim(job.pk, "w2").reason == "terminal"
 
 
@@ -167,11 +167,11 @@ def test_a_zombie_worker_cannot_touch_the_next_attempt(task, settings):
     assert second.attempt == 2
     update = batch.ProgressUpdate(job.pk, first.attempt, 50, "zombie", "zzz", 3)
     assert batch.record_progress("zombie", [update]) == {job.pk}
-    assert not transitions.succeed_one(job.pk, "zombie", first.attempt, output="stale", stop_reason="end_turn")
-    assert not transitions.fail(job.pk, "zombie", first.attempt, code="server_error")
+    assert not endings.succeed_one(job.pk, "zombie", first.attempt, output="stale", stop_reason="end_turn")
+    assert not endings.fail(job.pk, "zombie", first.attempt, code="server_error")
     # Even the same worker id cannot write with an old attempt number.
-    assert not transitions.succeed_one(job.pk, "fresh", first.attempt, output="stale", stop_reason="end_turn")
-    assert transitions.succeed_one(job.pk, "fresh", second.attempt, output="good", stop_reason="end_turn")
+    assert not endings.succeed_one(job.pk, "fresh", first.attempt, output="stale", stop_reason="end_turn")
+    assert endings.succeed_one(job.pk, "fresh", second.attempt, output="good", stop_reason="end_turn")
     row = LLMJob.objects.get(pk=job.pk)
     assert (row.status, row.output, row.attempts) == (JobStatus.SUCCEEDED, "good", 2)
 
@@ -196,11 +196,11 @@ def test_progress_writes_partial_output_and_renews_the_lease(task):
 def test_succeed_records_exactly_one_final_result(task):
     job = make_job(task)
     claimed = claim_one()
-    assert transitions.succeed_one(
+    assert endings.succeed_one(
         job.pk, "w1", claimed.attempt, output="hello", stop_reason="end_turn", input_tokens=4, output_tokens=1, cost=0
     )
-    assert not transitions.succeed_one(job.pk, "w1", claimed.attempt, output="again", stop_reason="end_turn")
-    assert not transitions.fail(job.pk, "w1", claimed.attempt, code="server_error")
+    assert not endings.succeed_one(job.pk, "w1", claimed.attempt, output="again", stop_reason="end_turn")
+    assert not endings.fail(job.pk, "w1", claimed.attempt, code="server_error")
     with pytest.raises(JobConflict):
         transitions.request_cancel(job.pk, by="alice")
     row = LLMJob.objects.get(pk=job.pk)
@@ -210,8 +210,8 @@ def test_succeed_records_exactly_one_final_result(task):
 
 def test_transitions_refuse_a_job_in_the_wrong_state(task):
     job = make_job(task)
-    assert not transitions.succeed_one(job.pk, "w1", 0, output="x", stop_reason="end_turn")  # still queued
-    assert not transitions.hand_back(job.pk, "w1", 0)
+    assert not endings.succeed_one(job.pk, "w1", 0, output="x", stop_reason="end_turn")  # still queued
+    assert not endings.hand_back(job.pk, "w1", 0)
     assert status_of(job) == JobStatus.QUEUED
 
 
@@ -220,7 +220,7 @@ def test_a_transient_error_is_retried_after_a_backoff_then_fails(task, settings)
     settings.JOB_RETRY_MAX_DELAY_SECONDS = 8
     job = make_job(task)
     claimed = claim_one()
-    status, delay = transitions.retry_later(
+    status, delay = endings.retry_later(
         job.pk, "w1", claimed.attempt, code="rate_limited", retry_after=30, max_attempts=2
     )
     row = LLMJob.objects.get(pk=job.pk)
@@ -230,7 +230,7 @@ def test_a_transient_error_is_retried_after_a_backoff_then_fails(task, settings)
     assert claims.claim_next("w1", 1) == []  # not before available_at
     LLMJob.objects.filter(pk=job.pk).update(available_at=timezone.now())
     second = claim_one()
-    status, _ = transitions.retry_later(job.pk, "w1", second.attempt, code="overloaded", max_attempts=2)
+    status, _ = endings.retry_later(job.pk, "w1", second.attempt, code="overloaded", max_attempts=2)
     row = LLMJob.objects.get(pk=job.pk)
     assert status == "failed" and row.status == JobStatus.FAILED and row.error_code == "overloaded"
 
@@ -246,7 +246,7 @@ def test_backoff_grows_with_jitter_and_is_capped(settings):
 def test_hand_back_does_not_consume_the_attempt(task):
     job = make_job(task)
     claimed = claim_one()
-    assert transitions.hand_back(job.pk, "w1", claimed.attempt)
+    assert endings.hand_back(job.pk, "w1", claimed.attempt)
     row = LLMJob.objects.get(pk=job.pk)
     assert (row.status, row.attempts, row.worker_id) == (JobStatus.QUEUED, 0, "")
     assert claim_one("w2").attempt == 1
@@ -283,7 +283,7 @@ def test_cancel_of_a_running_job_asks_the_worker(task):
     asked = transitions.request_cancel(job.pk, by="alice")
     assert asked.status == JobStatus.RUNNING and asked.cancel_requested
     assert batch.cancel_requests("w1") == {job.pk}
-    assert transitions.finish_cancel(job.pk, "w1", claimed.attempt, output="one two")
+    assert endings.finish_cancel(job.pk, "w1", claimed.attempt, output="one two")
     row = LLMJob.objects.get(pk=job.pk)
     assert (row.status, row.message, row.output) == (JobStatus.CANCELLED, "Cancelled by alice", "one two")
 
@@ -316,7 +316,7 @@ def test_every_visible_change_bumps_the_version(task):
     versions.append(LLMJob.objects.get(pk=job.pk).version)
     batch.record_progress("w1", [batch.ProgressUpdate(job.pk, claimed.attempt, 1, "m", "o", 1)])
     versions.append(LLMJob.objects.get(pk=job.pk).version)
-    transitions.succeed_one(job.pk, "w1", claimed.attempt, output="o", stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", claimed.attempt, output="o", stop_reason="end_turn")
     versions.append(LLMJob.objects.get(pk=job.pk).version)
     assert versions == sorted(set(versions))
 

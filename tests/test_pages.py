@@ -13,7 +13,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from eval.evaluation.reviews import judgements, seen
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import Review
 from tests.helpers import check_deploy, login
 
@@ -140,7 +140,7 @@ def test_dashboard_is_staff_only(reviewer, staff):
 def finished_job(task, model, output):
     job, _ = create.create_job(task=task, provider="echo", model=model)
     claimed = claims.claim(job.pk, "w1").job
-    assert transitions.succeed_one(job.pk, "w1", claimed.attempt, output=output, stop_reason="end_turn")
+    assert endings.succeed_one(job.pk, "w1", claimed.attempt, output=output, stop_reason="end_turn")
     return job
 
 

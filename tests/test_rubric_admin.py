@@ -5,7 +5,7 @@ import json
 import pytest
 
 from eval.evaluation.reviews import judgements
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import Rubric, SourceRubric
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_editing_a_used_rubric_makes_the_next_version(admin_client, task, review
     SourceRubric.objects.create(source=task.source, rubric=rubric)
     job, _ = create.create_job(task=task, provider="echo", model="echo")
     attempt = claims.claim(job.pk, "w").job.attempt
-    transitions.succeed_one(job.pk, "w", attempt, output="x", stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w", attempt, output="x", stop_reason="end_turn")
     used = judgements.record(
         reviewer=reviewer,
         task=task,

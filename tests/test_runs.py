@@ -11,7 +11,7 @@ from django.db import connection, connections
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost
 from eval.evaluation.runs import budget, costs
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, outbox, transitions
+from eval.jobs import claims, endings, outbox, transitions
 from eval.jobs.errors import JobError
 from eval.models import DailySpend, LLMJob, Run, Task
 from eval.providers import catalogue
@@ -167,7 +167,7 @@ def test_it_is_done_when_every_job_ended(staff, make_task):
     run = runs.create_run(user=staff, data=body())
     job = claims.claim_next("w1", 1)[0]
     assert runs.refresh_status(run).status == Run.Status.RUNNING
-    transitions.succeed_one(job.id, "w1", job.attempt, output="x", stop_reason="end_turn")
+    endings.succeed_one(job.id, "w1", job.attempt, output="x", stop_reason="end_turn")
     run = runs.refresh_status(run)
     assert run.status == Run.Status.DONE and run.finished_at is not None
     data = runs.run_json(run)

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, transitions
+from eval.jobs import claims, endings
 from eval.models import DailySpend, LLMJob, Run
 from tests.helpers import login
 
@@ -115,7 +115,7 @@ def test_get_has_an_etag_that_moves_with_its_jobs(staff, make_task):
     job = claims.claim_next("w1", 1)[0]
     moved = client.get(f"/api/runs/{run_id}", HTTP_IF_NONE_MATCH=tag)
     assert moved.status_code == 200 and moved.json()["counts"]["running"] == 1
-    transitions.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
+    endings.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
     done = client.get(f"/api/runs/{run_id}", HTTP_IF_NONE_MATCH=moved["ETag"])
     assert done.json()["status"] == "done" and done.json()["progress"] == 100
     assert client.get(f"/api/runs/{run_id}", HTTP_IF_NONE_MATCH=done["ETag"]).status_code == 304
@@ -135,7 +135,7 @@ def test_a_job_ending_while_the_poll_is_answered_is_not_lost_behind_a_304(staff,
 
     def refresh_then_the_job_ends(run):
         refreshed = real_refresh(run)  # sees the job running
-        transitions.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
+        endings.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
         return refreshed
 
     monkeypatch.setattr(runs, "refresh_status", refresh_then_the_job_ends)

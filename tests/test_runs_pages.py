@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import Run
 from tests.helpers import login
 
@@ -81,7 +81,7 @@ def test_the_run_page_renders_escaped_with_failures_and_links(staff, reviewer, m
     job, _ = create.create_job(task=task, provider="echo", model="echo", created_by=staff)
     job.__class__.objects.filter(pk=job.pk).update(run=run)
     claimed = claims.claim(job.pk, "w1").job
-    assert transitions.fail(job.pk, "w1", claimed.attempt, code="bad_request", message="the model said " + XSS)
+    assert endings.fail(job.pk, "w1", claimed.attempt, code="bad_request", message="the model said " + XSS)
 
     html = login(reviewer).get(f"/runs/{run.pk}/").content.decode()
     assert XSS not in html

@@ -14,7 +14,7 @@ from django.db import IntegrityError, OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings, transitions
 from eval.models import JobStatus, LLMJob, WorkerHeartbeat
 from eval.worker.database import Database
 from eval.worker.service import serve
@@ -182,7 +182,7 @@ def stored(claimed):
 
 
 def success(job, output):
-    return transitions.Success(job.id, job.attempt, output=output, stop_reason="end_turn", output_tokens=2)
+    return endings.Success(job.id, job.attempt, output=output, stop_reason="end_turn", output_tokens=2)
 
 
 def test_the_writer_gives_successes_arriving_together_one_statement(make_task):
@@ -191,9 +191,9 @@ def test_the_writer_gives_successes_arriving_together_one_statement(make_task):
     writes = [
         success(a, "out a"),
         success(b, "out b"),
-        functools.partial(transitions.fail, c.id, "w-writer", c.attempt, code="bad_request", message="nope"),
+        functools.partial(endings.fail, c.id, "w-writer", c.attempt, code="bad_request", message="nope"),
         success(d, "out d"),
-        transitions.Success(not_held.pk, 1, output="stale"),
+        endings.Success(not_held.pk, 1, output="stale"),
     ]
     results, commits, statements = write_together("w-writer", writes)
     assert results == [True, True, True, True, False]  # each caller gets its own answer
@@ -212,8 +212,8 @@ def test_a_database_error_in_one_final_write_does_not_lose_the_others(make_task)
     a, b, c = claim_jobs(make_task, "w-writer", 3)
     writes = [
         success(a, "out a"),
-        functools.partial(transitions.fail, b.id, "w-writer", b.attempt, code=None),  # NOT NULL: IntegrityError
-        functools.partial(transitions.hand_back, c.id, "w-writer", c.attempt),
+        functools.partial(endings.fail, b.id, "w-writer", b.attempt, code=None),  # NOT NULL: IntegrityError
+        functools.partial(endings.hand_back, c.id, "w-writer", c.attempt),
     ]
     results, commits, _ = write_together("w-writer", writes)
     assert results[0] is True and results[2] is True

@@ -1,6 +1,6 @@
 """Which job statuses allow what: the one place every view, serializer,
 command and the admin asks. (The transitions themselves live in
-transitions.py.)
+transitions.py and endings.py.)
 
     queued -> running -> succeeded | failed | cancelled
     queued -> cancelled

@@ -1,5 +1,6 @@
 """LLM jobs and the workers that run them. Every job state change goes
-through eval/jobs/transitions.py; nothing else writes ``status``."""
+through eval/jobs/transitions.py and eval/jobs/endings.py; nothing else
+writes ``status``."""
 
 import uuid
 
@@ -20,7 +21,7 @@ class JobStatus(models.TextChoices):
 
 class LLMJob(models.Model):
     """One model call for one task. Every state change goes through
-    eval/jobs/transitions.py; nothing else writes status."""
+    eval/jobs/transitions.py and endings.py; nothing else writes status."""
 
     class Kind(models.TextChoices):
         GENERATE = "generate"

@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 
 from eval.evaluation.runs import finishing
-from eval.jobs import transitions
+from eval.jobs import endings, states
 from eval.jobs.outcomes import Outcome, Settled
 from eval.providers import get_provider
 from eval.providers.base import GenerationRequest
@@ -81,7 +81,7 @@ class Attempt:
         job = self.job
         cost = provider.cost(job.model, result.input_tokens, result.output_tokens)
         self.state.usage = (result.input_tokens, result.output_tokens, cost)
-        success = transitions.Success(
+        success = endings.Success(
             job.id,
             job.attempt,
             output=result.text,
@@ -118,7 +118,7 @@ class Attempt:
         self.state.error_code = failure.code
         written = await self.write(
             self._fenced(
-                transitions.fail,
+                endings.fail,
                 code=failure.code,
                 message=failure.message,
                 output=result.text,
@@ -131,7 +131,7 @@ class Attempt:
 
     async def _not_configured(self):
         message = f"provider {self.job.provider!r} is not configured on this worker"
-        await self.write(self._fenced(transitions.fail, code="bad_request", message=message))
+        await self.write(self._fenced(endings.fail, code="bad_request", message=message))
         return Settled(Outcome.FAILED)
 
     async def _failed(self, code, message):
@@ -139,7 +139,7 @@ class Attempt:
         state = self.state
         state.error_code = code
         await self.write(
-            self._fenced(transitions.fail, code=code, message=message, output=state.output, output_tokens=state.tokens)
+            self._fenced(endings.fail, code=code, message=message, output=state.output, output_tokens=state.tokens)
         )
         return Settled(Outcome.FAILED)
 
@@ -151,11 +151,11 @@ class Attempt:
     async def _stopped(self):
         state = self.state
         if state.stop_reason is StopReason.CANCEL:
-            await self.write(self._fenced(transitions.finish_cancel, output=state.output, output_tokens=state.tokens))
+            await self.write(self._fenced(endings.finish_cancel, output=state.output, output_tokens=state.tokens))
             log.info("job cancelled", extra=self.extra)
             return Settled(Outcome.CANCELLED)
         if state.stop_reason is StopReason.SHUTDOWN:
-            await self.write(self._fenced(transitions.hand_back))
+            await self.write(self._fenced(endings.hand_back))
             log.info("job handed back", extra=self.extra)
             return Settled(Outcome.HANDED_BACK)
         return Settled(Outcome.LOST)  # the lease is someone else's: write nothing
@@ -167,7 +167,7 @@ class Attempt:
         self.state.error_code = error.code
         status, delay = await self.write(
             self._fenced(
-                transitions.retry_later,
+                endings.retry_later,
                 code=error.code,
                 message=error.message,
                 retry_after=error.retry_after,
@@ -175,6 +175,6 @@ class Attempt:
             )
         )
         log.warning("transient error %s -> %s", error.code, status, extra=self.extra)
-        if status == transitions.QUEUED:
+        if status == states.QUEUED:
             return Settled(Outcome.QUEUED, retry_at=time.monotonic() + delay)
         return Settled(Outcome.FAILED if status is not None else Outcome.LOST)

@@ -5,11 +5,11 @@ arrive while a commit is on its way wait for the next one, so at any load
 there is at most one commit in flight, each holding every write that came
 meanwhile, in one transaction. A write is one of two things:
 
-- a ``transitions.Success``: successes, the common case, share ONE
-  ``transitions.succeed`` statement; each caller learns whether its row was
+- a ``endings.Success``: successes, the common case, share ONE
+  ``endings.succeed`` statement; each caller learns whether its row was
   written (False: the worker no longer held the job);
 - a callable taking no argument (a transition with its fence bound, e.g.
-  ``partial(transitions.fail, job_id, worker_id, attempt, code=...)``):
+  ``partial(endings.fail, job_id, worker_id, attempt, code=...)``):
   run as it is; its caller gets what it returns.
 """
 
@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError, transaction
 
-from eval.jobs import transitions
+from eval.jobs import endings
 
 log = logging.getLogger(__name__)
 
-Write = transitions.Success | Callable[[], object]
+Write = endings.Success | Callable[[], object]
 
 
 def commit(worker_id, writes):
@@ -42,21 +42,21 @@ def commit(worker_id, writes):
 
 
 def _grouped(worker_id, writes):
-    written = transitions.succeed(worker_id, [write for write in writes if _is_success(write)])
+    written = endings.succeed(worker_id, [write for write in writes if _is_success(write)])
     return [write.job_id in written if _is_success(write) else write() for write in writes]
 
 
 def _alone(worker_id, write):
     try:
         if _is_success(write):
-            return write.job_id in transitions.succeed(worker_id, [write])
+            return write.job_id in endings.succeed(worker_id, [write])
         return write()
     except Exception as error:
         return error
 
 
 def _is_success(write):
-    return isinstance(write, transitions.Success)
+    return isinstance(write, endings.Success)
 
 
 class Writer:

@@ -40,7 +40,7 @@ def needs_finishing(job):
 
 def finish(job, success):
     """What to write for ``job``'s successful call: ``success`` completed
-    (a ``transitions.Success``), or a Failure."""
+    (a ``endings.Success``), or a Failure."""
     if job.kind == LLMJob.Kind.JUDGE:
         return _judge_answer(job, success)
     return _run_output(job, success)
