@@ -51,6 +51,7 @@ DESIGN_ENDPOINTS = {
     ("get", "/api/runs/{run_id}"),
     ("post", "/api/runs/{run_id}/cancel"),
     ("post", "/api/runs/{run_id}/launch"),
+    ("get", "/api/runs/{run_id}/jobs"),
     ("get", "/api/budget"),
     ("get", "/api/results"),
     ("get", "/api/exports/{what}.{extension}"),

@@ -23,7 +23,7 @@ budget_router = Router(tags=["runs"])
 PAGE_SIZE = 50
 
 
-def _may_see(user):
+def may_see_runs(user):
     return is_reviewer(user) or runs.may_launch(user)
 
 
@@ -34,7 +34,7 @@ def _launcher(user):
 
 
 def _visible(user, run_id):
-    run = Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first() if _may_see(user) else None
+    run = Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first() if may_see_runs(user) else None
     if run is None:
         raise not_found("no such run")
     return run
@@ -64,7 +64,7 @@ def create_run(request, response: HttpResponse, payload: RunCreate):
 @router.get("", response=answers({200: RunPage}, 400), url_name="api-runs-list")
 def list_runs(request, query: Query[RunFilters]):
     """Runs, newest first, 50 a page (keyset on id: pass `next` as `after`)."""
-    if not _may_see(request.user):
+    if not may_see_runs(request.user):
         return {"runs": [], "next": None}
     rows = Run.objects.select_related("created_by", "rubric").order_by("-id")
     if query.after:
@@ -86,7 +86,7 @@ def get_run(request, response: HttpResponse, run_id: RunId):
     """One run with its counts, progress and cost. Has an `ETag` (the run's version and
     its jobs' newest change); `If-None-Match` -> 304 while nothing changed."""
     user = request.user
-    state = run_report.poll_state(run_id) if _may_see(user) else None
+    state = run_report.poll_state(run_id) if may_see_runs(user) else None
     if state is None:
         raise not_found("no such run")
     tag = _tag(user, run_id, state)

@@ -40,11 +40,12 @@ JOB_COLUMNS = (
 )
 
 
-def job_rows(queryset, *, max_chars=None, output_from=0):
+def job_rows(queryset, *, max_chars=None, output_from=0, extra=()):
     """``queryset`` as dict rows with ``out`` (the output, cut) and ``out_len``.
 
     ``max_chars``: keep at most that many characters (the poll);
-    ``output_from``: start at that character (the rest of a cut output)."""
+    ``output_from``: start at that character (the rest of a cut output);
+    ``extra``: more columns (or lookups) to read."""
     queryset = queryset.annotate(
         creator=F("created_by__username"), out_len=Length("output"), task_prompt_hash=F("task__prompt_hash")
     )
@@ -54,7 +55,7 @@ def job_rows(queryset, *, max_chars=None, output_from=0):
         queryset = queryset.annotate(out=Substr("output", output_from + 1))
     else:
         queryset = queryset.annotate(out=F("output"))
-    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash")
+    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash", *extra)
 
 
 def poll_rows(task_id):

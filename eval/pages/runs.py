@@ -77,5 +77,7 @@ def run_detail(request, run_id):
         "can_launch": _may_launch_runs(user),
         "can_cancel": is_staff(user) or (_may_launch_runs(user) and run.created_by_id == user.pk),
         "poll_interval_ms": settings.POLL_INTERVAL_MS,
+        "can_see_jobs": is_reviewer(user),
+        "can_see_results": is_staff(user),
     }
     return render(request, "run.html", context)

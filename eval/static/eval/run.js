@@ -164,6 +164,7 @@
     E.setText(refused, data.refused_reason ? "Last firing refused: " + data.refused_reason : "");
     drawFailures(data);
     drawActions(data);
+    document.dispatchEvent(new CustomEvent("eval:run", { detail: data })); // runjobs.js
     return data.status === "running";
   }
 

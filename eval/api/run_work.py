@@ -1,0 +1,71 @@
+"""A run's work: its jobs task by task (``GET /api/runs/<id>/jobs``), the
+comparison of two runs (``GET /api/runs/compare``) and baselines. Registered
+before the runs router, so ``/api/runs/compare`` is never read as a run id.
+
+Showing outputs with their models records that the caller has seen those
+tasks' jobs (eval/evaluation/reviews/seen.py): a later pairwise verdict on
+them is not blind."""
+
+from django.conf import settings
+from django.http import HttpResponse
+from ninja import Query, Router
+
+from eval.api import etag as etags
+from eval.api.access import is_reviewer, is_staff
+from eval.api.errors import not_found
+from eval.api.responses import answers
+from eval.api.run_schemas import RunId
+from eval.api.run_work_schemas import RunJobFilters, RunJobPage
+from eval.api.runs import may_see_runs
+from eval.api.serializers import job_json, job_rows
+from eval.evaluation.reviews import seen
+from eval.evaluation.runs import job_list
+from eval.evaluation.runs import report as run_report
+from eval.models import Run
+
+router = Router(tags=["runs"])
+RUN_JOB_EXTRA = ("check_results", "task__title", "task__external_id")
+
+
+def _run_jobs_tag(user, run_id, state, query):
+    version, newest = state
+    who = f"u{user.pk}{'s' if is_staff(user) else ''}"
+    return f'"rj{run_id}-{version}-{newest}-{who}-{query.show or ""}-{query.after or ""}-c{settings.POLL_OUTPUT_CHARS}"'
+
+
+def _run_job_json(row, user):
+    data = job_json(row, user)
+    data["task_ref"] = {"id": row["task_id"], "title": row["task__title"], "external_id": row["task__external_id"]}
+    data["checks"] = row["check_results"] or {}
+    return data
+
+
+@router.get("/{run_id}/jobs", response=answers({200: RunJobPage, 304: None}, 404), url_name="api-run-jobs")
+def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJobFilters]):
+    """The run's jobs with their outputs (cut as in the poll), 50 a page ordered
+    by task then job (keyset: pass `next` as `after`). Has an `ETag` (the run's
+    version and its jobs' newest change); `If-None-Match` -> 304 while nothing changed.
+    Only reviewers see jobs: anyone else gets an empty list."""
+    user = request.user
+    state = run_report.poll_state(run_id) if may_see_runs(user) else None
+    if state is None:
+        raise not_found("no such run")
+    tag = _run_jobs_tag(user, run_id, state, query)
+    if etags.matches(request, tag):
+        return etags.not_modified(tag)
+    etags.tag(response, tag)
+    run = Run.objects.get(pk=run_id)
+    if not is_reviewer(user):
+        return {"run": run_id, "jobs": [], "next": None, "count": 0}
+    jobs = job_list.selection(run, user, query.show or "")
+    after = job_list.parse_cursor(query.after) if query.after else None
+    rows = list(job_rows(job_list.page(jobs, after), max_chars=settings.POLL_OUTPUT_CHARS, extra=RUN_JOB_EXTRA))
+    more = len(rows) > job_list.PAGE_SIZE
+    rows = rows[: job_list.PAGE_SIZE]
+    seen.mark(user.pk, {row["task_id"] for row in rows})  # outputs shown with their models
+    return {
+        "run": run_id,
+        "jobs": [_run_job_json(row, user) for row in rows],
+        "next": job_list.cursor_of(rows[-1]) if more else None,
+        "count": jobs.count(),
+    }
