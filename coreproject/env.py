@@ -8,6 +8,7 @@ every problem at once, naming the variable at fault.
 import ipaddress
 import json
 import os
+import re
 
 ERRORS: list[tuple[str, str]] = []
 
@@ -99,6 +100,15 @@ def rate(name, default):
         return int(count), periods[period[0]]
 
 
+def _valid_prices(table):
+    return isinstance(table, dict) and all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in pair)
+        for pair in table.values()
+    )
+
+
 def prices(name):
     """A JSON object of model-name prefix -> [USD per million input tokens, per
     million output], e.g. {"claude-sonnet-4": [3, 15]}; {} when unset."""
@@ -110,12 +120,7 @@ def prices(name):
     except ValueError:
         ERRORS.append((name, f"{name} is not valid JSON"))
         return {}
-    valid = isinstance(table, dict) and all(
-        isinstance(pair, list)
-        and len(pair) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in pair)
-        for pair in table.values()
-    )
+    valid = _valid_prices(table)
     if not valid:
         ERRORS.append(
             (
@@ -140,3 +145,74 @@ def networks(name, default):
         except ValueError:
             ERRORS.append((name, f"{name} entry {entry!r} is not an IP address or network"))
     return parsed
+
+
+_ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_RESERVED_PROVIDERS = {"anthropic", "gemini", "echo", "openai", "imported"}
+_ENDPOINT_KEYS = {"base_url", "api_key_env", "models", "label", "max_concurrency", "prices"}
+
+
+def _endpoint_problem(name, spec):
+    """What is wrong with one OPENAI_COMPATIBLE_ENDPOINTS entry, or None."""
+    if not _ENDPOINT_NAME.match(name) or name in _RESERVED_PROVIDERS:
+        return f"{name!r} is not a free provider name (a-z, 0-9, - and _; not a built-in provider)"
+    if not isinstance(spec, dict):
+        return f"{name!r} must be an object"
+    unknown = sorted(set(spec) - _ENDPOINT_KEYS)
+    if unknown:
+        return f"{name!r} has unknown keys: {', '.join(unknown)}"
+    url = spec.get("base_url")
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
+        return f"{name!r} needs base_url, an http(s) URL"
+    models = spec.get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m.strip() for m in models):
+        return f"{name!r} needs models, a non-empty list of model names"
+    if not isinstance(spec.get("api_key_env", ""), str) or not isinstance(spec.get("label", ""), str):
+        return f"{name!r}: api_key_env and label are strings"
+    concurrency = spec.get("max_concurrency", 50)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1000:
+        return f"{name!r}: max_concurrency is an integer from 1 to 1000"
+    return None
+
+
+def endpoints(name):
+    """OPENAI_COMPATIBLE_ENDPOINTS: a JSON object of provider name -> {"base_url", "api_key_env"?,
+    "models": [...], "label"?, "max_concurrency"?, "prices"?: {prefix: [in, out]}}; {} when unset.
+    The key itself stays in the variable ``api_key_env`` names (read where the call is made)."""
+    value = _raw(name)
+    if not value:
+        return {}
+    try:
+        table = json.loads(value)
+    except ValueError:
+        ERRORS.append((name, f"{name} is not valid JSON"))
+        return {}
+    if not isinstance(table, dict):
+        ERRORS.append((name, f"{name} must be a JSON object of provider name -> endpoint"))
+        return {}
+    result = {}
+    for provider, spec in table.items():
+        problem = _endpoint_problem(provider, spec)
+        if problem is None:
+            problem, prices_table = _endpoint_prices(spec.get("prices"))
+        if problem:
+            ERRORS.append((name, f"{name}: {problem}"))
+            continue
+        result[provider] = {
+            "base_url": spec["base_url"].rstrip("/"),
+            "api_key_env": spec.get("api_key_env", ""),
+            "models": [m.strip() for m in spec["models"]],
+            "label": spec.get("label") or provider,
+            "max_concurrency": spec.get("max_concurrency", 50),
+            "prices": prices_table,
+        }
+    return result
+
+
+def _endpoint_prices(table):
+    if table is None:
+        return None, {}
+    valid = _valid_prices(table)
+    if not valid:
+        return "prices must map model-name prefixes to [input, output] USD per million", {}
+    return None, {prefix: (str(pair[0]), str(pair[1])) for prefix, pair in table.items()}

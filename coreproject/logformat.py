@@ -69,6 +69,7 @@ class JobContextFilter(logging.Filter):
 SECRET_SETTINGS = (
     "ANTHROPIC_API_KEY",
     "GEMINI_API_KEY",
+    "OPENAI_API_KEY",
     "METRICS_TOKEN",
     "DJANGO_SECRET_KEY",
     "ALERT_WEBHOOK_URL",  # a Slack-style webhook URL is its own credential
@@ -113,6 +114,9 @@ def secret_values():
             for name in SECRET_SETTINGS:
                 values.add(getattr(settings, name, None))
             values.add(settings.SECRET_KEY)
+            # Each OpenAI-compatible endpoint's key, in the variable its entry names.
+            for endpoint in getattr(settings, "OPENAI_COMPATIBLE_ENDPOINTS", {}).values():
+                values.add(os.environ.get(endpoint["api_key_env"]) if endpoint["api_key_env"] else None)
             values.add(_database_password(getattr(settings, "DATABASE_URL", "")))
             for database in settings.DATABASES.values():
                 values.add(database.get("PASSWORD"))

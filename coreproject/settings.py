@@ -225,6 +225,14 @@ GEMINI_MAX_CONCURRENCY = env.integer("GEMINI_MAX_CONCURRENCY", 50, minimum=1)
 # database (eval/worker/provider_rate_limit.py); 0 = unlimited.
 ANTHROPIC_REQUESTS_PER_MINUTE = env.integer("ANTHROPIC_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
 GEMINI_REQUESTS_PER_MINUTE = env.integer("GEMINI_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
+# OpenAI (OPENAI_API_KEY alone adds provider `openai`) and any server speaking its chat
+# completions API (vLLM, Ollama, LM Studio...), one provider per OPENAI_COMPATIBLE_ENDPOINTS entry.
+OPENAI_API_KEY = env.string("OPENAI_API_KEY")
+OPENAI_BASE_URL = env.string("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_MODELS = env.items("OPENAI_MODELS", ["gpt-5:128000", "gpt-5-mini:128000", "gpt-4.1:32768", "gpt-4.1-mini:32768"])
+OPENAI_MAX_CONCURRENCY = env.integer("OPENAI_MAX_CONCURRENCY", 50, minimum=1)
+OPENAI_REQUESTS_PER_MINUTE = env.integer("OPENAI_REQUESTS_PER_MINUTE", 0, minimum=0, maximum=100_000)
+OPENAI_COMPATIBLE_ENDPOINTS = env.endpoints("OPENAI_COMPATIBLE_ENDPOINTS")
 ECHO_CHUNK_DELAY_MS = env.integer("ECHO_CHUNK_DELAY_MS", 50, minimum=0)
 ECHO_ENABLED = env.boolean("ECHO_ENABLED", True)
 PROVIDER_REQUEST_TIMEOUT_SECONDS = env.number("PROVIDER_REQUEST_TIMEOUT_SECONDS", 60, minimum=0.1)

@@ -1,5 +1,6 @@
 """Start-up validation of settings (``manage.py check``), naming the variable at fault."""
 
+import os
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -11,14 +12,28 @@ from django.core.validators import validate_email
 @register(Tags.compatibility)
 def environment_check(app_configs=None, **kwargs):
     messages = [Error(text, hint=f"Fix or unset {name}.", id="eval.E001") for name, text in settings.ENV_ERRORS]
-    for variable in ("ANTHROPIC_MODELS", "GEMINI_MODELS"):
+    for variable in ("ANTHROPIC_MODELS", "GEMINI_MODELS", "OPENAI_MODELS"):
         for entry in getattr(settings, variable):
             _, _, limit = entry.partition(":")
             if limit and not limit.strip().isdigit():
                 messages.append(Error(f"{variable} entry {entry!r}: max tokens must be a number", id="eval.E002"))
     if settings.JOB_TRANSPORT == "pubsub" and not settings.PUBSUB_PROJECT_ID:
         messages.append(Error("JOB_TRANSPORT=pubsub needs PUBSUB_PROJECT_ID", id="eval.E003"))
-    return messages + alert_settings_errors()
+    return messages + alert_settings_errors() + endpoint_warnings()
+
+
+def endpoint_warnings():
+    """An OpenAI-compatible endpoint whose key variable is empty is left out of the catalogue: say so."""
+    return [
+        Warning(
+            f"OPENAI_COMPATIBLE_ENDPOINTS: provider {name!r} names api_key_env {spec['api_key_env']!r}, "
+            "which is empty here: the provider is not offered",
+            hint=f"Set {spec['api_key_env']} or remove api_key_env for a server that needs no key.",
+            id="eval.W010",
+        )
+        for name, spec in settings.OPENAI_COMPATIBLE_ENDPOINTS.items()
+        if spec["api_key_env"] and not os.environ.get(spec["api_key_env"])
+    ]
 
 
 def alert_settings_errors():

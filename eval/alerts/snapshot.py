@@ -32,7 +32,8 @@ def _providers():
     """The providers this deployment knows, and any an auth alert still names
     (a provider taken out of the catalogue would otherwise never resolve)."""
     alerted = Alert.objects.filter(active=True, rule=PROVIDER_AUTH).values_list("key", flat=True)
-    return sorted(set(catalogue.ENTRIES) | {key.partition(":")[2] for key in alerted})
+    known = set(catalogue.ENTRIES) | {entry.name for entry in catalogue.endpoints()}
+    return sorted(known | {key.partition(":")[2] for key in alerted})
 
 
 def _window(providers, since):

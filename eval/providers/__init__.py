@@ -12,6 +12,8 @@ _CLASSES = {
     "echo": "eval.providers.echo.EchoProvider",
     "anthropic": "eval.providers.anthropic.AnthropicProvider",
     "gemini": "eval.providers.gemini.GeminiProvider",
+    # OpenAI and every OpenAI-compatible endpoint (one instance per endpoint, built from its entry).
+    "openai": "eval.providers.openai.OpenAIProvider",
 }
 _instances = {}
 _lock = threading.Lock()
@@ -19,12 +21,15 @@ _lock = threading.Lock()
 
 def get_provider(name):
     """The provider called ``name`` if it is configured here, else None."""
-    if name not in _CLASSES or catalogue.get(name) is None:
+    entry = catalogue.get(name)
+    kind = entry and (entry.sdk or entry.name)
+    if kind not in _CLASSES:
         return None
     with _lock:
         if name not in _instances:
-            module_path, _, class_name = _CLASSES[name].rpartition(".")
-            _instances[name] = getattr(importlib.import_module(module_path), class_name)()
+            module_path, _, class_name = _CLASSES[kind].rpartition(".")
+            cls = getattr(importlib.import_module(module_path), class_name)
+            _instances[name] = cls(entry) if kind == "openai" else cls()
         return _instances[name]
 
 

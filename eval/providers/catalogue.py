@@ -5,6 +5,7 @@ Web processes validate and describe jobs from here and never import an SDK
 (``eval.providers.get_provider``), and those read their facts from these entries.
 """
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -55,6 +56,32 @@ class ProviderEntry:
     prices: dict[str, tuple[str, str]] = field(default_factory=dict)
     # A flat cost for every call (the echo demo costs nothing), instead of prices.
     free: bool = False
+    # The class that makes the call (eval/providers/__init__.py), when not the one named
+    # like the provider: every OpenAI-compatible endpoint is an `openai` provider.
+    sdk: str = ""
+    # Params a job may set besides max_tokens (DESIGN: one a provider cannot take is a 400),
+    # and per model-name prefix those a model refuses (OpenAI's reasoning models).
+    params: frozenset = frozenset({"temperature", "system"})
+    refused_params: tuple[tuple[str, frozenset], ...] = ()
+    # An endpoint's own facts, for the entries built from OPENAI_COMPATIBLE_ENDPOINTS:
+    # its URL, the environment variable holding its key ("" = no key) and its concurrency.
+    base_url: str = ""
+    api_key_env: str = ""
+    concurrency: int = 0
+
+    def refuses(self, model) -> frozenset:
+        """The params ``model`` cannot take with this provider."""
+        refused = frozenset(param for param in ALL_PARAMS if param not in self.params)
+        for prefix, names in self.refused_params:
+            if model.startswith(prefix):
+                refused |= names
+        return refused
+
+    @property
+    def api_key(self) -> str:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return getattr(settings, self.key_setting, "") if self.key_setting else ""
 
     def models(self) -> list[ModelInfo]:
         if self.models_setting:
@@ -65,10 +92,14 @@ class ProviderEntry:
         return next((m for m in self.models() if m.name == name), None)
 
     def is_configured(self) -> bool:
+        if self.api_key_env:
+            return bool(self.api_key)
         return not self.key_setting or bool(getattr(settings, self.key_setting))
 
     @property
     def max_concurrency(self) -> int:
+        if self.concurrency:
+            return self.concurrency
         return getattr(settings, self.concurrency_setting) if self.concurrency_setting else 1000
 
     def price(self, model) -> tuple[Decimal, Decimal] | None:
@@ -96,6 +127,11 @@ class ProviderEntry:
         return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
 
 
+# Every param a job may set besides max_tokens (eval/jobs/validation.py).
+ALL_PARAMS = ("temperature", "system", "top_p", "stop", "seed")
+# OpenAI's reasoning models take max_completion_tokens and no sampling params.
+OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
 ANTHROPIC = ProviderEntry(
     name="anthropic",
     label="Anthropic Claude",
@@ -104,6 +140,7 @@ ANTHROPIC = ProviderEntry(
     key_setting="ANTHROPIC_API_KEY",
     models_setting="ANTHROPIC_MODELS",
     concurrency_setting="ANTHROPIC_MAX_CONCURRENCY",
+    params=frozenset({"temperature", "system", "top_p", "stop"}),  # the Messages API has no seed
     # Rough public list prices.
     prices={
         "claude-opus-4-5": ("5", "25"),
@@ -126,6 +163,7 @@ GEMINI = ProviderEntry(
     key_setting="GEMINI_API_KEY",
     models_setting="GEMINI_MODELS",
     concurrency_setting="GEMINI_MAX_CONCURRENCY",
+    params=frozenset(ALL_PARAMS),
     # Rough public list prices, short prompts.
     prices={
         "gemini-3-pro": ("2", "12"),
@@ -153,15 +191,72 @@ ECHO = ProviderEntry(
         ModelInfo("echo-judge", 4096),
     ),
     free=True,
+    # A demo: it takes every param and its answers do not depend on sampling.
+    params=frozenset(ALL_PARAMS),
 )
 
-ENTRIES = {entry.name: entry for entry in (ANTHROPIC, GEMINI, ECHO)}
+OPENAI = ProviderEntry(
+    name="openai",
+    label="OpenAI",
+    short_label="OpenAI",
+    max_temperature=2.0,
+    key_setting="OPENAI_API_KEY",
+    models_setting="OPENAI_MODELS",
+    concurrency_setting="OPENAI_MAX_CONCURRENCY",
+    params=frozenset(ALL_PARAMS),
+    refused_params=tuple((prefix, frozenset({"temperature", "top_p", "stop"})) for prefix in OPENAI_REASONING_PREFIXES),
+    # Rough public list prices.
+    prices={
+        "gpt-5-nano": ("0.05", "0.40"),
+        "gpt-5-mini": ("0.25", "2"),
+        "gpt-5": ("1.25", "10"),
+        "gpt-4.1-nano": ("0.10", "0.40"),
+        "gpt-4.1-mini": ("0.40", "1.60"),
+        "gpt-4.1": ("2", "8"),
+        "gpt-4o-mini": ("0.15", "0.60"),
+        "gpt-4o": ("2.50", "10"),
+        "o4-mini": ("1.10", "4.40"),
+        "o3": ("2", "8"),
+    },
+)
+
+ENTRIES = {entry.name: entry for entry in (ANTHROPIC, GEMINI, ECHO, OPENAI)}
+_endpoint_entries = {}  # the OPENAI_COMPATIBLE_ENDPOINTS value -> its entries (one identity per setting)
+
+
+def _endpoint_entry(name, spec):
+    return ProviderEntry(
+        name=name,
+        label=spec["label"],
+        short_label=spec["label"],
+        max_temperature=2.0,
+        fixed_models=tuple(parse_models(spec["models"])),
+        prices=spec["prices"],
+        sdk="openai",
+        params=frozenset(ALL_PARAMS),
+        refused_params=OPENAI.refused_params,
+        base_url=spec["base_url"],
+        api_key_env=spec["api_key_env"],
+        concurrency=spec["max_concurrency"],
+    )
+
+
+def endpoints() -> list[ProviderEntry]:
+    """One entry per OPENAI_COMPATIBLE_ENDPOINTS provider (configured or not)."""
+    table = getattr(settings, "OPENAI_COMPATIBLE_ENDPOINTS", {}) or {}
+    key = repr(sorted(table.items()))
+    if key not in _endpoint_entries:
+        _endpoint_entries.clear()
+        _endpoint_entries[key] = [_endpoint_entry(name, spec) for name, spec in table.items()]
+    return _endpoint_entries[key]
 
 
 def configured() -> list[ProviderEntry]:
-    """The providers configured in this process: each one whose API key is set, and
-    the echo demo when ECHO_ENABLED or when no real provider is configured."""
-    entries = [entry for entry in (ANTHROPIC, GEMINI) if entry.is_configured()]
+    """The providers configured in this process: each one whose API key is set, each
+    OpenAI-compatible endpoint (whose key, if it names one, is set), and the echo demo
+    when ECHO_ENABLED or when no real provider is configured."""
+    entries = [entry for entry in (ANTHROPIC, GEMINI, OPENAI) if entry.is_configured()]
+    entries += [entry for entry in endpoints() if entry.is_configured()]
     if settings.ECHO_ENABLED or not entries:
         entries.append(ECHO)
     return entries

@@ -78,3 +78,9 @@ def retry_after(headers):
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def retry_after_any(headers):
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date), else None."""
+    seconds = retry_after_ms(headers)
+    return seconds if seconds is not None else retry_after(headers)

@@ -11,6 +11,10 @@ and reads the events here: split on blank lines, fields per the SSE spec,
 
 import orjson
 
+# OpenAI's chat completions stream ends with this data line, which is not JSON: it is
+# yielded as these bytes, for the reader to recognise.
+DONE = b"[DONE]"
+
 
 def _normalise(pending):
     """LF line ends (the spec allows CRLF and CR; the APIs send LF). A CR at
@@ -46,4 +50,4 @@ async def events(chunks):
         for block in blocks:
             name, data = _event(block)
             if data is not None:
-                yield name, orjson.loads(data)
+                yield name, DONE if data == DONE else orjson.loads(data)
