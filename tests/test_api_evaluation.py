@@ -223,7 +223,7 @@ def test_pairs_serve_three_models_blind_until_the_target(compared, reviewer, sta
         text = response.content.decode()
         body = response.json()
         assert set(body) == {"pair", "task", "left", "right", "rubric", "remaining"}
-        assert set(body["task"]) == {"title", "prompt", "reference"}
+        assert set(body["task"]) == {"title", "prompt", "reference", "messages"}
         for word in hidden:
             assert word not in text, word
             for reading in token_decodings(body["pair"]):

@@ -43,6 +43,7 @@ JOB_FIELDS = {
     "can_hide",
     "params",
     "from_current_prompt",
+    "messages",
 }
 
 

@@ -36,7 +36,7 @@ def test_task_list_shape_counts_and_reviewed_by_me(reviewer, staff, make_task):
     assert set(body) == {"tasks", "next", "count"}
     assert body["count"] == 2 and body["next"] is None
     one, two = body["tasks"]
-    assert set(one) == {"id", "external_id", "title", "status", "jobs", "reviewed_by_me"}
+    assert set(one) == {"id", "external_id", "title", "status", "jobs", "reviewed_by_me", "messages"}
     assert one["jobs"] == {"queued": 1, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 1}
     assert one["reviewed_by_me"] is False and two["reviewed_by_me"] is True
     assert two["status"] == "done"

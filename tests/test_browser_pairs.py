@@ -91,7 +91,7 @@ def assert_reveals_nothing(responses, dom, seeded):
         if "/api/pairs/next" in url:
             answer = json.loads(body)
             assert set(answer) == {"pair", "task", "left", "right", "rubric", "remaining"}
-            assert set(answer["task"]) == {"title", "prompt", "reference"}
+            assert set(answer["task"]) == {"title", "prompt", "reference", "messages"}
             assert set(answer["left"]) == set(answer["right"]) == {"output"}
     assert not any(secret in dom for secret in secrets)
     assert not names.search(dom)

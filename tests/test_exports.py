@@ -40,10 +40,12 @@ NASTY = [
 
 # How each CSV column reads back (the JSONL value's type).
 INT, FLOAT, BOOL, JSON, TEXT, NULLABLE = "int", "float", "bool", "json", "text", "nullable"
+NULLABLE_JSON = "nullable json"
 COLUMN_TYPES = {
     "tasks": {
         "id": INT,
         "metadata": JSON,
+        "messages": NULLABLE_JSON,
         "human_judgements": INT,
         "judge_judgements": INT,
         "stale_judgements": INT,
@@ -66,14 +68,20 @@ COLUMN_TYPES = {
         "reviewer": NULLABLE,
         "judge_model": NULLABLE,
     },
-    "pairs": {"task": INT},
+    "pairs": {"task": INT, "messages": NULLABLE_JSON},
 }
 
 
 def _decode(kind, text):
-    if text == "" and kind in (FLOAT, NULLABLE):
+    if text == "" and kind in (FLOAT, NULLABLE, NULLABLE_JSON):
         return None
-    decoders = {INT: int, FLOAT: float, BOOL: {"true": True, "false": False}.__getitem__, JSON: json.loads}
+    decoders = {
+        INT: int,
+        FLOAT: float,
+        BOOL: {"true": True, "false": False}.__getitem__,
+        JSON: json.loads,
+        NULLABLE_JSON: json.loads,
+    }
     return decoders.get(kind, str)(text)
 
 
@@ -243,6 +251,7 @@ def test_it_makes_preference_pairs_from_verdicts_that_pick_a_side(judged):
             "rejected_model": "echo/echo",
             "task": task.id,
             "judged_by": "alice",
+            "messages": None,
         },
         {
             "prompt": second.prompt,
@@ -252,6 +261,7 @@ def test_it_makes_preference_pairs_from_verdicts_that_pick_a_side(judged):
             "rejected_model": "echo/echo-reverse",
             "task": second.id,
             "judged_by": "sam",
+            "messages": None,
         },
         {
             "prompt": task.prompt,
@@ -261,6 +271,7 @@ def test_it_makes_preference_pairs_from_verdicts_that_pick_a_side(judged):
             "rejected_model": "echo/echo-brief",
             "task": task.id,
             "judged_by": "llm:echo/echo-judge",
+            "messages": None,
         },
     ]
 

@@ -231,6 +231,36 @@ def test_sends_key_model_max_tokens_system_and_temperature(sdk, fake):
     }
 
 
+CONVERSATION = (("user", "What is 2+2?"), ("assistant", "4."), ("user", "And times 3?"))
+
+
+def conversation_sent(sdk, record):
+    """(system text or None, [(role, text)...]) as the API received them, roles in our words."""
+    body = record.body
+    if sdk.name == "anthropic":
+        return body.get("system"), [(m["role"], m["content"]) for m in body["messages"]]
+    system = body.get("systemInstruction")
+    turns = [
+        ({"model": "assistant"}.get(c["role"], c["role"]), "".join(p["text"] for p in c["parts"]))
+        for c in body["contents"]
+    ]
+    return (system["parts"][0]["text"] if system else None), turns
+
+
+def test_a_conversation_is_sent_as_turns_with_the_system_apart(sdk, fake):
+    run(sdk, request(sdk, prompt="And times 3?", system="Answer in digits.", messages=CONVERSATION))
+
+    assert conversation_sent(sdk, fake.last) == ("Answer in digits.", list(CONVERSATION))
+    if sdk.name == "gemini":  # Gemini names the model's turns "model"
+        assert [c["role"] for c in fake.last.body["contents"]] == ["user", "model", "user"]
+
+
+def test_a_conversation_without_a_system_turn_sends_none(sdk, fake):
+    run(sdk, request(sdk, prompt="And times 3?", messages=CONVERSATION))
+
+    assert conversation_sent(sdk, fake.last) == (None, list(CONVERSATION))
+
+
 def test_leaves_out_system_and_temperature_when_not_given(sdk, fake):
     run(sdk)
 

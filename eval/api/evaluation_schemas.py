@@ -5,7 +5,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval.api.schemas import DATE_TIME, MAX_NOTES_CHARS, Body
+from eval.api.schemas import DATE_TIME, MAX_NOTES_CHARS, MESSAGES_DOC, Body, MessageOut
 from eval.models import Judgement
 
 Verdict = Literal[tuple(Judgement.Verdict.values)]
@@ -96,6 +96,7 @@ class PairTask(Schema):
     title: str
     prompt: str
     reference: str
+    messages: list[MessageOut] | None = Field(None, description=MESSAGES_DOC)
 
 
 class PairOutput(Schema):

@@ -181,6 +181,14 @@ class Usage(Schema):
     output_tokens: int | None
 
 
+class MessageOut(Schema):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+MESSAGES_DOC = "The task's conversation (system turn first, the last turn user); null for a one-prompt task."
+
+
 class JobOut(Schema):
     id: str = Field(json_schema_extra={"format": "uuid"})
     kind: str
@@ -205,6 +213,7 @@ class JobOut(Schema):
     can_hide: bool
     params: dict[str, Any] = Field(description="max_tokens, temperature, system as the job ran them.")
     from_current_prompt: bool = Field(description="Made from the task's current prompt and reference.")
+    messages: list[MessageOut] | None = Field(None, description=MESSAGES_DOC + " Generate jobs only.")
     created_by: str | None
     created_at: str = Field(json_schema_extra=DATE_TIME)
     started_at: str | None = Field(json_schema_extra=DATE_TIME)
@@ -222,6 +231,7 @@ class TaskOut(Schema):
     status: str
     jobs: JobCounts
     reviewed_by_me: bool
+    messages: list[MessageOut] | None = Field(None, description=MESSAGES_DOC)
 
 
 class TaskPage(Schema):

@@ -47,7 +47,10 @@ def job_rows(queryset, *, max_chars=None, output_from=0, extra=()):
     ``output_from``: start at that character (the rest of a cut output);
     ``extra``: more columns (or lookups) to read."""
     queryset = queryset.annotate(
-        creator=F("created_by__username"), out_len=Length("output"), task_prompt_hash=F("task__prompt_hash")
+        creator=F("created_by__username"),
+        out_len=Length("output"),
+        task_prompt_hash=F("task__prompt_hash"),
+        task_messages=F("task__messages"),
     )
     if max_chars is not None:
         queryset = queryset.annotate(out=Substr("output", output_from + 1, max_chars))
@@ -55,7 +58,7 @@ def job_rows(queryset, *, max_chars=None, output_from=0, extra=()):
         queryset = queryset.annotate(out=Substr("output", output_from + 1))
     else:
         queryset = queryset.annotate(out=F("output"))
-    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash", *extra)
+    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash", "task_messages", *extra)
 
 
 def poll_rows(task_id):
@@ -97,6 +100,8 @@ def job_json(row, user, *, output_from=0):
         "can_hide": manager,
         "params": row["params"] or {},
         "from_current_prompt": row["prompt_hash"] == row["task_prompt_hash"],
+        # What a generate job was asked: the task's conversation (a judge job's prompt is its own).
+        "messages": row.get("task_messages") if row["kind"] == LLMJob.Kind.GENERATE else None,
         "created_by": row["creator"],
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
@@ -118,6 +123,7 @@ def task_json(task):
         "status": task.status,
         "jobs": {status: getattr(task, f"jobs_{status}") for status in states.ALL},
         "reviewed_by_me": task.reviewed_by_me,
+        "messages": task.messages,
     }
 
 

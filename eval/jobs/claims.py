@@ -23,6 +23,8 @@ class ClaimedJob:
     model: str
     prompt: str
     params: dict = field(default_factory=dict)
+    # The task's conversation ([{"role", "content"}], system turn included) or None.
+    messages: list | None = None
     queued_at: object = None  # when it became claimable (queue-wait metric)
     # What the success path needs to know without a query: a plain generate job
     # with no run ends with one statement; a judge or a run's job is finished by eval.evaluation.
@@ -79,7 +81,12 @@ def claim(job_id, worker_id):
 def _claimed_jobs(rows):
     if not rows:
         return []
-    prompts = dict(Task.objects.filter(id__in={row[3] for row in rows}).values_list("id", "prompt"))
+    tasks = {
+        pk: (prompt, messages)
+        for pk, prompt, messages in Task.objects.filter(id__in={row[3] for row in rows}).values_list(
+            "id", "prompt", "messages"
+        )
+    }
     return [
         ClaimedJob(
             id=as_uuid(job_id),
@@ -88,7 +95,8 @@ def _claimed_jobs(rows):
             task_id=task_id,
             provider=provider,
             model=model,
-            prompt=prompt_text or prompts[task_id],
+            prompt=prompt_text or tasks[task_id][0],
+            messages=None if prompt_text else tasks[task_id][1],
             params=as_json(params),
             queued_at=as_datetime(available_at),
             kind=kind,

@@ -90,5 +90,7 @@ def _check_prompt(task, system):
     prompt = task.prompt or ""
     if not prompt.strip():
         raise InvalidJob("the task's prompt is empty", field="prompt")
-    if len(prompt) + len(system) > settings.MAX_PROMPT_CHARS:
+    # A conversation sends every turn (its prompt is its last user turn).
+    sent = sum(len(turn.get("content") or "") for turn in task.messages) if task.messages else len(prompt)
+    if sent + len(system) > settings.MAX_PROMPT_CHARS:
         raise InvalidJob(f"the prompt is longer than MAX_PROMPT_CHARS ({settings.MAX_PROMPT_CHARS})", field="prompt")

@@ -50,7 +50,8 @@ def _params(request: GenerationRequest):
     params = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": "user", "content": request.prompt}],
+        # The Messages API takes the turns as they are; the system text goes in ``system``.
+        "messages": [{"role": role, "content": content} for role, content in request.turns()],
         "stream": True,
     }
     if request.system:

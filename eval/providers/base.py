@@ -17,7 +17,9 @@ __all__ = [
     "ModelInfo",
     "Provider",
     "TextCallback",
+    "joined_system",
     "parse_models",
+    "split_conversation",
 ]
 
 
@@ -38,6 +40,21 @@ class GenerationRequest:
     def turns(self) -> tuple[tuple[str, str], ...]:
         """The conversation to send (system apart)."""
         return self.messages or (("user", self.prompt),)
+
+
+def split_conversation(messages) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A task's conversation (``[{"role", "content"}]``, as stored) as
+    (system text, turns) for a GenerationRequest: the system turn apart."""
+    if not messages:
+        return "", ()
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    turns = tuple((m["role"], m["content"]) for m in messages if m["role"] != "system")
+    return system, turns
+
+
+def joined_system(*parts) -> str:
+    """System texts in order (a conversation's, then the job's own), blank-line separated."""
+    return "\n\n".join(part for part in parts if part)
 
 
 @dataclass

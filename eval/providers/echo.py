@@ -1,4 +1,5 @@
-"""The offline demo models: stream the prompt back, one word per token.
+"""The offline demo models: stream the prompt back, one word per token (for
+a conversation, its last user turn).
 
 ``echo`` answers verbatim, ``echo-brief`` with the first half of the words,
 ``echo-reverse`` with the words in reverse order: deterministic answers that
@@ -83,18 +84,26 @@ ANSWERS = {
 }
 
 
+def _echoed(request):
+    """The words echo answers from: the last user turn (the prompt, for a one-prompt task)."""
+    return _words(request.turns()[-1][1])
+
+
 class EchoProvider(Provider):
     entry = catalogue.ECHO
 
     def expected_tokens(self, request):
         # Known exactly: one token per word of the answer.
-        answer = ANSWERS.get(request.model, ANSWERS["echo"])(_words(request.prompt))
+        answer = ANSWERS.get(request.model, ANSWERS["echo"])(_echoed(request))
         return max(1, min(request.max_tokens, len(answer)))
 
     async def stream(self, request: GenerationRequest, on_text):
         delay = settings.ECHO_CHUNK_DELAY_MS / 1000
-        prompt_words = _words(request.prompt)
-        words = ANSWERS.get(request.model, ANSWERS["echo"])(prompt_words)
+        # Input: one token per word of every turn sent (a conversation's system text included).
+        input_words = sum(len(_words(content)) for _, content in request.turns())
+        if request.messages:
+            input_words += len(_words(request.system))
+        words = ANSWERS.get(request.model, ANSWERS["echo"])(_echoed(request))
         text, tokens, stop_reason = [], 0, "end_turn"
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -109,4 +118,4 @@ class EchoProvider(Provider):
             tokens += 1
             text.append(word)
             on_text(word, tokens)
-        return GenerationResult("".join(text), stop_reason, input_tokens=len(prompt_words), output_tokens=tokens)
+        return GenerationResult("".join(text), stop_reason, input_tokens=input_words, output_tokens=tokens)

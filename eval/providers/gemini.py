@@ -78,6 +78,15 @@ def _config(request: GenerationRequest):
     )
 
 
+def _contents(request: GenerationRequest):
+    """The turns as Gemini contents: its roles are ``user`` and ``model`` (the
+    system text goes in ``system_instruction``, see _config)."""
+    return [
+        types.Content(role="model" if role == "assistant" else "user", parts=[types.Part(text=content)])
+        for role, content in request.turns()
+    ]
+
+
 class _Reader:
     """Collects one streamed answer from its chunks."""
 
@@ -180,7 +189,7 @@ class GeminiProvider(Provider):
         reader = _Reader(on_text)
         try:
             stream = await client.aio.models.generate_content_stream(
-                model=request.model, contents=request.prompt, config=_config(request)
+                model=request.model, contents=_contents(request), config=_config(request)
             )
             async with contextlib.aclosing(stream):
                 async for chunk in stream:

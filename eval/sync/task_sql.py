@@ -5,7 +5,7 @@ from django.db import connection
 
 from eval.models import Task
 
-UPSERT_UPDATES = ["title", "prompt", "reference", "metadata", "content_hash", "prompt_hash", "updated_at"]
+UPSERT_UPDATES = ["title", "prompt", "reference", "messages", "metadata", "content_hash", "prompt_hash", "updated_at"]
 
 
 class TaskSql:
@@ -38,6 +38,7 @@ class TaskSql:
                 "title",
                 "prompt",
                 "reference",
+                "messages",
                 "metadata",
                 "content_hash",
                 "prompt_hash",
@@ -59,14 +60,15 @@ class TaskSql:
             self.select_sql = f"{select} = ANY(CAST(%b AS text[]))"
             self.upsert_sql = (
                 f"INSERT INTO {table} ({insert_columns}) "
-                "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.m AS jsonb), u.h, u.ph, %s, %s, %s "
+                "SELECT %s, u.e, u.t, u.p, u.r, CAST(u.c AS jsonb), CAST(u.m AS jsonb), u.h, u.ph, %s, %s, %s "
                 "FROM unnest(CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), "
-                "CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[])) AS u(e, t, p, r, m, h, ph) " + on_conflict
+                "CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[]), CAST(%b AS text[])) "
+                "AS u(e, t, p, r, c, m, h, ph) " + on_conflict
             )
         else:
             self.select_sql = select + " IN ({})"
             self.upsert_sql = (
-                f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO {table} ({insert_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             )
             self.upsert_sql += on_conflict
 
@@ -98,6 +100,7 @@ def _stored(record):
         record.title,
         record.prompt,
         record.reference,
+        record.messages_json,
         record.metadata_json,
         record.content_hash,
         record.prompt_hash,

@@ -13,12 +13,26 @@ from eval.evaluation.runs import finishing
 from eval.jobs import endings, states
 from eval.jobs.outcomes import Outcome, Settled
 from eval.providers import get_provider
-from eval.providers.base import GenerationRequest
+from eval.providers.base import GenerationRequest, joined_system, split_conversation
 from eval.providers.errors import ProviderError
 from eval.worker import provider_rate_limit
 from eval.worker.run_state import StopReason
 
 log = logging.getLogger(__name__)
+
+
+def generation_request(job):
+    """What the provider is asked: a conversation task's turns (its system turn
+    first, then the job's own ``system`` param), else the prompt as one turn."""
+    system, turns = split_conversation(job.messages)
+    return GenerationRequest(
+        model=job.model,
+        prompt=job.prompt,
+        max_tokens=job.max_tokens,
+        system=joined_system(system, job.params.get("system", "")),
+        temperature=job.params.get("temperature"),
+        messages=turns,
+    )
 
 
 class Attempt:
@@ -56,13 +70,7 @@ class Attempt:
 
     async def _generate(self, provider):
         job = self.job
-        request = GenerationRequest(
-            model=job.model,
-            prompt=job.prompt,
-            max_tokens=job.max_tokens,
-            system=job.params.get("system", ""),
-            temperature=job.params.get("temperature"),
-        )
+        request = generation_request(job)
         self.state.expected_tokens = provider.expected_tokens(request)
         # The shared per-provider rate limit, outside the job timeout: waiting
         # for a slot during a bulk run must not fail jobs as timed_out.

@@ -37,7 +37,8 @@ JUDGEMENT_COLUMNS = (
     "created_at",
 )
 JUDGEMENT_RAW = ("answers",)  # columns holding JSON text: the database's, never decoded
-PAIR_COLUMNS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "task", "judged_by")
+# ``messages``: the task's conversation (null for a one-prompt task; its ``prompt`` is then the last user turn).
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "task", "judged_by", "messages")
 
 _JUDGEMENT_FIELDS = (
     "id",
@@ -82,6 +83,7 @@ _PAIR_FIELDS = (
     "reviewer__username",
     "judge_provider",
     "judge_model",
+    "task__messages",
 )
 
 
@@ -137,6 +139,7 @@ def pair_row(row):
         rejected_model,
         row["task_id"],
         judged_by(row),
+        row["task__messages"],
     )
 
 

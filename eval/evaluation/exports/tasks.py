@@ -1,7 +1,7 @@
 """Rows of the ``tasks`` export: one per task, with what people made of it.
 
 Each row: the task (``id, source, external_id, title, status, prompt,
-reference, metadata``) and a summary of its current human judgements
+reference, metadata, messages`` (a conversation, or null)) and a summary of its current human judgements
 (withdrawn and superseded ones never; stale ones only with
 ``include_stale``; none on a hidden output):
 
@@ -37,6 +37,7 @@ TASK_COLUMNS = (
     "prompt",
     "reference",
     "metadata",
+    "messages",
     "human_judgements",
     "judge_judgements",
     "stale_judgements",
@@ -45,11 +46,23 @@ TASK_COLUMNS = (
     "reviews",
     "mean_rating",
 )
-# Read as tuples, ``metadata`` as the database's JSON text (written as is: never decoded
-# and encoded again); the first eight are the row's first eight columns.
-_TASK_FIELDS = ("id", "source", "external_id", "title", "status", "prompt", "reference", "metadata_text", "prompt_hash")
-TASK_RAW = ("metadata",)  # columns holding JSON text
-_PROMPT_HASH = 8
+# Read as tuples, ``metadata`` and ``messages`` as the database's JSON text (written as
+# is: never decoded and encoded again); the first nine are the row's first nine columns.
+_TASK_FIELDS = (
+    "id",
+    "source",
+    "external_id",
+    "title",
+    "status",
+    "prompt",
+    "reference",
+    "metadata_text",
+    "messages_text",
+    "prompt_hash",
+)
+TASK_RAW = ("metadata", "messages")  # columns holding JSON text
+_PROMPT_HASH = 9
+_TASK_PART = 9  # the task's own columns in a row
 _JUDGEMENT_FIELDS = (
     "id",
     "supersedes_id",
@@ -171,9 +184,9 @@ def _mean_rating(reviews):
 def task_row(task, summary, reviews):
     """A task's row: a tuple in TASK_COLUMNS order."""
     if summary is None:
-        return (*task[:8], 0, 0, 0, {}, {}, reviews, _mean_rating(reviews) if reviews else None)
+        return (*task[:_TASK_PART], 0, 0, 0, {}, {}, reviews, _mean_rating(reviews) if reviews else None)
     return (
-        *task[:8],
+        *task[:_TASK_PART],
         summary.human,
         summary.judge,
         summary.stale,
@@ -186,7 +199,7 @@ def task_row(task, summary, reviews):
 
 def task_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
     tasks = Task.objects.filter(source=source) if source else Task.objects.all()
-    tasks = tasks.annotate(metadata_text=Cast("metadata", TextField()))
+    tasks = tasks.annotate(metadata_text=Cast("metadata", TextField()), messages_text=Cast("messages", TextField()))
     for batch in keyset(tasks, _TASK_FIELDS, batch_size, tuples=True):
         summaries, reviews = _summaries(batch, source, include_stale), _reviews(batch, source)
         yield [task_row(task, summaries.get(task[0]), reviews.get(task[0], [])) for task in batch]

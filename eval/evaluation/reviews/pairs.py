@@ -148,7 +148,7 @@ def pair_json(assignment, remaining):
     left, right = _sides(assignment)
     return {
         "pair": assignment.token,
-        "task": {"title": task.title, "prompt": task.prompt, "reference": task.reference},
+        "task": {"title": task.title, "prompt": task.prompt, "reference": task.reference, "messages": task.messages},
         "left": {"output": left.output},
         "right": {"output": right.output},
         "rubric": rubric_json(rubric_for_source(task.source)),

@@ -48,6 +48,29 @@
     showText(container, text || "(empty output)");
   }
 
+  /* A conversation as its turns (role, then text); a one-prompt task as its prompt. */
+  function showPrompt(task) {
+    const turns = task.messages || [];
+    const list = $("pair-conversation");
+    list.replaceChildren();
+    for (const turn of turns) {
+      const item = document.createElement("li");
+      item.className = "turn turn-" + turn.role;
+      const role = document.createElement("span");
+      role.className = "turn-role";
+      E.setText(role, turn.role.charAt(0).toUpperCase() + turn.role.slice(1));
+      const text = document.createElement("div");
+      text.className = "text-view";
+      showText(text, turn.content);
+      item.append(role, text);
+      list.append(item);
+    }
+    E.setText($("pair-prompt-title"), turns.length ? "Conversation (the models answered the last turn)" : "Prompt");
+    show(list, turns.length > 0);
+    show($("pair-prompt"), turns.length === 0);
+    if (!turns.length) showText($("pair-prompt"), task.prompt);
+  }
+
   function showPair(data) {
     state.pair = data;
     state.retry = null;
@@ -55,7 +78,7 @@
     show($("pair-error"), false);
     show($("pairs-done"), false);
     E.setText($("pair-title"), data.task.title || "Untitled task");
-    showText($("pair-prompt"), data.task.prompt);
+    showPrompt(data.task);
     showText($("pair-reference"), data.task.reference || "");
     show($("pair-reference-box"), Boolean(data.task.reference));
     const guidelines = (data.rubric && data.rubric.guidelines) || "";
@@ -286,7 +309,11 @@
     const outputs = function (p) {
       return [p.left.output, p.right.output].sort().join("\u0000");
     };
-    return a.task.prompt === b.task.prompt && outputs(a) === outputs(b);
+    return (
+      a.task.prompt === b.task.prompt &&
+      JSON.stringify(a.task.messages || null) === JSON.stringify(b.task.messages || null) &&
+      outputs(a) === outputs(b)
+    );
   }
 
   async function skip() {
