@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from eval.evaluation.exports import Export
-from eval.jobs import claims, create, transitions
+from eval.jobs import claims, create, endings
 from eval.models import LLMJob, Task, prompt_fingerprint
 from eval.providers.base import GenerationRequest
 from eval.providers.echo import EchoProvider
@@ -179,7 +179,7 @@ def test_task_and_job_json_show_the_conversation(client, reviewer, chat_task, ma
 
 def succeed(job, output):
     attempt = claims.claim(job.pk, "w1").job.attempt
-    transitions.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
+    endings.succeed_one(job.pk, "w1", attempt, output=output, stop_reason="end_turn")
 
 
 @pytest.mark.django_db
