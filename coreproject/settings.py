@@ -5,13 +5,12 @@ variable at fault, instead of crashing at import time.
 """
 
 import importlib.util
-import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
-from coreproject import env
+from coreproject import env, local_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(env.string("DJANGO_LOCAL_DIR", str(BASE_DIR / ".local")))
@@ -21,18 +20,7 @@ DEBUG = env.boolean("DJANGO_DEBUG", False)
 
 def _local_secret_key():
     """A generated key kept in .local/ so sessions survive restarts."""
-    path = LOCAL_DIR / "secret-key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        LOCAL_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
-    except FileExistsError:  # another process won the race
-        return path.read_text().strip()
+    return local_files.read_or_create(LOCAL_DIR / "secret-key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = env.string("DJANGO_SECRET_KEY") or _local_secret_key()
