@@ -350,12 +350,12 @@ host_deploy() {
     step "virtualenv and requirements"
     remote "cd $rel && $AS_APP $REMOTE_PYTHON -m venv .venv && $AS_APP .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt && $AS_APP .venv/bin/python -m compileall -q coreproject eval"
 
+    step "collectstatic (before the checks: with DEBUG off they need its manifest)"
+    remote "$(app_cmd "$rel" ".venv/bin/python manage.py collectstatic --noinput --verbosity 0")"
     step "check --deploy"
     remote "$(app_cmd "$rel" ".venv/bin/python manage.py check --deploy")"
     step "migrate (backward compatible: the old release keeps running)"
     remote "$(app_cmd "$rel" ".venv/bin/python manage.py migrate --noinput")"
-    step "collectstatic"
-    remote "$(app_cmd "$rel" ".venv/bin/python manage.py collectstatic --noinput --verbosity 0")"
 
     step "systemd units and kernel settings"
     remote "$(root_cmd "install -m 0644 $rel/deploy/eval.service $rel/deploy/eval@.service $rel/deploy/eval-metrics.service /etc/systemd/system/") && $(root_cmd "systemctl daemon-reload") && $(root_cmd "install -m 0644 $rel/deploy/eval-sysctl.conf /etc/sysctl.d/60-eval.conf") && $(root_cmd "sysctl -q -e -p /etc/sysctl.d/60-eval.conf")"

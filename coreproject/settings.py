@@ -131,7 +131,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.string("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [NINJA_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -250,6 +250,9 @@ POLL_INTERVAL_MS = env.integer("POLL_INTERVAL_MS", 2000, minimum=100)
 POLL_OUTPUT_CHARS = env.integer("POLL_OUTPUT_CHARS", 2000, minimum=1)
 MAX_PROMPT_CHARS = env.integer("MAX_PROMPT_CHARS", 200_000, minimum=1)
 API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 1_000_000, minimum=1024)
+# A dataset upload (POST /api/datasets/<name>/imports) may be this large; chunked bodies
+# are buffered up to the larger of the two limits (coreproject/chunked_bodies.py).
+DATASET_MAX_UPLOAD_BYTES = env.integer("DATASET_MAX_UPLOAD_BYTES", 100_000_000, minimum=1024)
 JOB_CREATE_RATE = env.rate("JOB_CREATE_RATE", "30/m")
 MAX_QUEUED_JOBS_PER_USER = env.integer("MAX_QUEUED_JOBS_PER_USER", 200, minimum=1)
 

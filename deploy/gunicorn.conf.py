@@ -17,6 +17,10 @@ import multiprocessing
 import os
 import sys
 
+from gunicorn.arbiter import Arbiter
+
+from coreproject import gunicorn_errors
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "coreproject.gunicorn_worker.ThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -24,6 +28,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
 keepalive = 5
+# gunicorn's largest: every URL the API allows fits (100 job ids percent-encoded,
+# a 500-character search in 4-byte characters). Beyond it, 414 in JSON.
+limit_request_line = 8190
+gunicorn_errors.install(limit_request_line)
 # One worker has nothing to balance, and while it restarts a shared socket,
 # held by the master, queues new connections where its own would refuse them.
 # Elsewhere (macOS, BSD) SO_REUSEPORT does not spread connections.
@@ -60,6 +68,11 @@ def post_worker_init(worker):
     from django.urls import get_resolver  # noqa: PLC0415  (after the app is loaded in this worker)
 
     from coreproject.gctuning import tune_gc  # noqa: PLC0415  (after the app is loaded in this worker)
+    from eval.system_checks import static_manifest_check  # noqa: PLC0415  (after the app is loaded in this worker)
 
     get_resolver().url_patterns  # noqa: B018 (imports every view module)
     tune_gc()
+    # Without collected static files every page would be a 500: refuse to serve.
+    for problem in static_manifest_check():
+        worker.log.error("%s %s", problem.msg, problem.hint)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn stops: no worker could serve

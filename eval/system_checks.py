@@ -4,8 +4,10 @@ import os
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
 from django.core.validators import validate_email
 
 
@@ -67,3 +69,22 @@ def secret_key_check(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.staticfiles, deploy=True)
+def static_manifest_check(app_configs=None, **kwargs):
+    """With DEBUG off, pages name their static files through collectstatic's
+    manifest: without it every HTML page is a 500. (A deploy check: deploy.sh
+    collects first; gunicorn's workers run it at start, deploy/gunicorn.conf.py.)"""
+    storage = storages["staticfiles"]
+    if settings.DEBUG or not isinstance(storage, ManifestFilesMixin):
+        return []
+    if storage.exists(storage.manifest_name):
+        return []
+    return [
+        Error(
+            f"DJANGO_DEBUG=0 and no static files manifest in {settings.STATIC_ROOT}: every HTML page would be a 500.",
+            hint="Run `manage.py collectstatic --noinput` (deploy.sh and `make run` do).",
+            id="eval.E040",
+        )
+    ]

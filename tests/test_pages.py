@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -279,7 +281,12 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
         "DJANGO_ALLOWED_HOSTS": "eval.example.com",
         "DJANGO_LOCAL_DIR": str(tmp_path),
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
     }
+    result = check_deploy(env, timeout=120)
+    assert result.returncode != 0 and "eval.E040" in result.stderr, "static files not collected: every page a 500"
+    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"]
+    subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=300)
     result = check_deploy(env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -22,6 +22,7 @@ import json
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponseNotAllowed
+from django.http.request import RawPostDataException
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -74,7 +75,11 @@ class JsonBodies(Parser):
     """Request bodies through the API's one JSON parser (depth, text, numbers)."""
 
     def parse_body(self, request):
-        return parse_json_body(request.body)
+        try:
+            raw = request.body
+        except RawPostDataException:  # a form body, already parsed as one (by the CSRF check)
+            raise invalid("the request body must be JSON (Content-Type: application/json)") from None
+        return parse_json_body(raw)
 
 
 class Docs(Swagger):

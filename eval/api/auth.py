@@ -64,6 +64,11 @@ def session_user(request, *, csrf=True):
     if not user.is_authenticated:
         return None
     if csrf and request.method not in SAFE_METHODS:
+        # The CSRF check may parse a form body from the stream, after which the
+        # body cannot be read (RawPostDataException: a multipart POST was a 500).
+        # Read it first (within the size limit); the check then parses the copy.
+        check_body_size(request)
+        request.body  # noqa: B018
         reason = _csrf.process_view(request, None, (), {})
         if reason is not None:
             raise ApiError("csrf_failed", f"CSRF check failed: {reason}")
@@ -92,7 +97,11 @@ def check_request(request):
 
 
 def check_body_size(request):
-    """413 for a body over API_MAX_BODY_BYTES, before anything reads or parses it."""
+    """413 for a body over API_MAX_BODY_BYTES, before anything reads or parses it.
+
+    The declared length is the whole truth: Django reads no more than it, and
+    a chunked body got one at the WSGI edge (coreproject/chunked_bodies.py).
+    Reading the body here would break multipart bodies the CSRF check parsed."""
     if request.method in SAFE_METHODS:
         return
     limit = settings.API_MAX_BODY_BYTES
@@ -100,7 +109,7 @@ def check_body_size(request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length > limit or len(request.body) > limit:
+    if length > limit:
         raise ApiError("too_large", f"the request body is over {limit} bytes")
 
 

@@ -21,6 +21,8 @@ STATUS = {
     "idempotency_conflict": 409,
     "invalid": 400,
     "too_large": 413,
+    "uri_too_long": 414,  # gunicorn's limit on the request line (coreproject/gunicorn_errors.py)
+    "headers_too_large": 431,  # gunicorn's limits on headers
     "expired": 410,
     "confirm_cost": 409,
     "budget_exceeded": 409,

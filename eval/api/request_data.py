@@ -54,7 +54,8 @@ def _finite(text):
 
 
 def _check_tree(data):
-    """Depth and text of a parsed body, without recursion (its depth is what is checked)."""
+    """Depth, text and integers of a parsed body (everywhere, drafts' free-form
+    objects too), without recursion (its depth is what is checked)."""
     pending = [(data, 0, ())]
     while pending:
         value, depth, path = pending.pop()
@@ -68,6 +69,9 @@ def _check_tree(data):
             pending.extend((item, depth + 1, (*path, str(n))) for n, item in enumerate(value))
         elif isinstance(value, str):
             _check_text(value, path)
+        elif isinstance(value, int) and not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
+            field = ".".join(path) if path else None
+            raise invalid(f"{field or 'the request body'} is an integer beyond 64 bits", _printable(field))
 
 
 def _check_depth(depth):

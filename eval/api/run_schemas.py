@@ -14,6 +14,20 @@ CHECK_TYPES = Literal["exact", "contains", "regex", "json_valid"]
 MAX_SELECTED_IDS = 100_000
 
 
+def _largest_amount(field):
+    """The largest dollar amount the column holds (12 digits, 6 after the point: 999,999.999999)."""
+    digits, places = field.max_digits, field.decimal_places
+    return float(10 ** (digits - places) - 10**-places)
+
+
+MAX_USD = _largest_amount(Run._meta.get_field("max_cost_usd"))
+
+
+def usd(description):
+    """A dollar amount a request may send: 0 up to what the database column holds."""
+    return Field(None, ge=0, le=MAX_USD, allow_inf_nan=False, description=description)
+
+
 def _canonical_run_id(value):
     if isinstance(value, str) and not TASK_ID_RE.match(value):
         raise PydanticCustomError("run_id", "not a run id")
@@ -67,12 +81,12 @@ class RunCreate(Body):
     params: JobParams | None = None
     tasks: RunTasks | None = Field(None, description="The task selection, evaluated when the run is launched.")
     schedule: str | None = Field(None, description="A cron expression (five fields, in TIME_ZONE).")
-    max_cost_usd: float | None = Field(None, ge=0, description="A launch estimated above this is refused.")
+    max_cost_usd: float | None = usd("A launch estimated above this is refused.")
     kind: Literal[tuple(Run.Kind.values)] | None = None
     judge: RunJudge | None = None
     checks: list[RunCheck] | None = Field(None, description="Automatic checks of each output against its reference.")
-    confirm_cost_usd: float | None = Field(
-        None, ge=0, description="Confirms an estimate above BULK_CONFIRM_COST_USD: send at least the estimate."
+    confirm_cost_usd: float | None = usd(
+        "Confirms an estimate above BULK_CONFIRM_COST_USD: send at least the estimate."
     )
 
 
@@ -81,9 +95,7 @@ class RunFilters(Schema):
 
 
 class LaunchOptions(Schema):
-    confirm_cost_usd: float | None = Field(
-        None, ge=0, allow_inf_nan=False, description="Confirms an estimate above BULK_CONFIRM_COST_USD."
-    )
+    confirm_cost_usd: float | None = usd("Confirms an estimate above BULK_CONFIRM_COST_USD.")
 
 
 class RubricRef(Schema):

@@ -28,6 +28,7 @@ UUID_RE = re.compile(UUID_PATTERN)
 TASK_ID_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MAX_IDS = 100
 MAX_NOTES_CHARS = 100_000
+MAX_SEARCH_CHARS = 500  # percent-encoded, still inside gunicorn's request line (deploy/gunicorn.conf.py)
 MAX_IDEMPOTENCY_KEY = 200
 NO_NUL = r"^[^\x00]*$"  # a header stored in a text column (PostgreSQL text cannot hold NUL)
 # substr() takes a 32-bit position, and the output's rest starts at output_from + 1.
@@ -139,7 +140,7 @@ class ReviewPut(Body):
 
 class TaskFilters(Schema):
     status: Annotated[Literal[tuple(Task.Status.values)] | None, BeforeValidator(_blank_is_none)] = None
-    q: str = Field("", description="Text in the title, external id or prompt.")
+    q: str = Field("", max_length=MAX_SEARCH_CHARS, description="Text in the title, external id or prompt.")
     after: Cursor = Field(None, description="The `next` cursor of the previous page.")
     review: Annotated[Literal["needed", "mine", "stale"] | None, BeforeValidator(_blank_is_none)] = Field(
         None,
