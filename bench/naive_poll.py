@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 
-from eval.api.access import _HAS_REVIEW_PERMISSION_SQL, is_reviewer
+from eval.access import is_reviewer, reviewer_sql
 from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.serializers import job_json
@@ -70,10 +70,13 @@ def naive_poll(request, task_id):
 
 
 def constant(request, task_id):
-    user = request.user
-    if not (user.is_staff or user.is_superuser):
+    rule = reviewer_sql(request.user)
+    if rule is None:
+        raise not_found("no such task")
+    condition, params = rule
+    if condition:
         with prepared_cursor() as cursor:
-            cursor.execute("SELECT " + _HAS_REVIEW_PERMISSION_SQL, [user.pk, user.pk])
+            cursor.execute("SELECT " + condition, params)
             if not cursor.fetchone()[0]:
                 raise not_found("no such task")
     return HttpResponse(CONSTANT_BODY, content_type="application/json")

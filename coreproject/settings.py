@@ -76,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "eval.pages.context.capabilities",  # `can`: what the user may do (eval/access.py)
             ],
         },
     },

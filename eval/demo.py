@@ -7,8 +7,9 @@ import hashlib
 import itertools
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 
+from eval import access
 from eval.evaluation.reviews import judgements
 from eval.evaluation.runs import services as runs_service
 from eval.jobs import states
@@ -106,7 +107,7 @@ def demo_reviewers():
     """The two demo reviewers (in the reviewers group, no usable password)."""
     group, created = Group.objects.get_or_create(name=REVIEWERS_GROUP)
     if created:  # made by a migration; someone deleted it
-        group.permissions.add(Permission.objects.get(codename="review_task", content_type__app_label="eval"))
+        group.permissions.add(access.permission_row(access.REVIEW_PERMISSION))
     users = []
     for username in DEMO_REVIEWERS:
         user, created = User.objects.get_or_create(username=username)

@@ -9,16 +9,17 @@ asks) and the cut length, so a settings change never serves a stale 304.
 from django.conf import settings
 from django.http import HttpResponseNotModified
 
-from eval.api.access import is_staff
+from eval import access
 
 
-def _who(user):
-    return f"u{user.pk}{'s' if is_staff(user) else ''}"
+def who(user):
+    """The caller's part of a tag: answers differ by user and by staff (what they may do)."""
+    return f"u{user.pk}{'s' if access.is_staff(user) else ''}"
 
 
 def poll_etag(user, task_id, state):
     count, total, top, prompt_hash = state
-    return f'"t{task_id}-{count}-{total}-{top}-p{prompt_hash[:12]}-{_who(user)}-c{settings.POLL_OUTPUT_CHARS}"'
+    return f'"t{task_id}-{count}-{total}-{top}-p{prompt_hash[:12]}-{who(user)}-c{settings.POLL_OUTPUT_CHARS}"'
 
 
 def poll_state_of_rows(rows):
@@ -29,7 +30,7 @@ def poll_state_of_rows(rows):
 
 def job_etag(user, row, output_from=0):
     prompt = row["task_prompt_hash"][:12]  # from_current_prompt changes with it
-    return f'"j{row["id"].hex}-{row["version"]}-p{prompt}-{_who(user)}-f{output_from}"'
+    return f'"j{row["id"].hex}-{row["version"]}-p{prompt}-{who(user)}-f{output_from}"'
 
 
 def matches(request, etag):

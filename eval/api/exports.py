@@ -16,7 +16,7 @@ from django.http import StreamingHttpResponse
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from eval.api.access import is_staff
+from eval import access
 from eval.api.errors import forbidden
 from eval.api.responses import answers
 from eval.evaluation.exports import FORMATS, KINDS, MAX_SOURCE, Export
@@ -52,7 +52,7 @@ def download_export(request, what: What, extension: Extension, query: Query[Expo
     `pairs`: preference pairs `{prompt, chosen, rejected, chosen_model, rejected_model,
     task, judged_by}` from pairwise verdicts that pick a side. Withdrawn and superseded
     judgements are never exported; stale ones only with `include_stale`."""
-    if not is_staff(request.user):
+    if not access.is_staff(request.user):
         raise forbidden("exports are for staff")
     export = Export(what, extension, source=query.source, include_stale=query.include_stale)
     response = StreamingHttpResponse(iter(export), content_type=export.content_type)

@@ -5,8 +5,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
+from eval import access
 from eval.api import etag as etags
-from eval.api.access import is_reviewer
 from eval.api.errors import not_found
 from eval.api.lookups import job_answer, manageable_job
 from eval.api.responses import answers
@@ -24,7 +24,7 @@ router = Router(tags=["jobs"])
 def list_jobs(request, query: Query[JobIds]):
     """Jobs in the order asked; ids the caller cannot see are left out.
     Outputs are cut as in the poll."""
-    if not is_reviewer(request.user):
+    if not access.is_reviewer(request.user):
         return {"jobs": []}
     rows = LLMJob.objects.filter(pk__in=query.ids)
     found = {str(row["id"]): row for row in job_rows(rows, max_chars=settings.POLL_OUTPUT_CHARS)}
@@ -37,7 +37,7 @@ def get_job(request, response: HttpResponse, job_id: JobId, query: Query[OutputF
     """One job with its whole output, or from character `output_from` on.
     Has an `ETag`; `If-None-Match` -> 304 while the job is unchanged."""
     user = request.user
-    if not is_reviewer(user):
+    if not access.is_reviewer(user):
         raise not_found("no such job")
     output_from = query.output_from or 0
     row = job_rows(LLMJob.objects.filter(pk=job_id), output_from=output_from).first()

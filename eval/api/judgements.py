@@ -4,7 +4,7 @@ hiding jobs: thin callers of eval/evaluation and eval/jobs."""
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
-from eval.api.access import is_reviewer, is_staff, may_manage_job
+from eval import access
 from eval.api.errors import forbidden, not_found
 from eval.api.evaluation_schemas import AllJudgements, DraftIn, DraftOut, JudgementIn, JudgementList, JudgementOut
 from eval.api.lookups import job_answer, visible_task
@@ -27,7 +27,7 @@ def _json(judgement, task):
 def list_judgements(request, task_id: TaskId, query: Query[AllJudgements]):
     """Your current judgements of the task and the LLM judges'; staff with `all=1`: everyone's."""
     task = visible_task(request.user, task_id)
-    if query.all and not is_staff(request.user):
+    if query.all and not access.is_staff(request.user):
         raise forbidden("all=1 is for staff")
     rows = judgements.for_task(task, request.user, everyone=query.all)
     return {"judgements": [_json(judgement, task) for judgement in rows]}
@@ -56,7 +56,7 @@ def create_judgement(request, task_id: TaskId, payload: JudgementIn):
 def withdraw_judgement(request, judgement_id: int):
     """Undo: withdraw your judgement within JUDGEMENT_UNDO_SECONDS (409 after).
     It is kept, never counted; the one it superseded counts again."""
-    if not is_reviewer(request.user):
+    if not access.is_reviewer(request.user):
         raise not_found("no such judgement")
     judgement = judgements.withdraw(request.user, judgement_id)
     judgement = Judgement.objects.select_related("task", "reviewer", "rubric").get(pk=judgement.pk)
@@ -93,12 +93,12 @@ def delete_draft(request, task_id: TaskId):
 
 
 def _set_hidden(request, response, job_id, hidden):
-    if not is_reviewer(request.user):
+    if not access.is_reviewer(request.user):
         raise not_found("no such job")
     job = LLMJob.objects.filter(pk=job_id).only("id", "created_by_id").first()
     if job is None:
         raise not_found("no such job")
-    if not may_manage_job(request.user, job.created_by_id):
+    if not access.may_manage_job(request.user, job.created_by_id):
         raise forbidden("only the job's creator or staff may hide or unhide it")
     visibility.set_hidden(job.pk, hidden)
     return job_answer(request, response, job.pk)

@@ -1,14 +1,14 @@
 """What the endpoints share: the task or job a caller may see (404 for anyone
 who may not: DESIGN "Who sees what"), and a job as the answer."""
 
-from eval.api.access import is_reviewer, may_manage_job
+from eval import access
 from eval.api.errors import forbidden, not_found
 from eval.api.serializers import job_json, job_rows
 from eval.models import LLMJob, Task
 
 
 def visible_task(user, task_id):
-    if not is_reviewer(user):
+    if not access.is_reviewer(user):
         raise not_found("no such task")
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
@@ -18,12 +18,12 @@ def visible_task(user, task_id):
 
 def manageable_job(user, job_id, verb):
     """The job ``user`` may cancel or retry: 404 when unseen, 403 unless its creator or staff."""
-    if not is_reviewer(user):
+    if not access.is_reviewer(user):
         raise not_found("no such job")
     job = LLMJob.objects.filter(pk=job_id).only("id", "status", "created_by_id", "task_id").first()
     if job is None:
         raise not_found("no such job")
-    if not may_manage_job(user, job.created_by_id):
+    if not access.may_manage_job(user, job.created_by_id):
         raise forbidden(f"only the job's creator or staff may {verb} it")
     return job
 

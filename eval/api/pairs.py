@@ -5,7 +5,7 @@ a stored assignment (eval/evaluation/pairs.py)."""
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
-from eval.api.access import is_reviewer
+from eval import access
 from eval.api.errors import invalid, not_found
 from eval.api.evaluation_schemas import PairFilters, PairJudgementOut, PairOut, PairVerdict
 from eval.api.responses import answers
@@ -15,7 +15,7 @@ router = Router(tags=["pairs"])
 
 
 def _reviewer(request):
-    if not is_reviewer(request.user):
+    if not access.is_reviewer(request.user):
         raise not_found("no such pair")
     return request.user
 

@@ -2,7 +2,8 @@
 
 - The poll, ``GET /api/tasks/<id>/jobs``: every open review tab sends it
   every 2 s, and nearly every answer is a 304. It is answered from one
-  prepared SQL statement (access.poll_state) behind the plain front door
+  prepared SQL statement (``poll_state``, with eval/access.py's reviewer
+  rule as SQL) behind the plain front door
   (auth.endpoint), with no request model or response schema built. The
   same URL's POST (create a job) and any other method go on to django-ninja,
   which also declares the poll for the OpenAPI schema (eval/api/tasks.py).
@@ -12,16 +13,40 @@
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from eval import metrics
+from eval import access, metrics
 from eval.api import etag as etags
-from eval.api.access import poll_state
 from eval.api.auth import endpoint
 from eval.api.errors import not_found
 from eval.api.schemas import TASK_ID_RE
 from eval.api.serializers import is_terminal, job_json, poll_rows
+from eval.db import prepared_cursor
 from eval.evaluation.reviews import seen
 
 READS = frozenset({"GET", "HEAD"})
+
+# The task's prompt hash counts too (each job says whether it was made from
+# the current prompt); with no jobs there is nothing it could change.
+_POLL_STATE_SQL = """
+SELECT COUNT(j.id), COALESCE(SUM(j.version), 0), COALESCE(MAX(j.version), 0),
+       CASE WHEN COUNT(j.id) = 0 THEN '' ELSE MAX(t.prompt_hash) END
+FROM eval_task t LEFT JOIN eval_llmjob j ON j.task_id = t.id
+WHERE t.id = %s{access}
+GROUP BY t.id
+"""
+
+
+def poll_state(user, task_id):
+    """(job count, sum of versions, max version, prompt hash) of a task the user may see,
+    or None (no such task, or not a reviewer). One indexed SQL statement."""
+    rule = access.reviewer_sql(user)
+    if rule is None:
+        return None
+    condition, params = rule
+    sql = _POLL_STATE_SQL.format(access=f" AND {condition}" if condition else "")
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [task_id, *params])
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]), row[3] or "")
 
 
 def poll_answer(request, task_id):

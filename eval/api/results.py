@@ -3,7 +3,7 @@ A thin caller of eval/evaluation/results.py."""
 
 from ninja import Query, Router
 
-from eval.api.access import is_staff
+from eval import access
 from eval.api.errors import forbidden
 from eval.api.responses import answers
 from eval.api.results_schemas import ResultFilters, ResultsOut
@@ -18,6 +18,6 @@ def get_results(request, query: Query[ResultFilters]):
     or per provider and model; humans and each LLM judge apart, blind and not apart.
     Means with Student's t 95% intervals; Bradley-Terry ratings on the Elo scale with a
     seeded bootstrap 95% interval (1,000 resamples); Wilson intervals on rates."""
-    if not is_staff(request.user):
+    if not access.is_staff(request.user):
         raise forbidden("results are for staff")
     return computed.results(source=query.source, runs=query.runs, include_stale=query.include_stale)

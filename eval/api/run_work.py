@@ -10,13 +10,12 @@ from django.conf import settings
 from django.http import HttpResponse
 from ninja import Query, Router
 
+from eval import access
 from eval.api import etag as etags
-from eval.api.access import is_reviewer, is_staff
 from eval.api.errors import not_found
 from eval.api.responses import answers
 from eval.api.run_schemas import RunId
 from eval.api.run_work_schemas import RunJobFilters, RunJobPage
-from eval.api.runs import may_see_runs
 from eval.api.serializers import job_json, job_rows
 from eval.evaluation.reviews import seen
 from eval.evaluation.runs import job_list
@@ -29,8 +28,7 @@ RUN_JOB_EXTRA = ("check_results", "task__title", "task__external_id")
 
 def _run_jobs_tag(user, run_id, state, query):
     version, newest = state
-    who = f"u{user.pk}{'s' if is_staff(user) else ''}"
-    return f'"rj{run_id}-{version}-{newest}-{who}-{query.show or ""}-{query.after or ""}-c{settings.POLL_OUTPUT_CHARS}"'
+    return f'"rj{run_id}-{version}-{newest}-{etags.who(user)}-{query.show or ""}-{query.after or ""}-c{settings.POLL_OUTPUT_CHARS}"'
 
 
 def _run_job_json(row, user):
@@ -47,7 +45,7 @@ def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJob
     version and its jobs' newest change); `If-None-Match` -> 304 while nothing changed.
     Only reviewers see jobs: anyone else gets an empty list."""
     user = request.user
-    state = run_report.poll_state(run_id) if may_see_runs(user) else None
+    state = run_report.poll_state(run_id) if access.may_see_runs(user) else None
     if state is None:
         raise not_found("no such run")
     tag = _run_jobs_tag(user, run_id, state, query)
@@ -55,7 +53,7 @@ def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJob
         return etags.not_modified(tag)
     etags.tag(response, tag)
     run = Run.objects.get(pk=run_id)
-    if not is_reviewer(user):
+    if not access.is_reviewer(user):
         return {"run": run_id, "jobs": [], "next": None, "count": 0}
     jobs = job_list.selection(run, user, query.show or "")
     after = job_list.parse_cursor(query.after) if query.after else None

@@ -8,8 +8,8 @@ run's creator or staff."""
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
+from eval import access
 from eval.api import etag as etags
-from eval.api.access import is_reviewer, is_staff
 from eval.api.errors import forbidden, not_found
 from eval.api.responses import answers
 from eval.api.run_schemas import BudgetOut, CostError, LaunchOptions, RunCreate, RunFilters, RunId, RunOut, RunPage
@@ -23,18 +23,18 @@ budget_router = Router(tags=["runs"])
 PAGE_SIZE = 50
 
 
-def may_see_runs(user):
-    return is_reviewer(user) or runs.may_launch(user)
-
-
 def _launcher(user):
-    if not runs.may_launch(user):
+    if not access.may_launch(user):
         raise forbidden("creating, launching and cancelling runs needs staff or the eval.launch_run permission")
     return user
 
 
 def _visible(user, run_id):
-    run = Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first() if may_see_runs(user) else None
+    run = (
+        Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first()
+        if access.may_see_runs(user)
+        else None
+    )
     if run is None:
         raise not_found("no such run")
     return run
@@ -64,7 +64,7 @@ def create_run(request, response: HttpResponse, payload: RunCreate):
 @router.get("", response=answers({200: RunPage}, 400), url_name="api-runs-list")
 def list_runs(request, query: Query[RunFilters]):
     """Runs, newest first, 50 a page (keyset on id: pass `next` as `after`)."""
-    if not may_see_runs(request.user):
+    if not access.may_see_runs(request.user):
         return {"runs": [], "next": None}
     rows = Run.objects.select_related("created_by", "rubric").order_by("-id")
     if query.after:
@@ -77,8 +77,7 @@ def list_runs(request, query: Query[RunFilters]):
 
 def _tag(user, run_id, state):
     version, newest = state
-    who = f"u{user.pk}{'s' if is_staff(user) else ''}"
-    return f'"r{run_id}-{version}-{newest}-{who}"'
+    return f'"r{run_id}-{version}-{newest}-{etags.who(user)}"'
 
 
 @router.get("/{run_id}", response=answers({200: RunOut, 304: None}, 404), url_name="api-run")
@@ -86,7 +85,7 @@ def get_run(request, response: HttpResponse, run_id: RunId):
     """One run with its counts, progress and cost. Has an `ETag` (the run's version and
     its jobs' newest change); `If-None-Match` -> 304 while nothing changed."""
     user = request.user
-    state = run_report.poll_state(run_id) if may_see_runs(user) else None
+    state = run_report.poll_state(run_id) if access.may_see_runs(user) else None
     if state is None:
         raise not_found("no such run")
     tag = _tag(user, run_id, state)
@@ -111,7 +110,7 @@ def cancel_run(request, response: HttpResponse, run_id: RunId):
     run stops firing. Its creator or staff (with the launch permission); 409 if it ended."""
     run = _visible(request.user, run_id)
     user = _launcher(request.user)
-    if not (is_staff(user) or run.created_by_id == user.pk):
+    if not access.may_cancel_run(user, run):
         raise forbidden("only the run's creator or staff may cancel it")
     return _answer(response, runs.cancel(run, by=user))
 

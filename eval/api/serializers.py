@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Length, Substr
 
-from eval.api.access import may_manage_job
+from eval import access
 from eval.jobs import states
 from eval.models import LLMJob
 
@@ -73,7 +73,7 @@ def _iso(value):
 
 def job_json(row, user, *, output_from=0):
     status = row["status"]
-    manager = may_manage_job(user, row["created_by_id"])
+    manager = access.may_manage_job(user, row["created_by_id"])
     output = row["out"] or ""
     total = row["out_len"] or 0
     return {

@@ -4,8 +4,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from ninja import Router
 
-from eval import alerts
-from eval.api.access import is_staff
+from eval import access, alerts
 from eval.api.errors import forbidden
 from eval.api.responses import answers
 from eval.api.schemas import StatusOut
@@ -20,7 +19,7 @@ def status(request):
     """Job counts per status, the oldest queued job's age, each worker's last
     heartbeat and whether it is online, the ten latest failures, the active
     alerts (as the daemon last evaluated them). Staff only."""
-    if not is_staff(request.user):
+    if not access.is_staff(request.user):
         raise forbidden("staff only")
     return status_snapshot()
 

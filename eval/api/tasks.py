@@ -3,8 +3,8 @@
 from django.http import HttpResponse
 from ninja import Header, Query, Router, Status
 
+from eval import access
 from eval.api import plain
-from eval.api.access import is_reviewer
 from eval.api.lookups import job_answer, visible_task
 from eval.api.queries import PAGE_SIZE, search_tasks, task_page
 from eval.api.responses import answers
@@ -22,7 +22,7 @@ def list_tasks(request, filters: Query[TaskFilters]):
     """Tasks, 50 a page ordered by id (keyset: rows never jump between pages).
     Empty for callers who are not reviewers."""
     user = request.user
-    if not is_reviewer(user):
+    if not access.is_reviewer(user):
         return {"tasks": [], "next": None, "count": 0}
     tasks = review_status.filter_tasks(
         search_tasks(status=filters.status or "", q=filters.q.strip()), user, filters.review or ""

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
+from eval import access
 from eval.metrics.collector import render
 
 
@@ -38,7 +39,7 @@ def refusal(request, sent):
     """The error response for a request that may not read the metrics, or None when it may."""
     user = getattr(request, "user", None)
     logged_in = bool(user is not None and user.is_authenticated)
-    if token_ok(sent) or (logged_in and (user.is_staff or user.is_superuser)):
+    if token_ok(sent) or access.is_staff(user):
         return None
     if sent is None and not logged_in:
         message = "log in as staff or send Authorization: Bearer <METRICS_TOKEN>"

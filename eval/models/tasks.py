@@ -48,7 +48,10 @@ class Task(models.Model):
             models.UniqueConstraint(fields=["source", "external_id"], name="task_source_external_id_uniq"),
         ]
         indexes = [models.Index(fields=["status", "id"], name="task_status_id_idx")]
-        permissions = [("review_task", "Can review tasks and launch LLM jobs")]
+        permissions = [
+            ("review_task", "Can review tasks and launch LLM jobs"),
+            ("manage_datasets", "Can import, edit and remove datasets"),
+        ]
 
     def __str__(self):
         return self.title or f"{self.source}:{self.external_id}"

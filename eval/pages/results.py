@@ -3,7 +3,7 @@
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
-from eval.api.access import is_staff
+from eval import access
 from eval.models import Run, Task
 from eval.pages.common import integer, page, query
 
@@ -27,7 +27,7 @@ def _results_filters(request):
 def results(request):
     """Ratings, win rates, position bias and agreement: the frame and its filters;
     results.js draws the tables and charts from /api/results."""
-    if not is_staff(request.user):
+    if not access.is_staff(request.user):
         raise PermissionDenied("The results page is for staff. Ask an admin if you need it.")
     context = _results_filters(request)
     generate_runs = Run.objects.filter(kind=Run.Kind.GENERATE).exclude(status=Run.Status.SCHEDULED)

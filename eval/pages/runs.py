@@ -5,14 +5,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 
-from eval.api.access import is_reviewer, is_staff
+from eval import access
 from eval.jobs import states
 from eval.models import LLMJob, Run, Task
 from eval.pages.common import page, provider_json
 from eval.providers import catalogue
-
-LAUNCH_RUN_PERMISSION = "eval.launch_run"
-
 
 RUN_FAILURES_SHOWN = 50
 
@@ -20,13 +17,9 @@ RUN_FAILURES_SHOWN = 50
 RUN_FIRINGS_SHOWN = 20
 
 
-def _may_launch_runs(user):
-    return is_staff(user) or user.has_perm(LAUNCH_RUN_PERMISSION)
-
-
 def _check_runs_access(user):
     """Reviewers may look at runs; staff and holders of eval.launch_run also create, launch and cancel."""
-    if not (is_reviewer(user) or _may_launch_runs(user)):
+    if not access.may_see_runs(user):
         raise PermissionDenied("Evaluation runs are for reviewers: ask an admin to add you to the reviewers group.")
 
 
@@ -51,7 +44,6 @@ def runs(request):
     }
     context = {
         "config": config,
-        "can_launch": _may_launch_runs(request.user),
         "statuses": Task.Status.values,
         "time_zone": settings.TIME_ZONE,
     }
@@ -74,10 +66,7 @@ def run_detail(request, run_id):
         "run": run,
         "failures": failures,
         "firings": run.firings.order_by("-id")[:RUN_FIRINGS_SHOWN],
-        "can_launch": _may_launch_runs(user),
-        "can_cancel": is_staff(user) or (_may_launch_runs(user) and run.created_by_id == user.pk),
+        "can_cancel": access.may_cancel_run(user, run),
         "poll_interval_ms": settings.POLL_INTERVAL_MS,
-        "can_see_jobs": is_reviewer(user),
-        "can_see_results": is_staff(user),
     }
     return render(request, "run.html", context)

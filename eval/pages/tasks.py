@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
-from eval.api.access import is_reviewer
+from eval import access
 from eval.api.queries import search_tasks, task_page
 from eval.evaluation.reviews import review_status, seen
 from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
@@ -26,8 +26,8 @@ def task_list(request):
     status = choice(request, "status", Task.Status.values)
     review = choice(request, "review", review_status.FILTERS)
     q = request.GET.get("q", "").strip()
-    context = {"q": q, "status": status, "statuses": Task.Status.values, "reviewer": is_reviewer(user)}
-    if context["reviewer"]:
+    context = {"q": q, "status": status, "statuses": Task.Status.values}
+    if access.is_reviewer(user):
         context.update(_task_rows(request, search_tasks(status=status, q=q), review))
         context["tabs"] = [
             {"value": value, "label": label, "query": query(q=q, status=status, review=value)}
@@ -59,7 +59,7 @@ def _task_rows(request, tasks, review):
 
 @page
 def review(request, task_id):
-    if not is_reviewer(request.user):
+    if not access.is_reviewer(request.user):
         raise Http404("no such task")
     task = get_object_or_404(Task, pk=task_id)
     previous = Task.objects.filter(id__lt=task.id).order_by("-id").values_list("id", flat=True).first()

@@ -26,7 +26,6 @@ from eval.jobs.errors import JobError
 from eval.models import LLMJob, Run
 from eval.providers import catalogue
 
-LAUNCH_PERMISSION = "eval.launch_run"
 # What a schedule's firing (a child run) takes from its scheduled run.
 COPIED = ("name", "kind", "provider", "model", "params", "selection", "checks", "created_by", "max_cost_usd")
 COPIED += ("rubric", "compare_a", "compare_b", "score_of", "swap")
@@ -36,13 +35,6 @@ class MaxCostExceeded(BudgetExceeded):
     def __init__(self, estimated, limit):
         message = f"the estimated cost ${estimated} is over the run's max_cost_usd (${limit})"
         CostRefusal.__init__(self, message, estimated)
-
-
-def may_launch(user):
-    """Creating, launching and cancelling runs: staff or the eval.launch_run permission."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_staff or user.is_superuser or user.has_perm(LAUNCH_PERMISSION)
 
 
 def _bump(**values):

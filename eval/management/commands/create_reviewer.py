@@ -10,14 +10,15 @@ import secrets
 import sys
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, transaction
 
+from eval import access
+
 GROUP = "reviewers"
-PERMISSION = "review_task"
 
 
 class Command(BaseCommand):
@@ -96,7 +97,7 @@ class Command(BaseCommand):
         user.set_password(password)
 
     def _report(self, user, username, created, generated, password):
-        role = "staff reviewer" if user.is_staff else "reviewer"
+        role = "staff reviewer" if access.is_staff(user) else "reviewer"
         action = "Created" if created else "Updated"
         self.stdout.write(f"{action} {role} {username!r}.")
         if generated is not None:
@@ -110,9 +111,9 @@ class Command(BaseCommand):
         """The reviewers group (made by a migration; made again if someone deleted it)."""
         group, created = Group.objects.get_or_create(name=GROUP)
         if created:
-            permission = Permission.objects.filter(content_type__app_label="eval", codename=PERMISSION).first()
+            permission = access.permission_row(access.REVIEW_PERMISSION)
             if permission is None:
-                raise CommandError(f"the eval.{PERMISSION} permission is missing: run `manage.py migrate`")
+                raise CommandError(f"the {access.REVIEW_PERMISSION} permission is missing: run `manage.py migrate`")
             group.permissions.add(permission)
         return group
 
