@@ -28,7 +28,7 @@ RUN_JOB_EXTRA = ("check_results", "task__title", "task__external_id")
 
 def _run_jobs_tag(user, run_id, state, query):
     version, newest = state
-    shown = f'{query.show or ""}-{query.after or ""}-c{settings.POLL_OUTPUT_CHARS}'
+    shown = f"{query.show or ''}-{query.after or ''}-c{settings.POLL_OUTPUT_CHARS}"
     return f'"rj{run_id}-{version}-{newest}-{etags.who(user)}-{shown}"'
 
 
