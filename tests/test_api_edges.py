@@ -180,3 +180,20 @@ def test_a_body_with_a_length_passes_through_untouched():
     middleware = ChunkedBodies(lambda environ, start: seen.append(environ["wsgi.input"]) or [b""])
     list(middleware({"CONTENT_LENGTH": "2", "wsgi.input": stream}, None))
     assert seen == [stream]
+
+
+def _big_form(size):
+    head = b'--BoUnDaRy\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+    return head + b"x" * size + b"\r\n--BoUnDaRy--\r\n"
+
+
+def test_a_big_multipart_body_is_413_except_for_a_dataset_upload(staff, settings):
+    settings.API_MAX_BODY_BYTES = 4096
+    settings.DATASET_MAX_UPLOAD_BYTES = 100_000
+    client = login(staff)
+    response = client.generic("POST", "/api/runs", _big_form(10_000), content_type=MULTIPART)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    upload = client.generic("POST", "/api/datasets/mine/imports", _big_form(10_000), content_type=MULTIPART)
+    assert upload.status_code != 413, upload.content[:200]
+    too_big = client.generic("POST", "/api/datasets/mine/imports", _big_form(200_000), content_type=MULTIPART)
+    assert too_big.status_code == 413

@@ -9,6 +9,8 @@ the poll (eval/api/plain.py) through ``endpoint()`` below, which keeps
 django-ninja off the path every open tab hits every 2 s.
 """
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.middleware.csrf import CsrfViewMiddleware
@@ -68,7 +70,8 @@ def session_user(request, *, csrf=True):
         # body cannot be read (RawPostDataException: a multipart POST was a 500).
         # Read it first (within the size limit); the check then parses the copy.
         check_body_size(request)
-        request.body  # noqa: B018
+        if not is_upload(request):  # an upload's multipart is parsed to temporary files instead
+            request.body  # noqa: B018
         reason = _csrf.process_view(request, None, (), {})
         if reason is not None:
             raise ApiError("csrf_failed", f"CSRF check failed: {reason}")
@@ -96,15 +99,25 @@ def check_request(request):
     check_query(request.GET)
 
 
+UPLOAD_PATH = re.compile(r"^/api/datasets/[^/]+/imports/?$")
+
+
+def is_upload(request):
+    """A dataset upload (DESIGN: POST /api/datasets/<name>/imports): its body may be
+    up to DATASET_MAX_UPLOAD_BYTES and is never read into memory whole."""
+    return request.method == "POST" and UPLOAD_PATH.match(request.path_info) is not None
+
+
 def check_body_size(request):
-    """413 for a body over API_MAX_BODY_BYTES, before anything reads or parses it.
+    """413 for a body over API_MAX_BODY_BYTES (an upload: DATASET_MAX_UPLOAD_BYTES),
+    before anything reads or parses it.
 
     The declared length is the whole truth: Django reads no more than it, and
     a chunked body got one at the WSGI edge (coreproject/chunked_bodies.py).
     Reading the body here would break multipart bodies the CSRF check parsed."""
     if request.method in SAFE_METHODS:
         return
-    limit = settings.API_MAX_BODY_BYTES
+    limit = settings.DATASET_MAX_UPLOAD_BYTES if is_upload(request) else settings.API_MAX_BODY_BYTES
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
