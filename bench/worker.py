@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Worker benchmark: throughput, efficiency, memory and latency of process_llm_jobs.
 
-Two workloads, each a 1-s job of 20 chunks x 50 ms:
+Three workloads, each a 1-s job of 20 chunks x 50 ms:
   overhead   the offline `echo` model (ECHO_CHUNK_DELAY_MS=50, a 20-word prompt)
   realistic  the Anthropic fake (tests/fakes/llm_server.py) in its own process,
              called through the real anthropic SDK
+  openai     the OpenAI chat completions fake (tests/fakes/openai_wire.py) in its
+             own process, called through the real openai SDK (streamed, with usage)
 
 Rows: transport db on PostgreSQL and on SQLite, pubsub on the official
 emulator (PostgreSQL behind it) x concurrency 1, 16, 64, 200, ONE worker
@@ -16,7 +18,7 @@ PostgreSQL's statistics (connections held, rows updated).
 Light load (one job per 100 ms into an idle worker): enqueue-to-claim
 p50/p99 and cancel-to-cancelled p99.
 
-    .venv/bin/python bench/worker.py [--quick] [--only overhead|realistic]
+    .venv/bin/python bench/worker.py [--quick] [--only overhead|realistic|openai]
         [--configs db-postgres,db-sqlite,pubsub] [--concurrency 1,16,64,200]
 
 It prints a table; it is a measurement, not a pass/fail test.
@@ -39,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import child_usage, free_port, pg_url, print_throughput, reset_postgres  # noqa: E402
 
-PG_BENCH_DB = "evalbench_worker"
+PG_BENCH_DB = os.environ.get("BENCH_WORKER_DB", "evalbench_worker")  # another name for a bench run beside others
 WORKER_APP_NAME = "bench-worker"
 PROMPT = " ".join(f"word{i}" for i in range(20))  # echo: 20 chunks
 
@@ -76,12 +78,14 @@ def migrate(env):
 
 
 class Services:
-    """The Pub/Sub emulator and the Anthropic fake, started when needed."""
+    """The Pub/Sub emulator and the Anthropic and OpenAI fakes, started when needed."""
 
     def __init__(self):
         self.emulator = None
         self.fake = None
         self.fake_url = None
+        self.openai_fake = None
+        self.openai_url = None
 
     def start_emulator(self):
         if self.emulator is None:
@@ -95,39 +99,40 @@ class Services:
 
     def start_fake(self):
         if self.fake is None:
-            port = free_port()
-            self.fake = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.fakes.llm_server",
-                    "--port",
-                    str(port),
-                    "--chunks",
-                    "20",
-                    "--delay",
-                    "0.05",
-                ],
-                cwd=ROOT,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,  # it says where it listens; we know
-            )
-            self.fake_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            self.fake, self.fake_url = start_fake_process("tests.fakes.llm_server")
         return self.fake_url
+
+    def start_openai_fake(self):
+        if self.openai_fake is None:
+            self.openai_fake, self.openai_url = start_fake_process("tests.fakes.openai_wire")
+        return self.openai_url + "/v1"
 
     def stop(self):
         if self.emulator:
             self.emulator.stop()
-        if self.fake:
-            os.killpg(self.fake.pid, signal.SIGTERM)
-            self.fake.wait(10)
+        for fake in (self.fake, self.openai_fake):
+            if fake:
+                os.killpg(fake.pid, signal.SIGTERM)
+                fake.wait(10)
+
+
+def start_fake_process(module):
+    """A fake model server (20 chunks x 50 ms per answer) in its own process: (process, URL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), "--chunks", "20", "--delay", "0.05"],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,  # it says where it listens; we know
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}"
 
 
 def provider_env(workload, services):
@@ -139,7 +144,22 @@ def provider_env(workload, services):
             "ANTHROPIC_MAX_CONCURRENCY": "1000",
             "PROVIDER_REQUEST_TIMEOUT_SECONDS": "30",
         }
+    if workload == "openai":
+        return {
+            "OPENAI_API_KEY": "bench-key",
+            "OPENAI_BASE_URL": services.start_openai_fake(),
+            "OPENAI_MODELS": "gpt-bench:4096",
+            "OPENAI_MAX_CONCURRENCY": "1000",
+            "PROVIDER_REQUEST_TIMEOUT_SECONDS": "30",
+        }
     return {}
+
+
+WORKLOAD_MODELS = {
+    "overhead": ("echo", "echo"),
+    "realistic": ("anthropic", "claude-bench"),
+    "openai": ("openai", "gpt-bench"),
+}
 
 
 def config_env(config, services, sqlite_path):
@@ -171,7 +191,7 @@ def main():
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer jobs per row")
-    parser.add_argument("--only", choices=["overhead", "realistic"])
+    parser.add_argument("--only", choices=sorted(WORKLOAD_MODELS))
     parser.add_argument("--configs", default="db-postgres,db-sqlite,pubsub")
     parser.add_argument("--concurrency", default="1,16,64,200")
     parser.add_argument("--provider", default="echo", help=argparse.SUPPRESS)
@@ -181,7 +201,7 @@ def main():
     if args.phase:
         return phase(args)
 
-    workloads = [args.only] if args.only else ["overhead", "realistic"]
+    workloads = [args.only] if args.only else list(WORKLOAD_MODELS)
     configs = args.configs.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
     services = Services()
@@ -189,7 +209,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-worker-")
     try:
         for workload in workloads:
-            provider, model = ("anthropic", "claude-bench") if workload == "realistic" else ("echo", "echo")
+            provider, model = WORKLOAD_MODELS[workload]
             for config in configs:
                 sqlite_path = Path(tmp) / f"{workload}-{config}.sqlite3"
                 url, extra = config_env(config, services, sqlite_path)
