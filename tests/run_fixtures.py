@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from eval.jobs.transitions import output_hash
+from eval.jobs.fields import output_hash
 from eval.models import LLMJob, Run
 
 
