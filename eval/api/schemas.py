@@ -116,6 +116,9 @@ class JobParams(Body):
     )
     temperature: float | None = Field(None, ge=0, description="0 to the provider's maximum.")
     system: str | None = Field(None, description="A system prompt.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling, where the provider takes it.")
+    stop: list[str] | None = Field(None, max_length=4, description="Stop sequences (at most 4).")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="A sampling seed, where the provider takes it.")
 
 
 class JobCreate(Body):
@@ -212,7 +215,9 @@ class JobOut(Schema):
     retry_of: str | None
     hidden: bool = Field(description="Hidden from pages, pairs and results (POST .../hide, .../unhide).")
     can_hide: bool
-    params: dict[str, Any] = Field(description="max_tokens, temperature, system as the job ran them.")
+    params: dict[str, Any] = Field(
+        description="max_tokens, temperature, system, top_p, stop, seed as the job ran them."
+    )
     from_current_prompt: bool = Field(description="Made from the task's current prompt and reference.")
     messages: list[MessageOut] | None = Field(None, description=MESSAGES_DOC + " Generate jobs only.")
     created_by: str | None

@@ -6,8 +6,13 @@ from django.conf import settings
 from eval.jobs.errors import InvalidJob
 from eval.providers import catalogue
 
-ALLOWED_PARAMS = {"max_tokens", "temperature", "system"}
+ALLOWED_PARAMS = {"max_tokens", "temperature", "system", "top_p", "stop", "seed"}
 DEFAULT_MAX_TOKENS = 1024
+# At most this many stop sequences (OpenAI's limit, the smallest of the providers'), each
+# of at most MAX_STOP_CHARS; a seed fits a signed 32-bit integer (Gemini's).
+MAX_STOPS = 4
+MAX_STOP_CHARS = 200
+MAX_SEED = 2**31 - 1
 
 
 def clean_job_request(*, task, provider, model, params):
@@ -15,15 +20,25 @@ def clean_job_request(*, task, provider, model, params):
     entry = _provider(provider)
     info = _model(entry, model)
     params = _params(params)
+    _check_taken(params, entry, info)
     cleaned = {"max_tokens": _max_tokens(params, info)}
-    temperature = _temperature(params, entry)
-    if temperature is not None:
-        cleaned["temperature"] = temperature
-    system = _system(params)
-    if system:
-        cleaned["system"] = system
-    _check_prompt(task, system)
+    optional = {
+        "temperature": _temperature(params, entry),
+        "system": _system(params),
+        "top_p": _top_p(params),
+        "stop": _stop(params),
+        "seed": _seed(params),
+    }
+    cleaned.update((name, value) for name, value in optional.items() if value not in (None, "", []))
+    _check_prompt(task, cleaned.get("system", ""))
     return cleaned
+
+
+def _check_taken(params, entry, info):
+    """A param this provider (or this model) cannot take is refused, never dropped."""
+    for name in sorted(entry.refuses(info.name)):
+        if params.get(name) not in (None, "", []):
+            raise InvalidJob(f"{entry.name} model {info.name} does not take {name}", field=f"params.{name}")
 
 
 def _is_number(value):
@@ -74,6 +89,39 @@ def _temperature(params, entry):
     if not _is_number(temperature) or not 0 <= temperature <= entry.max_temperature:
         raise InvalidJob(f"temperature must be a number from 0 to {entry.max_temperature}", field="params.temperature")
     return float(temperature)
+
+
+def _top_p(params):
+    top_p = params.get("top_p")
+    if top_p is None:
+        return None
+    if not _is_number(top_p) or not 0 < top_p <= 1:
+        raise InvalidJob("top_p must be a number above 0 and at most 1", field="params.top_p")
+    return float(top_p)
+
+
+def _stop(params):
+    """Stop sequences: a list of 1 to MAX_STOPS non-empty strings (a lone string counts as one)."""
+    stop = params.get("stop")
+    if stop is None:
+        return []
+    stop = [stop] if isinstance(stop, str) else stop
+    valid = isinstance(stop, list) and len(stop) <= MAX_STOPS
+    if not valid or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stop):
+        raise InvalidJob(
+            f"stop must be a list of at most {MAX_STOPS} non-empty strings of at most {MAX_STOP_CHARS} characters",
+            field="params.stop",
+        )
+    return stop
+
+
+def _seed(params):
+    seed = params.get("seed")
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidJob(f"seed must be an integer from 0 to {MAX_SEED}", field="params.seed")
+    return seed
 
 
 def _system(params):

@@ -56,10 +56,13 @@ def _params(request: GenerationRequest):
     }
     if request.system:
         params["system"] = request.system
-    if request.temperature is not None:
-        # anthropic >= 1.0 dropped `temperature` from the typed signature (the API still takes
-        # it, though models after Opus 4.6 reject non-default values): send it in the body.
-        params["extra_body"] = {"temperature": request.temperature}
+    # anthropic >= 1.0 dropped `temperature` and `top_p` from the typed signature (the API still
+    # takes them, though models after Opus 4.6 reject non-default values): send them in the body.
+    sampling = {"temperature": request.temperature, "top_p": request.top_p}
+    if any(value is not None for value in sampling.values()):
+        params["extra_body"] = {name: value for name, value in sampling.items() if value is not None}
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
     return params
 
 

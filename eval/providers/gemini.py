@@ -75,6 +75,9 @@ def _config(request: GenerationRequest):
         max_output_tokens=request.max_tokens,
         temperature=request.temperature,
         system_instruction=request.system or None,
+        top_p=request.top_p,
+        stop_sequences=list(request.stop) or None,
+        seed=request.seed,
     )
 
 

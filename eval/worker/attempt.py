@@ -32,6 +32,9 @@ def generation_request(job):
         system=joined_system(system, job.params.get("system", "")),
         temperature=job.params.get("temperature"),
         messages=turns,
+        top_p=job.params.get("top_p"),
+        stop=tuple(job.params.get("stop") or ()),
+        seed=job.params.get("seed"),
     )
 
 

@@ -48,7 +48,10 @@ class Command(BaseCommand):
             "--params",
             default=None,
             metavar="JSON",
-            help="job params as a JSON object: max_tokens, temperature, system (e.g. '{\"max_tokens\": 512}')",
+            help=(
+                "job params as a JSON object: max_tokens, temperature, system, top_p, stop, seed "
+                "(e.g. '{\"max_tokens\": 512}')"
+            ),
         )
         parser.add_argument(
             "--task-status",

@@ -41,7 +41,9 @@ class Command(BaseCommand):
         create.add_argument("--name", required=True)
         create.add_argument("--provider", required=True)
         create.add_argument("--model", required=True)
-        create.add_argument("--params", default=None, metavar="JSON", help="max_tokens, temperature, system")
+        create.add_argument(
+            "--params", default=None, metavar="JSON", help="max_tokens, temperature, system, top_p, stop, seed"
+        )
         create.add_argument("--source", default=None)
         create.add_argument("--task-status", choices=["open", "done"], default=None)
         create.add_argument("--ids", nargs="+", type=int, default=None, metavar="ID", help="integer task ids")
