@@ -8,8 +8,8 @@ import logging
 import pytest
 from django.test import Client
 
-from eval.api.request_data import BIGINT_MAX
 from eval.models import Run
+from eval.storable import BIGINT_MAX
 from tests.helpers import login
 
 pytestmark = pytest.mark.django_db

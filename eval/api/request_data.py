@@ -12,21 +12,18 @@ database sees it: a hostile value is a 400 ``invalid``, never a 500.
 - Integers the database compares or stores are bounded by their types in
   eval/api/schemas.py (``BIGINT_MAX``).
 
-The HTML pages (eval/pages.py) refuse the same query strings, with a 400 page:
-``check_query`` for every name and value, ``query_integer`` for the ids they read.
+The rules on text and ids are eval/storable.py's; the HTML pages (eval/pages)
+refuse the same query strings through it, with a 400 page.
 """
 
 import json
 import math
-import re
 
+from eval import storable
 from eval.api.errors import invalid
+from eval.storable import BIGINT_MAX, UNSTORABLE, UNSTORABLE_TEXT
 
 MAX_JSON_DEPTH = 100
-BIGINT_MAX = 2**63 - 1  # PostgreSQL bigint; SQLite's integers are as wide
-# NUL: PostgreSQL text cannot hold it; a lone surrogate cannot be encoded to UTF-8.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_TEXT = "a NUL character or a lone surrogate (text must be valid Unicode without NUL)"
 TOO_DEEP = f"the request body is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and objects)"
 
 
@@ -71,7 +68,7 @@ def _check_tree(data):
             _check_text(value, path)
         elif isinstance(value, int) and not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
             field = ".".join(path) if path else None
-            raise invalid(f"{field or 'the request body'} is an integer beyond 64 bits", _printable(field))
+            raise invalid(f"{field or 'the request body'} is an integer beyond 64 bits", storable.printable(field))
 
 
 def _check_depth(depth):
@@ -82,29 +79,12 @@ def _check_depth(depth):
 def _check_text(text, path):
     if UNSTORABLE.search(text):
         field = ".".join(path) if path else None
-        raise invalid(f"{field or 'the request body'} holds {UNSTORABLE_TEXT}", _printable(field))
-
-
-def _printable(name):
-    """A field name safe to send back (a bad key is not echoed as it came)."""
-    return None if name is None else UNSTORABLE.sub("\ufffd", name)
+        raise invalid(f"{field or 'the request body'} holds {UNSTORABLE_TEXT}", storable.printable(field))
 
 
 def check_query(query):
     """Every name and value of a query string (a QueryDict), read or not by the endpoint."""
-    for name, values in query.lists():
-        if UNSTORABLE.search(name) or any(UNSTORABLE.search(value) for value in values):
-            field = _printable(name)
-            raise invalid(f"{field} holds {UNSTORABLE_TEXT}", field)
-
-
-def query_integer(text, field):
-    """A query string's id (a cursor, a run id) as an int: None when ``text`` is not
-    ASCII digits (a page ignores it); ApiError ``invalid`` beyond ``BIGINT_MAX``."""
-    if not (text.isascii() and text.isdigit()):  # str.isdigit() alone takes "²", which int() refuses
-        return None
-    digits = text.lstrip("0") or "0"
-    # Length first: int() refuses to read more than 4300 digits (ValueError).
-    if len(digits) > len(str(BIGINT_MAX)) or int(digits) > BIGINT_MAX:
-        raise invalid(f"{field} is beyond the largest id the database holds ({BIGINT_MAX})", field)
-    return int(digits)
+    try:
+        storable.check_query(query)
+    except storable.Unstorable as refused:
+        raise invalid(refused.message, refused.field) from None

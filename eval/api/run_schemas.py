@@ -6,9 +6,9 @@ from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from eval.api.request_data import BIGINT_MAX
 from eval.api.schemas import DATE_TIME, TASK_ID_RE, Body, BodyId, Cursor, ErrorDetail, JobParams
 from eval.models import Run, Task
+from eval.storable import BIGINT_MAX
 
 CHECK_TYPES = Literal["exact", "contains", "regex", "json_valid"]
 MAX_SELECTED_IDS = 100_000

@@ -19,9 +19,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, create_
 from pydantic_core import PydanticCustomError
 
 from eval.api.errors import STATUS
-from eval.api.request_data import BIGINT_MAX
 from eval.jobs import states
 from eval.models import Alert, Task
+from eval.storable import BIGINT_MAX
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UUID_RE = re.compile(UUID_PATTERN)

@@ -6,12 +6,12 @@ from ninja import Header, Query, Router, Status
 from eval import access
 from eval.api import plain
 from eval.api.lookups import job_answer, visible_task
-from eval.api.queries import PAGE_SIZE, search_tasks, task_page
 from eval.api.responses import answers
 from eval.api.schemas import MAX_IDEMPOTENCY_KEY, NO_NUL, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
 from eval.api.serializers import task_json
 from eval.api.user_quota import check_job_creation
 from eval.evaluation.reviews import review_status
+from eval.evaluation.reviews.task_lists import PAGE_SIZE, search_tasks, task_page
 from eval.jobs import create
 
 router = Router(tags=["tasks"])

@@ -7,8 +7,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 
-from eval.api.errors import ApiError
-from eval.api.request_data import check_query, query_integer
+from eval.storable import Unstorable, check_query, query_integer
 
 
 class QueryRefused(BadRequest):
@@ -17,10 +16,10 @@ class QueryRefused(BadRequest):
 
 @contextmanager
 def _refused_as_bad_request():
-    """The API's refusal of a query value (ApiError ``invalid``) as the page's 400."""
+    """A query value the database cannot take (eval/storable.py) as the page's 400."""
     try:
         yield
-    except ApiError as error:
+    except Unstorable as error:
         raise QueryRefused(error.message) from None
 
 

@@ -5,9 +5,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
 from eval import access
-from eval.api.queries import search_tasks, task_page
 from eval.evaluation.reviews import review_status, seen
 from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
+from eval.evaluation.reviews.task_lists import search_tasks, task_page
 from eval.models import Review, Task
 from eval.pages.common import choice, cursor, page, provider_json, query
 from eval.providers import catalogue

@@ -1,4 +1,5 @@
-"""Reads shared by the API and the pages."""
+"""The task list a reviewer browses, for the API (/api/tasks) and the task list
+page alike: the search, each task's job counts and review mark, keyset pages."""
 
 from django.db.models import Count, Q
 
