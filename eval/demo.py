@@ -12,7 +12,6 @@ from django.contrib.auth.models import Group
 from eval import access
 from eval.evaluation.reviews import judgements
 from eval.evaluation.runs import services as runs_service
-from eval.jobs import states
 from eval.models import Judgement, LLMJob, Run, Task
 from eval.providers import catalogue
 from eval.sync.records import validate
@@ -163,15 +162,13 @@ def judge_run(creator, runs):
 
 
 def _unfinished(runs):
-    return LLMJob.objects.filter(run__in=runs, status__in=[states.QUEUED, states.RUNNING]).exists()
+    return LLMJob.objects.live().filter(run__in=runs).exists()
 
 
 def _outputs(runs):
     """{task_id: {model: job}}: each demo task's latest succeeded output of each demo run."""
     by_task = {}
-    jobs = LLMJob.objects.filter(
-        run__in=runs.values(), kind=LLMJob.Kind.GENERATE, status=states.SUCCEEDED, hidden=False
-    ).select_related("task")
+    jobs = LLMJob.objects.judgeable().filter(run__in=runs.values()).select_related("task")
     for job in jobs.order_by("task__external_id", "created_at"):
         by_task.setdefault(job.task_id, {})[job.model] = job
     return by_task

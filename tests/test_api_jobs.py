@@ -30,6 +30,7 @@ JOB_FIELDS = {
     "cost_usd",
     "stop_reason",
     "cancel_requested",
+    "terminal",
     "can_cancel",
     "can_retry",
     "retry_of",
@@ -88,7 +89,7 @@ def test_create_job_returns_201_with_location_and_exact_fields(reviewer, task):
     assert response["Location"] == f"/api/jobs/{job['id']}"
     assert job["id"] == job["id"].lower() and uuid.UUID(job["id"])
     assert job["status"] == "queued" and job["task"] == task.id and job["kind"] == "generate"
-    assert job["created_by"] == "alice" and job["can_cancel"] and not job["can_retry"]
+    assert job["created_by"] == "alice" and job["can_cancel"] and not job["can_retry"] and not job["terminal"]
     assert job["error"] is None and job["usage"] == {"input_tokens": None, "output_tokens": None}
     row = LLMJob.objects.get()
     assert row.params == {"max_tokens": 1024} and row.created_by == reviewer
@@ -308,6 +309,7 @@ def test_cancel_queued_job_at_once(reviewer, task):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "cancelled" and body["cancel_requested"] and body["can_retry"]
+    assert body["terminal"] is True
     assert "alice" in body["message"]
 
 
@@ -316,6 +318,7 @@ def test_cancel_running_job_asks_the_worker(reviewer, task):
     claims.claim(job.pk, "w1")
     body = post(login(reviewer), f"/api/jobs/{job.pk}/cancel").json()
     assert body["status"] == "running" and body["cancel_requested"] is True and body["can_cancel"] is False
+    assert body["terminal"] is False  # asked to stop, not stopped yet
 
 
 def test_cancel_terminal_job_is_409(reviewer, task):

@@ -133,6 +133,12 @@ class RunCounts(Schema):
     cancelled: int
 
 
+class RunTotals(Schema):
+    jobs: int = Field(description="All the run's jobs.")
+    live: int = Field(description="Jobs still to end (queued or running).")
+    ended: int = Field(description="Jobs that ended (succeeded, failed or cancelled).")
+
+
 class RunOut(Schema):
     id: int
     name: str
@@ -143,6 +149,7 @@ class RunOut(Schema):
     tasks: dict[str, Any] = Field(description="The task selection as asked.")
     status: Literal[tuple(Run.Status.values)]
     counts: RunCounts = Field(description="Jobs per status.")
+    totals: RunTotals
     progress: int = Field(description="Ended jobs over all jobs, 0-100.")
     estimated_cost_usd: float | None = Field(
         description="At launch: ceil(prompt characters / 4) input tokens per task at the input price, plus "

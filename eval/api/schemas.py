@@ -210,6 +210,7 @@ class JobOut(Schema):
     cost_usd: float | None
     stop_reason: str | None
     cancel_requested: bool
+    terminal: bool = Field(description="The job has ended and never changes again (succeeded, failed, cancelled).")
     can_cancel: bool
     can_retry: bool
     retry_of: str | None

@@ -93,6 +93,7 @@ def job_json(row, user, *, output_from=0):
         "cost_usd": float(row["cost_usd"]) if row["cost_usd"] is not None else None,
         "stop_reason": row["stop_reason"] or None,
         "cancel_requested": row["cancel_requested"],
+        "terminal": states.is_terminal(status),
         "can_cancel": manager and states.can_cancel(status, row["cancel_requested"]),
         "can_retry": manager and states.can_retry(status),
         "retry_of": str(row["retry_of_id"]) if row["retry_of_id"] else None,

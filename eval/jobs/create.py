@@ -1,7 +1,10 @@
-"""New jobs: create (with idempotency) and retry. A job is queued in its
-creating transaction and announced once that commits (outbox.py)."""
+"""New jobs: create (with idempotency), retry, a run's bulk jobs and its
+judge jobs. Every new job is built by ``new_job`` (the defaults a queued job
+starts with) and is queued in its creating transaction, announced once that
+commits (outbox.py)."""
 
 import hashlib
+import itertools
 import logging
 from datetime import timedelta
 
@@ -22,6 +25,30 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 def _request_fingerprint(task, provider, model, params):
     raw = f"{task.pk}|{provider}|{model}|{sorted((params or {}).items())!r}"
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_job(*, provider, model, params, task=None, task_id=None, prompt_hash=None, now=None, **fields):
+    """An unsaved queued job: the one place a new job's starting values are
+    set. ``task`` or ``task_id`` with its ``prompt_hash``; ``fields`` are the
+    rest (kind, priority, created_by, run, judged_a, ...)."""
+    now = now or timezone.now()
+    if task is not None:
+        fields["task"] = task
+        if prompt_hash is None:
+            prompt_hash = task.prompt_hash or prompt_fingerprint(task.prompt, task.reference)
+    else:
+        fields["task_id"] = task_id
+    return LLMJob(
+        provider=provider,
+        model=model,
+        params=params,
+        prompt_hash=prompt_hash,
+        max_attempts=settings.JOB_MAX_ATTEMPTS,
+        available_at=now,
+        message=f"Queued for {model}",
+        published_at=outbox.published_at_on_queue(now),
+        **fields,
+    )
 
 
 def create_job(
@@ -50,22 +77,16 @@ def create_job(
         existing = _idempotent_replay(created_by, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
-    now = timezone.now()
-    job = LLMJob(
+    job = new_job(
         task=task,
         provider=provider,
         model=model,
         params=cleaned,
-        prompt_hash=task.prompt_hash or prompt_fingerprint(task.prompt, task.reference),
         created_by=created_by,
         priority=priority,
-        max_attempts=settings.JOB_MAX_ATTEMPTS,
-        available_at=now,
-        message=f"Queued for {model}",
         idempotency_key=idempotency_key,
         idempotency_hash=fingerprint,
         retry_of=retry_of,
-        published_at=outbox.published_at_on_queue(now),
     )
     try:
         with transaction.atomic():
@@ -126,31 +147,36 @@ def create_many(*, tasks, provider, model, params, created_by=None, run=None, ba
     Why batches: one INSERT of 1,000 rows is a round trip instead of 1,000, and
     a transaction per batch keeps locks and WAL bursts short; a crash between
     batches leaves whole batches, each already announced."""
-    tasks = list(tasks)
-    created = 0
-    for start in range(0, len(tasks), batch_size):
-        now = timezone.now()
-        published = outbox.published_at_on_queue(now)
-        jobs = [
-            LLMJob(
-                task_id=task_id,
-                provider=provider,
-                model=model,
-                params=params,
-                prompt_hash=prompt_hash,
-                created_by=created_by,
-                run=run,
-                priority=LLMJob.Priority.BULK,
-                max_attempts=settings.JOB_MAX_ATTEMPTS,
-                available_at=now,
-                message=f"Queued for {model}",
-                published_at=published,
-            )
-            for task_id, prompt_hash in tasks[start : start + batch_size]
-        ]
-        with transaction.atomic():
-            LLMJob.objects.bulk_create(jobs)
-            outbox.publish_on_commit([job.pk for job in jobs])
-        created += len(jobs)
+    now = timezone.now()
+    jobs = (
+        new_job(
+            task_id=task_id,
+            prompt_hash=prompt_hash,
+            provider=provider,
+            model=model,
+            params=params,
+            created_by=created_by,
+            run=run,
+            priority=LLMJob.Priority.BULK,
+            now=now,
+        )
+        for task_id, prompt_hash in tasks
+    )
+    created = queue(jobs, batch_size=batch_size)
     log.info("jobs queued in bulk", extra={"count": created, "provider": provider, "model": model})
+    return created
+
+
+def queue(jobs, *, batch_size=BULK_BATCH):
+    """Insert new jobs (``new_job``) ``batch_size`` at a time, one transaction
+    per batch (a savepoint inside the caller's), each batch announced once it
+    commits. ``jobs`` may be a generator: only a batch is held at a time.
+    Returns how many."""
+    jobs = iter(jobs)
+    created = 0
+    while batch := list(itertools.islice(jobs, batch_size)):
+        with transaction.atomic():
+            LLMJob.objects.bulk_create(batch)
+            outbox.publish_on_commit([job.pk for job in batch])
+        created += len(batch)
     return created

@@ -10,8 +10,11 @@ from django.utils import timezone
 
 from eval.models import WorkerHeartbeat
 
-# A worker writes its heartbeat every ~5 s; four missed beats and it is offline.
-ONLINE_SECONDS = 20
+# A worker writes its heartbeat every INTERVAL_SECONDS (eval/worker/flusher.py);
+# four missed beats and it is offline.
+INTERVAL_SECONDS = 5
+MISSED_BEATS = 4
+ONLINE_SECONDS = INTERVAL_SECONDS * MISSED_BEATS
 RETENTION = timedelta(days=1)
 LIST_HOURS = 24
 

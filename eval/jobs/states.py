@@ -7,22 +7,24 @@ transitions.py and endings.py.)
     running -> queued   (transient error, lease expired, hand-back)
 """
 
-from eval.models import JobStatus
+from eval.models.jobs import LIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 
 QUEUED, RUNNING = JobStatus.QUEUED, JobStatus.RUNNING
 SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
 ALL = tuple(JobStatus.values)
+# Still to end (LLMJob.objects.live()): queued or running.
+LIVE = LIVE_STATUSES
 # Never change again; retry makes a new job.
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+TERMINAL = TERMINAL_STATUSES
 # A person may ask to stop these (a queued job stops at once, a running one at the worker's next flush).
-CANCELLABLE = frozenset({QUEUED, RUNNING})
+CANCELLABLE = LIVE
 # A retry repeats these as a new job.
 RETRYABLE = frozenset({FAILED, CANCELLED})
 # An operator may put these back in the queue (e.g. a worker known dead).
-REQUEUEABLE = frozenset({QUEUED, RUNNING})
+REQUEUEABLE = LIVE
 # A job of a task that a bulk launch would repeat: it is running, waiting, or already has its answer.
-LIVE_OR_SUCCEEDED = frozenset({QUEUED, RUNNING, SUCCEEDED})
+LIVE_OR_SUCCEEDED = LIVE | {SUCCEEDED}
 
 
 def is_terminal(status):

@@ -19,6 +19,23 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# The status sets the queryset below filters on; eval/jobs/states.py names them
+# (states.LIVE, states.TERMINAL) for every other caller.
+LIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class LLMJobQuerySet(models.QuerySet):
+    def live(self):
+        """Jobs still to end: queued or running."""
+        return self.filter(status__in=LIVE_STATUSES)
+
+    def judgeable(self):
+        """Outputs that can be judged (by a person, a judge run, a blind pair, the
+        results): succeeded generate jobs that nobody hid."""
+        return self.filter(kind=LLMJob.Kind.GENERATE, status=JobStatus.SUCCEEDED, hidden=False)
+
+
 class LLMJob(models.Model):
     """One model call for one task. Every state change goes through
     eval/jobs/transitions.py and endings.py; nothing else writes status."""
@@ -102,6 +119,8 @@ class LLMJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LLMJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

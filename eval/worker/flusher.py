@@ -19,12 +19,10 @@ import time
 
 from django.conf import settings
 
-from eval.jobs import batch
+from eval.jobs import batch, heartbeats
 from eval.worker.run_state import StopReason
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_SECONDS = 5
 
 
 class Flusher:
@@ -89,7 +87,7 @@ class Flusher:
         return updates, renewals
 
     def _heartbeat_due(self, now):
-        if now - self._last_heartbeat < HEARTBEAT_SECONDS:
+        if now - self._last_heartbeat < heartbeats.INTERVAL_SECONDS:
             return False
         self._last_heartbeat = now
         return True

@@ -19,7 +19,6 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 
 from eval.evaluation.runs import output_checks as checks
-from eval.jobs import states
 from eval.models import Judgement, LLMJob, Run, Task
 
 TABLE = "results_counted"
@@ -215,7 +214,7 @@ def check_counts(scope):
     kinds = check_types(scope)
     if not kinds:
         return []
-    jobs = LLMJob.objects.filter(run__isnull=False, kind=LLMJob.Kind.GENERATE, status=states.SUCCEEDED, hidden=False)
+    jobs = LLMJob.objects.judgeable().filter(run__isnull=False)
     if scope.source is not None:
         jobs = jobs.filter(task__source=scope.source)
     keys = ("run_id",) if scope.runs is not None else ("provider", "model")

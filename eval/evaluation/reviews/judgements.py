@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from eval.evaluation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from eval.evaluation.reviews.rubrics import clean_answers, rubric_for_source
-from eval.jobs import states
 from eval.models import Judgement, LLMJob
 
 MAX_NOTES = 100_000
@@ -57,12 +56,13 @@ def judgeable_jobs(task, job_ids):
     if len(set(job_ids)) != len(job_ids):
         raise InvalidInput("the same job is named twice", field="jobs")
     well_formed = [job_id for job_id in job_ids if _is_uuid(job_id)]
-    found = {str(job.pk): job for job in LLMJob.objects.filter(pk__in=well_formed, task=task)}
+    jobs = LLMJob.objects.filter(pk__in=well_formed, task=task)
+    found = {str(job.pk): job for job in jobs}
+    judgeable = {str(pk) for pk in jobs.judgeable().values_list("pk", flat=True)}
     for job_id in job_ids:
-        job = found.get(job_id)
-        if job is None:
+        if job_id not in found:
             raise InvalidInput(f"{job_id[:40]!r} is not a job of this task", field="jobs")
-        if job.status != states.SUCCEEDED or job.hidden or job.kind != LLMJob.Kind.GENERATE:
+        if job_id not in judgeable:
             raise InvalidInput(f"job {job_id} has no output to judge (succeeded, visible jobs only)", field="jobs")
     return [found[job_id] for job_id in job_ids]
 

@@ -25,7 +25,6 @@ from django.utils import timezone
 from eval.evaluation.errors import Conflict, Expired, InvalidInput, NotFound
 from eval.evaluation.reviews import judgements, seen
 from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
-from eval.jobs import states
 from eval.jobs.sqlvalues import as_uuid
 from eval.models import Judgement, LLMJob, PairAssignment
 
@@ -48,9 +47,7 @@ class Pair:
 
 def _latest_jobs_by_task(source):
     """{task_id: [job ids]}: per task, the latest judgeable job of each (provider, model)."""
-    jobs = LLMJob.objects.filter(
-        kind=LLMJob.Kind.GENERATE, status=states.SUCCEEDED, hidden=False, prompt_hash=F("task__prompt_hash")
-    )
+    jobs = LLMJob.objects.judgeable().filter(prompt_hash=F("task__prompt_hash"))
     if source:
         jobs = jobs.filter(task__source=source)
     latest = {}

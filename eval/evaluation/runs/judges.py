@@ -24,14 +24,12 @@ import logging
 import random
 import re
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from eval.evaluation.reviews.rubrics import rubric_for_source
-from eval.jobs import outbox, states
-from eval.models import LLMJob, Run, Task, prompt_fingerprint
+from eval.jobs import create
+from eval.models import LLMJob, Run, Task
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +143,7 @@ def rubric_of(run, task):
 
 def _latest_outputs(run_id, task_ids):
     """{task_id: job} of the latest succeeded, visible generate job of ``run_id`` per task."""
-    jobs = LLMJob.objects.filter(run_id=run_id, kind=LLMJob.Kind.GENERATE, status=states.SUCCEEDED, hidden=False).only(
-        "id", "task_id", "output", "output_hash", "created_at"
-    )
+    jobs = LLMJob.objects.judgeable().filter(run_id=run_id).only("id", "task_id", "output", "output_hash", "created_at")
     if task_ids is not None:
         jobs = jobs.filter(task_id__in=task_ids)
     latest = {}
@@ -188,37 +184,28 @@ def create_judge_jobs(run, task_ids=None):
         )
         todo = {task_id: pairs for task_id, pairs in subjects.items() if task_id not in done}
         tasks = Task.objects.in_bulk(list(todo))
-        jobs = [_judge_job(run, tasks[task_id], a, b) for task_id, pairs in todo.items() for a, b in pairs]
-        for start in range(0, len(jobs), BATCH):
-            LLMJob.objects.bulk_create(jobs[start : start + BATCH])
-        if jobs:
-            outbox.publish_on_commit([job.pk for job in jobs])
-    if jobs:
-        log.info("judge jobs queued", extra={"run_id": run.pk, "count": len(jobs)})
-    return len(jobs)
+        jobs = (_judge_job(run, tasks[task_id], a, b) for task_id, pairs in todo.items() for a, b in pairs)
+        made = create.queue(jobs, batch_size=BATCH)  # announced when this transaction commits
+    if made:
+        log.info("judge jobs queued", extra={"run_id": run.pk, "count": made})
+    return made
 
 
 def _judge_job(run, task, judged_a, judged_b):
-    now = timezone.now()
     rubric = rubric_of(run, task)
     prompt = build_prompt(task, rubric, judged_a.output, None if judged_b is None else judged_b.output)
-    return LLMJob(
+    return create.new_job(
         kind=LLMJob.Kind.JUDGE,
         task=task,
         provider=run.provider,
         model=run.model,
         params=run.params,
         priority=LLMJob.Priority.BULK,
-        prompt_hash=task.prompt_hash or prompt_fingerprint(task.prompt, task.reference),
         created_by=run.created_by,
         run=run,
         judged_a=judged_a,
         judged_b=judged_b,
         prompt_text=prompt,
-        max_attempts=settings.JOB_MAX_ATTEMPTS,
-        available_at=now,
-        message=f"Queued for {run.model}",
-        published_at=outbox.published_at_on_queue(now),
     )
 
 

@@ -47,12 +47,17 @@ def counts(run_id):
     return {status: found.get(status, 0) for status in states.ALL}
 
 
-def progress(job_counts):
-    total = sum(job_counts.values())
-    if not total:
-        return 0
+def totals(job_counts):
+    """All the run's jobs, those still to end, those ended: the page reads these
+    and keeps no list of which statuses are which."""
+    live = sum(job_counts[s] for s in states.LIVE)
     ended = sum(job_counts[s] for s in states.TERMINAL)
-    return int(100 * ended / total)
+    return {"jobs": live + ended, "live": live, "ended": ended}
+
+
+def progress(job_counts):
+    counted = totals(job_counts)
+    return int(100 * counted["ended"] / counted["jobs"]) if counted["jobs"] else 0
 
 
 def _money(value):
@@ -109,6 +114,7 @@ def run_json(run):
         "tasks": run.selection,
         "status": run.status,
         "counts": job_counts,
+        "totals": totals(job_counts),
         "progress": progress(job_counts),
         "estimated_cost_usd": _money(run.estimated_cost_usd),
         "cost_usd": float(costs.actual(run.pk)),

@@ -21,7 +21,7 @@ from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRe
 from eval.evaluation.runs import budget, costs, cron, judges
 from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs.report import run_json  # noqa: F401  (runs.run_json is the interface)
-from eval.jobs import create, states, transitions
+from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
 from eval.models import LLMJob, Run
 from eval.providers import catalogue
@@ -171,7 +171,7 @@ def _judged_runs_ended(run):
     judged = [i for i in (run.compare_a_id, run.compare_b_id, run.score_of_id) if i]
     if Run.objects.filter(pk__in=judged, status=Run.Status.SCHEDULED).exists():
         return False
-    return not LLMJob.objects.filter(run_id__in=judged, status__in=[states.QUEUED, states.RUNNING]).exists()
+    return not LLMJob.objects.live().filter(run_id__in=judged).exists()
 
 
 def finish_ended(limit=500):
@@ -187,7 +187,7 @@ def refresh_status(run):
     """running -> done once every job has ended (a judge run: also its judged runs)."""
     if run.status != Run.Status.RUNNING:
         return run
-    live = LLMJob.objects.filter(run_id=run.pk, status__in=[states.QUEUED, states.RUNNING]).exists()
+    live = LLMJob.objects.live().filter(run_id=run.pk).exists()
     if live or (run.kind == Run.Kind.JUDGE and not _judged_runs_ended(run)):
         return run
     if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(

@@ -14,7 +14,6 @@
   "use strict";
 
   const E = window.Eval;
-  const TERMINAL = ["succeeded", "failed", "cancelled"];
   const FOLLOW_SLACK_PX = 8;
 
   const { letters, duration, tokens, cost, paramsText, cutOff } = E.jobText;
@@ -246,7 +245,7 @@
        followed goes back to its beginning, ready to be read. */
     showOutput(card) {
       const el = card.output;
-      const running = !TERMINAL.includes(card.job.status);
+      const running = !card.job.terminal;
       const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < FOLLOW_SLACK_PX;
       let top = card.rendered ? el.scrollTop : 0;
       if (running && (!card.rendered || atEnd)) top = Infinity;
@@ -293,5 +292,4 @@
   }
 
   E.JobCards = JobCards;
-  E.jobIsTerminal = (job) => TERMINAL.includes(job.status);
 })();

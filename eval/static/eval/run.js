@@ -10,8 +10,6 @@
   "use strict";
 
   const E = window.Eval;
-  const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
-
   function num(value) {
     return value == null || value === "" ? null : Number(value);
   }
@@ -40,27 +38,24 @@
     return el("span", status, "badge badge-" + status);
   }
 
-  function total(counts) {
-    return STATUSES.reduce((sum, s) => sum + ((counts && counts[s]) || 0), 0);
+  /* {jobs, live, ended}: the server counts which statuses are which. */
+  function totals(run) {
+    return run.totals || { jobs: 0, live: 0, ended: 0 };
   }
 
   /* "12 of 30 done · 2 failed" */
   function progressText(run) {
     const c = run.counts || {};
-    const all = total(c);
-    if (run.status === "scheduled" && !all) return "waiting for " + (run.schedule ? "its schedule" : "launch");
-    const finished = (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0);
-    let text = finished + " of " + plural(all, "job") + " finished";
+    const t = totals(run);
+    if (run.status === "scheduled" && !t.jobs) return "waiting for " + (run.schedule ? "its schedule" : "launch");
+    let text = t.ended + " of " + plural(t.jobs, "job") + " finished";
     if (c.failed) text += " · " + c.failed + " failed";
     return text;
   }
 
   function percent(run) {
     const p = num(run.progress);
-    if (p != null && !isNaN(p)) return Math.max(0, Math.min(100, Math.round(p)));
-    const c = run.counts || {};
-    const all = total(c);
-    return all ? Math.round((100 * ((c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0))) / all) : 0;
+    return p != null && !isNaN(p) ? Math.max(0, Math.min(100, Math.round(p))) : 0;
   }
 
   function runRow(run) {
@@ -92,7 +87,7 @@
     return tr;
   }
 
-  E.Runs = { money, plural, el, num, badge, total, progressText, percent, row: runRow, STATUSES };
+  E.Runs = { money, plural, el, num, badge, totals, progressText, percent, row: runRow };
 
   const R = E.Runs;
   const root = document.getElementById("run-page");
@@ -115,7 +110,7 @@
 
   function summary(data) {
     const c = data.counts || {};
-    const all = R.total(c);
+    const all = R.totals(data).jobs;
     if (data.status === "scheduled") {
       return data.next_run_at ? "Waits for its schedule: next firing " + E.localTime(data.next_run_at) + "." : "Waits to be launched.";
     }
@@ -124,7 +119,7 @@
       return "Done: " + (c.succeeded || 0) + " of " + R.plural(all, "job") + " succeeded" + (c.failed ? ", " + c.failed + " failed" : "") +
         (c.cancelled ? ", " + c.cancelled + " cancelled" : "") + ".";
     }
-    const left = (c.queued || 0) + (c.running || 0);
+    const left = R.totals(data).live;
     return "Running: " + R.progressText(data) + "; " + (c.running || 0) + " generating, " + left + " still to finish.";
   }
 
@@ -148,8 +143,9 @@
     $("run-progress").value = p;
     E.setText($("run-percent"), p + "%");
     E.setText($("run-progress-text"), summary(data));
-    for (const status of R.STATUSES) {
-      E.setText(root.querySelector('[data-count="' + status + '"]'), String((data.counts && data.counts[status]) || 0));
+    for (const [status, n] of Object.entries(data.counts || {})) {
+      const cell = root.querySelector('[data-count="' + status + '"]');
+      if (cell) E.setText(cell, String(n));
     }
     E.setText($("run-cost"), costText(data));
     E.setText($("run-estimate"), data.estimated_cost_usd == null ? "made at launch" : R.money(data.estimated_cost_usd));

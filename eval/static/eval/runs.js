@@ -277,7 +277,7 @@
     const what = run.status === "scheduled" ? "Scheduled" : "Launched";
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
     link.href = "/runs/" + run.id + "/";
-    status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(E.Runs.total(run.counts), "job") + ".");
+    status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(E.Runs.totals(run).jobs, "job") + ".");
     poller.kick();
     loadBudget();
   }
