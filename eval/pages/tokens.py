@@ -9,9 +9,11 @@ from eval.pages.common import page
 MAX_TOKENS_PER_USER = 20
 
 
+NEW_TOKEN_KEY = "eval:new-token"
+
+
 @page
 def tokens(request):
-    created = None
     error = ""
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100]
@@ -20,7 +22,11 @@ def tokens(request):
         elif ApiToken.objects.active().filter(user=request.user).count() >= MAX_TOKENS_PER_USER:
             error = f"You already have {MAX_TOKENS_PER_USER} active tokens; revoke one first."
         else:
-            _, created = ApiToken.issue(request.user, name)
+            # Post/redirect/get: a reload must not post again and make a second token.
+            # The secret waits in the session for the one GET that shows it.
+            _, request.session[NEW_TOKEN_KEY] = ApiToken.issue(request.user, name)
+            return redirect("tokens")
+    created = request.session.pop(NEW_TOKEN_KEY, None) if request.method == "GET" else None
     rows = ApiToken.objects.filter(user=request.user)
     response = render(request, "eval/tokens.html", {"tokens": rows, "created": created, "error": error})
     response["Cache-Control"] = "no-store"  # the new token is shown once

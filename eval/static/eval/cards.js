@@ -131,6 +131,9 @@
         card.el.dataset.label = label;
         E.setText(card.part(".job-label"), label);
         card.el.setAttribute("aria-label", "Output " + label + ", " + card.job.model);
+        // One "Your score" region per card: each named for its output (axe: landmark-unique).
+        const score = card.part(".job-score");
+        if (score) score.setAttribute("aria-label", "Your score for output " + label);
       }
       const retryOf = card.part(".job-retry-of");
       retryOf.hidden = !card.job.retry_of;

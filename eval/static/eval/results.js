@@ -56,13 +56,14 @@
 
   /* A table in its own sideways-scrolling box, titled above the box (a
      caption would scroll away with the table on a phone). */
-  function scrollTable(caption, head, rows, className) {
+  // caption names the table (and its scroll region); shown as a title unless the panel's heading says it.
+  function scrollTable(caption, head, rows, className, titled = true) {
     const table = el("table", { className: "results-table " + (className || ""), "aria-label": caption || null }, [
       el("thead", {}, [el("tr", {}, head.map((h) => el("th", { scope: "col", className: h.num ? "num" : "", text: h.label || h })))]),
       el("tbody", {}, rows),
     ]);
     const box = el("div", { className: "table-box", tabindex: "0", role: "region", "aria-label": caption || "table" }, [table]);
-    return el("div", {}, [caption ? el("h3", { className: "table-title", text: caption }) : null, box]);
+    return el("div", {}, [caption && titled ? el("h3", { className: "table-title", text: caption }) : null, box]);
   }
 
   function cell(text, num, title) {
@@ -338,7 +339,7 @@
     const head = ["Reviewer", { label: "Judgements", num: true }, { label: "Left side wins [95%]", num: true }, { label: "Agreement with the others", num: true }];
     return el("section", { className: "panel wide", "aria-labelledby": "reviewers-title" }, [
       el("h2", { id: "reviewers-title", text: "Reviewers" }),
-      scrollTable("", head, rows),
+      scrollTable("Reviewers: judgements, side bias and agreement", head, rows, "", false),
     ]);
   }
 
@@ -358,7 +359,7 @@
     return el("section", { className: "panel wide", "aria-labelledby": "checks-title" }, [
       el("h2", { id: "checks-title", text: "Automatic checks" }),
       el("p", { className: "muted small", text: "The runs' checks of each output against the task's reference; a task without a reference is left out of the checks that need one." }),
-      scrollTable("", head, rows),
+      scrollTable("Automatic checks per " + (by === "run" ? "run" : "model"), head, rows, "", false),
     ]);
   }
 
