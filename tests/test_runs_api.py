@@ -6,7 +6,7 @@ import json
 import pytest
 from django.contrib.auth.models import Permission
 
-from eval.evaluation.runs import services as runs
+from eval.evaluation.runs import report as run_report
 from eval.jobs import claims, endings
 from eval.models import DailySpend, LLMJob, Run
 from tests.helpers import login
@@ -124,27 +124,28 @@ def test_get_has_an_etag_that_moves_with_its_jobs(staff, make_task):
 
 def test_a_job_ending_while_the_poll_is_answered_is_not_lost_behind_a_304(staff, make_task, monkeypatch):
     """The race a browser test met under load: the last job's final write lands after
-    the poll checked for live jobs (so it answers "running") but before the answer's
-    tag is read. The next poll must still see a change and finish the run."""
+    the poll counted the run's jobs (so it answers "running") but before the answer's
+    tag is read. The next poll must still see a change and show the run done."""
 
     make_task()
     client = login(staff)
     run_id = new_run(client).json()["id"]
     job = claims.claim_next("w1", 1)[0]
-    real_refresh = runs.refresh_status
+    real_counts = run_report.counts
 
-    def refresh_then_the_job_ends(run):
-        refreshed = real_refresh(run)  # sees the job running
+    def counts_then_the_job_ends(run_id):
+        counted = real_counts(run_id)  # sees the job running
         endings.succeed_one(job.id, "w1", job.attempt, output="done", stop_reason="end_turn")
-        return refreshed
+        return counted
 
-    monkeypatch.setattr(runs, "refresh_status", refresh_then_the_job_ends)
+    monkeypatch.setattr(run_report, "counts", counts_then_the_job_ends)
     raced = client.get(f"/api/runs/{run_id}")
     assert raced.json()["status"] == "running"
-    monkeypatch.setattr(runs, "refresh_status", real_refresh)
+    monkeypatch.setattr(run_report, "counts", real_counts)
 
     after = client.get(f"/api/runs/{run_id}", HTTP_IF_NONE_MATCH=raced["ETag"])
     assert after.status_code == 200 and after.json()["status"] == "done"
+    assert Run.objects.get(pk=run_id).status == Run.Status.RUNNING  # shown, not stored: the daemon's pass stores it
 
 
 def test_the_unchanged_poll_is_one_cheap_statement(staff, make_task, django_assert_max_num_queries):

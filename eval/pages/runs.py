@@ -6,6 +6,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 
 from eval import access
+from eval.evaluation.runs import status as run_status
 from eval.jobs import states
 from eval.models import LLMJob, Run, Task
 from eval.pages.common import page, provider_json
@@ -64,6 +65,7 @@ def run_detail(request, run_id):
     user = request.user
     context = {
         "run": run,
+        "status": run_status.shown(run),  # computed on read: a page stores nothing
         "failures": failures,
         "firings": run.firings.order_by("-id")[:RUN_FIRINGS_SHOWN],
         "can_cancel": access.may_cancel_run(user, run),

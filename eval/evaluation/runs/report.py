@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from eval.evaluation.runs import costs
+from eval.evaluation.runs import status as run_status
 from eval.jobs import states
 from eval.models import LLMJob, Run
 
@@ -112,7 +113,7 @@ def run_json(run):
         "model": run.model,
         "params": run.params,
         "tasks": run.selection,
-        "status": run.status,
+        "status": run_status.shown(run, job_counts),
         "counts": job_counts,
         "totals": totals(job_counts),
         "progress": progress(job_counts),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRefusal
 from eval.evaluation.runs import budget, costs, cron, judges
 from eval.evaluation.runs import input as run_input
+from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import run_json  # noqa: F401  (runs.run_json is the interface)
 from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
@@ -166,17 +167,9 @@ def cancel(run, *, by):
     return run
 
 
-def _judged_runs_ended(run):
-    """The runs a judge run judges have no job left to end (their own status may lag behind)."""
-    judged = [i for i in (run.compare_a_id, run.compare_b_id, run.score_of_id) if i]
-    if Run.objects.filter(pk__in=judged, status=Run.Status.SCHEDULED).exists():
-        return False
-    return not LLMJob.objects.live().filter(run_id__in=judged).exists()
-
-
 def finish_ended(limit=500):
     """Move running runs whose jobs have all ended to done (the daemon, each
-    pass; reads refresh a run too). Returns how many finished."""
+    pass; a read only shows them done: status.shown). Returns how many finished."""
     finished = 0
     for run in Run.objects.filter(status=Run.Status.RUNNING).order_by("id")[:limit]:
         finished += refresh_status(run).status == Run.Status.DONE
@@ -184,11 +177,9 @@ def finish_ended(limit=500):
 
 
 def refresh_status(run):
-    """running -> done once every job has ended (a judge run: also its judged runs)."""
-    if run.status != Run.Status.RUNNING:
-        return run
-    live = LLMJob.objects.live().filter(run_id=run.pk).exists()
-    if live or (run.kind == Run.Kind.JUDGE and not _judged_runs_ended(run)):
+    """Store running -> done once the run has ended (status.ended). Only the daemon's
+    pass and a launch that queued nothing call it: a read shows status.shown instead."""
+    if not run_status.ended(run):
         return run
     if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
         **_bump(status=Run.Status.DONE, finished_at=timezone.now())

@@ -108,7 +108,7 @@ class Command(BaseCommand):
         cost = data["estimated_cost_usd"]
         counts = ", ".join(f"{n} {status}" for status, n in data["counts"].items() if n)
         self.stdout.write(
-            f"run {run.pk} {run.status}: {run.name} ({run.provider}/{run.model}) "
+            f"run {run.pk} {data['status']}: {run.name} ({run.provider}/{run.model}) "
             f"jobs: {counts or 'none'}; estimated ${cost if cost is not None else '-'}, cost so far ${data['cost_usd']}"
         )
 
@@ -140,10 +140,10 @@ class Command(BaseCommand):
         if not found:
             self.stdout.write("No runs.")
         for run in found:
-            self._say(runs.refresh_status(run))
+            self._say(run)
 
     def _show(self, *, run_id, json, **options):
-        data = runs.run_json(runs.refresh_status(self._get(run_id)))
+        data = runs.run_json(self._get(run_id))
         if json:
             self.stdout.write(_dumps(data, indent=2))
             return
