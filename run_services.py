@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coreproject import env
 from coreproject.supervision import address, guards
 from coreproject.supervision.output import Lines
 from coreproject.supervision.pdeathsig import die_with_parent
@@ -36,11 +37,16 @@ ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
 
 
-def _env_int(name, default):
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        sys.exit(f"run_services: {name} must be an integer")
+STOP_MARGIN_SECONDS = 5  # past the workers' own grace, before stragglers are killed
+
+
+def _setting(read):
+    """A value through coreproject/env.py's checked reads (the bounds the settings use);
+    a bad one ends run_services with the variable's name, not a traceback."""
+    value, problems = env.checked(read)
+    if problems:
+        sys.exit("run_services: " + "; ".join(problems))
+    return value
 
 
 @dataclass
@@ -58,8 +64,8 @@ class Service:
     pump: threading.Thread | None = None  # copies the child's output; ends at its EOF
 
 
-def plan(only=None):
-    """The services to run, as (name, argv, role)."""
+def plan(only=None, workers=None):
+    """The services to run, as (name, argv, role); ``workers`` defaults to WORKER_PROCESSES."""
     services = []
     if only in (None, "web"):
         bind, where = address.configured()
@@ -80,7 +86,7 @@ def plan(only=None):
             )
         )
     if only in (None, "worker"):
-        count = _env_int("WORKER_PROCESSES", 1)
+        count = _setting(env.worker_processes) if workers is None else workers
         for index in range(count):
             name = "worker" if count == 1 else f"worker{index + 1}"
             services.append(Service(name, [PYTHON, str(ROOT / "manage.py"), "process_llm_jobs"], "worker"))
@@ -92,7 +98,9 @@ def plan(only=None):
 class Supervisor:
     def __init__(self, services, *, grace=None, clock=time.monotonic, popen=subprocess.Popen, output=None):
         self.services = services
-        self.grace = grace if grace is not None else float(os.environ.get("WORKER_SHUTDOWN_GRACE_SECONDS", 10)) + 5
+        if grace is None:
+            grace = _setting(env.worker_shutdown_grace_seconds) + STOP_MARGIN_SECONDS
+        self.grace = grace
         self.clock = clock
         self.popen = popen
         self.stopping = False
@@ -265,7 +273,9 @@ def main(argv=None):
     parser.add_argument("--only", choices=["web", "worker", "daemon"], help="run one role only")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)
-    services = plan(args.only)
+    workers = _setting(env.worker_processes)
+    grace = _setting(env.worker_shutdown_grace_seconds) + STOP_MARGIN_SECONDS
+    services = plan(args.only, workers=workers)
     if args.dry_run:
         for service in services:
             print(f"{service.name}: {' '.join(service.argv)}")
@@ -282,7 +292,7 @@ def main(argv=None):
         return 1
     os.environ[guards.MARK] = str(directory)  # marks our children (guards.find_strays)
     prepare_metrics_dir()
-    supervisor = Supervisor(services)
+    supervisor = Supervisor(services, grace=grace)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     return supervisor.run()

@@ -69,6 +69,25 @@ def number(name, default, *, minimum=None):
     return result
 
 
+def worker_processes():
+    """How many worker processes run_services.py starts. Read here for the settings and
+    for run_services (which runs without Django), so both take the same bounds."""
+    return integer("WORKER_PROCESSES", 1, minimum=0, maximum=64)
+
+
+def worker_shutdown_grace_seconds():
+    """How long a stopping worker lets its jobs finish (the settings; run_services adds its margin)."""
+    return number("WORKER_SHUTDOWN_GRACE_SECONDS", 10, minimum=0)
+
+
+def checked(read):
+    """``read()``, and the messages of what it recorded in ERRORS (for a process
+    that reports its own settings: run_services.py)."""
+    before = len(ERRORS)
+    value = read()
+    return value, [message for _, message in ERRORS[before:]]
+
+
 def items(name, default=()):
     value = _raw(name)
     if value is None or value == "":

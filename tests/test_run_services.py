@@ -62,6 +62,29 @@ def test_dry_run_prints_each_role():
     assert [line.split(":")[0] for line in only.splitlines()] == ["worker1", "worker2"]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WORKER_PROCESSES", "two", "WORKER_PROCESSES='two' is not an integer"),
+        ("WORKER_PROCESSES", "65", "WORKER_PROCESSES=65 is out of range [0, 64]"),
+        ("WORKER_SHUTDOWN_GRACE_SECONDS", "soon", "WORKER_SHUTDOWN_GRACE_SECONDS='soon' is not a number"),
+        ("WORKER_SHUTDOWN_GRACE_SECONDS", "-1", "WORKER_SHUTDOWN_GRACE_SECONDS=-1.0 must be at least 0"),
+    ],
+)
+def test_a_bad_setting_is_a_clear_error_naming_it(variable, value, message):
+    """run_services reads its settings through coreproject/env.py, with the settings' bounds."""
+    done = subprocess.run(
+        [sys.executable, "run_services.py", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, variable: value},
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"run_services: {message}"  # one line, no traceback
+
+
 def test_a_killed_child_is_restarted_and_sigterm_stops_everything(tmp_path):
     env = {
         **os.environ,
