@@ -55,6 +55,10 @@ DESIGN_ENDPOINTS = {
     ("get", "/api/budget"),
     ("get", "/api/results"),
     ("get", "/api/exports/{what}.{extension}"),
+    # Datasets
+    ("get", "/api/datasets"),
+    ("get", "/api/datasets/{name}/versions"),
+    ("post", "/api/datasets/{name}/imports"),
 }
 # Bodies that are any JSON object by design (the page's unsaved form).
 OPEN_BODIES = {("put", "/api/tasks/{task_id}/draft")}
@@ -68,6 +72,7 @@ MALFORMED = {
     "run_id": "01",
     "what": "everything",
     "extension": "xml",
+    "name": "%20padded",  # not a dataset name (outer spaces)
 }
 
 
@@ -149,6 +154,14 @@ def test_schema_and_docs_need_a_login(reviewer):
     assert docs.status_code == 302 and docs["Location"].startswith("/accounts/login/")
     _, raw = ApiToken.issue(reviewer, "docs")
     assert anonymous.get("/api/openapi.json", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+
+
+def test_the_upload_is_documented_but_served_by_the_plain_view(reviewer):
+    match = resolve("/api/datasets/qa/imports")
+    assert match.func.__name__ == "import_view" and match.url_name == "api-dataset-imports"
+    operation = schema_of(login(reviewer))["paths"]["/api/datasets/{name}/imports"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert set(operation["responses"]) >= {"200", "201", "400", "403", "409", "413"}
 
 
 def test_the_poll_is_documented_but_served_by_the_plain_view(reviewer, task):
@@ -303,6 +316,7 @@ def live(api_world):
         "run_id": world.running.pk,
         "what": "pairs",
         "extension": "csv",
+        "name": world.task.source,
     }
     values_for = {
         "cancel_run": {"run_id": world.running.pk},

@@ -82,7 +82,9 @@ class RunCreate(Body):
     tasks: RunTasks | None = Field(None, description="The task selection, evaluated when the run is launched.")
     schedule: str | None = Field(None, description="A cron expression (five fields, in TIME_ZONE).")
     max_cost_usd: float | None = usd("A launch estimated above this is refused.")
-    kind: Literal[tuple(Run.Kind.values)] | None = None
+    kind: Literal[Run.Kind.GENERATE.value, Run.Kind.JUDGE.value] | None = Field(
+        None, description="generate (default) or judge; imported runs come from dataset uploads."
+    )
     judge: RunJudge | None = None
     checks: list[RunCheck] | None = Field(None, description="Automatic checks of each output against its reference.")
     confirm_cost_usd: float | None = usd(
@@ -168,6 +170,10 @@ class RunOut(Schema):
     judge: RunJudgeOut | None
     failures: list[RunFailure] = Field(description="The latest failed jobs with their errors.")
     refused_reason: str | None = Field(description="Why the last firing of its schedule was refused.")
+    dataset_version: int | None = Field(
+        None, description="The version of its dataset when made (null: its selection names no uploaded dataset)."
+    )
+    dataset_changed: bool = Field(False, description="Its dataset has a newer version since.")
 
 
 class RunPage(Schema):

@@ -1,6 +1,7 @@
 """The app's models, one module per concern; import them from here."""
 
 from eval.models.alerts import Alert, AlertNotice
+from eval.models.datasets import DatasetVersion
 from eval.models.evaluation import JobsSeen, Judgement, PairAssignment, ReviewDraft, Rubric, SourceRubric
 from eval.models.jobs import JobStatus, LLMJob, WorkerHeartbeat
 from eval.models.provider_rate_slots import ProviderRateSlot
@@ -14,6 +15,7 @@ __all__ = [
     "AlertNotice",
     "ApiToken",
     "DailySpend",
+    "DatasetVersion",
     "JobStatus",
     "JobsSeen",
     "Judgement",

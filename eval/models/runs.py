@@ -13,6 +13,8 @@ class Run(models.Model):
     class Kind(models.TextChoices):
         GENERATE = "generate"
         JUDGE = "judge"
+        # Outputs produced elsewhere, uploaded with a dataset (provider "imported", model the label).
+        IMPORTED = "imported"
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled"  # waits for its schedule or "launch now"
@@ -49,6 +51,10 @@ class Run(models.Model):
     compare_b = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     score_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     swap = models.BooleanField(default=False)
+    # The version of its dataset when the run was made (its selection names one dataset).
+    dataset_version = models.ForeignKey(
+        "eval.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     version = models.PositiveIntegerField(default=1)  # +1 on every change of the run row itself
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, render
 
 from eval import access
 from eval.evaluation.runs import status as run_status
+from eval.evaluation.runs.report import dataset_json
 from eval.jobs import states
 from eval.models import LLMJob, Run, Task
 from eval.pages.common import page, provider_json
@@ -55,7 +56,7 @@ def runs(request):
 def run_detail(request, run_id):
     """One run: the frame, its failures and its firings; run.js polls /api/runs/<id> for the rest."""
     _check_runs_access(request.user)
-    run = get_object_or_404(Run.objects.select_related("parent", "created_by"), pk=run_id)
+    run = get_object_or_404(Run.objects.select_related("parent", "created_by", "dataset_version"), pk=run_id)
     failures = (
         LLMJob.objects.filter(run=run, status=states.FAILED)
         .select_related("task")
@@ -70,5 +71,6 @@ def run_detail(request, run_id):
         "firings": run.firings.order_by("-id")[:RUN_FIRINGS_SHOWN],
         "can_cancel": access.may_cancel_run(user, run),
         "poll_interval_ms": settings.POLL_INTERVAL_MS,
+        "dataset": dataset_json(run),
     }
     return render(request, "run.html", context)

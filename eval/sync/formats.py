@@ -60,14 +60,16 @@ def _raise_csv_limit():
     csv.field_size_limit(min(limit, sys.maxsize))
 
 
-def csv_records(stream, label=""):
-    """CSV with a header row; columns other than the record's keys go into metadata."""
+def csv_records(stream, label="", mapping=None):
+    """CSV with a header row; columns other than the record's keys go into metadata.
+    ``mapping`` ({"id": column, "prompt": column, ...}) names the columns that hold
+    the record's keys when the header calls them otherwise."""
     _raise_csv_limit()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     line_label = f"{label} line" if label else "line"
     # strict: a quote left open is an error, not a field that swallows the rows after it
     reader = csv.reader(text, strict=True)
-    header = _csv_header(reader, label or "CSV")
+    header = _csv_header(reader, label or "CSV", mapping)
     if header is None:
         return
     width = len(header)
@@ -100,8 +102,8 @@ def _csv_error(label, start, end, error):
     return f"{where}: bad CSV: {error}"
 
 
-def _csv_header(reader, label):
-    """The header's column names, checked; None for an empty file."""
+def _csv_header(reader, label, mapping=None):
+    """The header's column names (as record keys, after ``mapping``), checked; None for an empty file."""
     try:
         header = next(reader)
     except StopIteration:
@@ -109,11 +111,27 @@ def _csv_header(reader, label):
     except (csv.Error, UnicodeDecodeError) as error:
         raise SourceError(f"{label}: unreadable header: {error}") from None
     header = [name.strip() for name in header]
-    if "id" not in header or "prompt" not in header:
-        raise SourceError(f"{label}: the header needs 'id' and 'prompt' columns (found {header})")
     if len(set(header)) != len(header):
         raise SourceError(f"{label}: duplicate column names in the header")
+    if mapping:
+        header = _mapped(header, mapping, label)
+    if "id" not in header or ("prompt" not in header and "messages" not in header):
+        raise SourceError(f"{label}: the header needs 'id' and 'prompt' (or 'messages') columns (found {header})")
     return header
+
+
+def _mapped(header, mapping, label):
+    """The header with the mapped columns renamed to the record keys they hold."""
+    missing = [column for column in mapping.values() if column not in header]
+    if missing:
+        raise SourceError(f"{label}: the mapping names column(s) the header lacks: {', '.join(map(repr, missing))}")
+    renamed = {column: key for key, column in mapping.items()}
+    clashes = [name for name in header if name in mapping and renamed.get(name) != name]
+    if clashes:
+        raise SourceError(
+            f"{label}: column(s) {', '.join(map(repr, clashes))} would clash with the mapping; map or rename them"
+        )
+    return [renamed.get(name, name) for name in header]
 
 
 class _JsonStream:
@@ -127,6 +145,8 @@ class _JsonStream:
         self.buffer = ""
         self.pos = 0
         self.eof = False
+        self.line = 1  # the line number at ``line_mark`` in the buffer
+        self.line_mark = 0
 
     def fail(self, message):
         raise SourceError(f"{self.label}: {message}")
@@ -144,10 +164,17 @@ class _JsonStream:
         if not chunk:
             self.eof = True
         if self.pos > CHUNK:
+            self.line_at(self.pos)
             self.buffer = self.buffer[self.pos :]
-            self.pos = 0
+            self.pos = self.line_mark = 0
         self.buffer += text
         return bool(chunk) or bool(text)
+
+    def line_at(self, pos):
+        """The line number of ``pos`` in the buffer (positions asked never go back)."""
+        self.line += self.buffer.count("\n", self.line_mark, pos)
+        self.line_mark = pos
+        return self.line
 
     def peek(self):
         """The next non-blank character ('' at the end)."""
@@ -186,35 +213,39 @@ class _JsonStream:
             size = min(size * 2, 8 * 1024 * 1024)
 
     def items(self):
-        """Yield the items of the array at the current position."""
+        """Yield (line, item) for the items of the array at the current position."""
         self.expect("[")
         if self.peek() == "]":
             self.pos += 1
             return
         while True:
-            yield self.value()
+            self.peek()
+            line = self.line_at(self.pos)
+            yield line, self.value()
             if self.expect(",]") == "]":
                 return
 
 
-def json_records(stream, label=""):
-    """A JSON array of records, or an object whose "tasks" key holds one."""
+def json_records(stream, label="", *, keys=("tasks",), by_line=False, extra=None):
+    """A JSON array of records, or an object whose "tasks" key (or another of
+    ``keys``) holds one. Records are numbered as items, or ``by_line`` by the
+    line they start on; ``extra`` (a dict) receives the object's other members."""
     reader = _JsonStream(stream, label)
-    item_label = f"{label} item" if label else "item"
+    item_label = f"{label} {'line' if by_line else 'item'}".strip()
     first = reader.peek()
     if first == "[":
         items = reader.items()
     elif first == "{":
-        items = _tasks_member(reader)
+        items = _records_member(reader, keys, extra)
     else:
-        reader.fail('expected a JSON array or an object with a "tasks" array')
-    for number, data in enumerate(items, 1):
-        yield item_label, number, data, None
+        reader.fail(f'expected a JSON array or an object with a "{keys[0]}" array')
+    for number, (line, data) in enumerate(items, 1):
+        yield item_label, line if by_line else number, data, None
     if reader.peek() != "":
         reader.fail("unexpected data after the JSON document")
 
 
-def _tasks_member(reader):
+def _records_member(reader, keys, extra):
     reader.expect("{")
     found = False
     if reader.peek() == "}":
@@ -225,14 +256,16 @@ def _tasks_member(reader):
             if not isinstance(key, str):
                 reader.fail("an object key must be a string")
             reader.expect(":")
-            if key == "tasks" and not found:
+            if key in keys and not found:
                 if reader.peek() != "[":
-                    reader.fail('"tasks" must be an array')
+                    reader.fail(f'"{key}" must be an array')
                 found = True
                 yield from reader.items()
             else:
-                reader.value()  # another member: skipped
+                value = reader.value()  # another member: skipped, or kept for the caller
+                if extra is not None:
+                    extra[key] = value
             if reader.expect(",}") == "}":
                 break
     if not found:
-        reader.fail('the JSON object has no "tasks" array')
+        reader.fail(f'the JSON object has no "{keys[0]}" array')

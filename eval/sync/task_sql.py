@@ -84,8 +84,11 @@ class TaskSql:
         return self.select_sql.format(", ".join(["%s"] * len(external_ids))), [source, *external_ids]
 
     def upsert(self, cursor, source, records, stamp):
+        self.upsert_rows(cursor, source, [stored(record) for record in records], stamp)
+
+    def upsert_rows(self, cursor, source, rows, stamp):
+        """The upsert of rows already in ``stored()`` form."""
         status = Task.Status.OPEN.value
-        rows = [_stored(record) for record in records]
         if self.postgres:
             columns = [list(column) for column in zip(*rows, strict=True)]
             cursor.execute(self.upsert_sql, [source, status, stamp, stamp, *columns])
@@ -93,7 +96,7 @@ class TaskSql:
             cursor.executemany(self.upsert_sql, [(source, *row, status, stamp, stamp) for row in rows])
 
 
-def _stored(record):
+def stored(record):
     """A record's stored fields, in the statements' column order."""
     return (
         record.external_id,

@@ -59,8 +59,8 @@ def _run_ref(value, field):
     run = Run.objects.filter(pk=value).first() if isinstance(value, int) and not isinstance(value, bool) else None
     if run is None:
         raise InvalidInput(f"{field}: no such run", field=field)
-    if run.kind != Run.Kind.GENERATE:
-        raise InvalidInput(f"{field}: a judge run judges generate runs", field=field)
+    if run.kind not in (Run.Kind.GENERATE, Run.Kind.IMPORTED):
+        raise InvalidInput(f"{field}: a judge run judges generate or imported runs", field=field)
     return run
 
 
@@ -95,8 +95,8 @@ def clean_run(data):
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise InvalidInput(f"name is required (at most {MAX_NAME} characters)", field="name")
     kind = data.get("kind") or Run.Kind.GENERATE
-    if kind not in Run.Kind.values:
-        raise InvalidInput(f"kind is one of {', '.join(Run.Kind.values)}", field="kind")
+    if kind not in (Run.Kind.GENERATE, Run.Kind.JUDGE):
+        raise InvalidInput("kind is generate or judge (imported runs come from dataset uploads)", field="kind")
     params = clean_job_request(
         task=Task(prompt="probe"), provider=data.get("provider"), model=data.get("model"), params=data.get("params")
     )

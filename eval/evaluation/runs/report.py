@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from eval.evaluation.runs import costs
 from eval.evaluation.runs import status as run_status
 from eval.jobs import states
-from eval.models import LLMJob, Run
+from eval.models import DatasetVersion, LLMJob, Run
 
 RECENT_FAILURES = 10
 
@@ -103,6 +103,18 @@ def failures(run_id):
     ]
 
 
+def dataset_json(run):
+    """The version of its dataset the run was made with (null when its selection
+    names no single dataset, or one never uploaded to), and whether the
+    dataset has a newer version now."""
+    version = run.dataset_version
+    dataset = (run.selection or {}).get("source")
+    if version is None or not dataset:
+        return {"dataset_version": None, "dataset_changed": False}
+    newer = DatasetVersion.objects.filter(dataset=dataset, number__gt=version.number).exists()
+    return {"dataset_version": version.number, "dataset_changed": newer}
+
+
 def run_json(run):
     job_counts = counts(run.pk)
     return {
@@ -131,4 +143,5 @@ def run_json(run):
         "judge": judge_json(run),
         "failures": failures(run.pk),
         "refused_reason": run.refused_reason or None,
+        **dataset_json(run),
     }

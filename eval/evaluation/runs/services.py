@@ -26,6 +26,7 @@ from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
 from eval.models import LLMJob, Run
 from eval.providers import catalogue
+from eval.sync.datasets import latest_version
 
 # What a schedule's firing (a child run) takes from its scheduled run.
 COPIED = ("name", "kind", "provider", "model", "params", "selection", "checks", "created_by", "max_cost_usd")
@@ -48,7 +49,12 @@ def create_run(*, user, data, batch_size=create.BULK_BATCH):
     with its next firing. A refused launch leaves no run behind."""
     fields = run_input.clean_run(data)
     confirm = fields.pop("confirm_cost_usd")
-    run = Run.objects.create(created_by=user, status=Run.Status.SCHEDULED, **fields)
+    run = Run.objects.create(
+        created_by=user,
+        status=Run.Status.SCHEDULED,
+        dataset_version=latest_version((fields.get("selection") or {}).get("source")),
+        **fields,
+    )
     if run.schedule:
         run.next_run_at = cron.next_firing(run.schedule, timezone.now())
         run.save(update_fields=["next_run_at"])
@@ -65,7 +71,8 @@ def child_of(parent, *, by=None):
     fields = {name: getattr(parent, name) for name in COPIED}
     if by is not None:
         fields["created_by"] = by
-    return Run.objects.create(**fields, parent=parent, status=Run.Status.SCHEDULED)
+    version = latest_version((parent.selection or {}).get("source"))
+    return Run.objects.create(**fields, parent=parent, status=Run.Status.SCHEDULED, dataset_version=version)
 
 
 def launch_now(parent, *, by, confirm_cost_usd=None):
