@@ -3,15 +3,16 @@ turned into Run fields; and the task selection a run is launched over."""
 
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Length, Trim
 
 from eval.evaluation.errors import InvalidInput
 from eval.evaluation.reviews import rubrics
 from eval.evaluation.runs import cron
 from eval.evaluation.runs import output_checks as checks
+from eval.jobs import states
 from eval.jobs.validation import clean_job_request
-from eval.models import Run, Task, prompt_fingerprint
+from eval.models import LLMJob, Run, Task, prompt_fingerprint
 
 SELECTION_KEYS = {"source", "status", "ids", "limit"}
 MAX_NAME = 200
@@ -130,15 +131,33 @@ def _schedule(expr):
 # --- the selection, evaluated at launch -------------------------------------------------
 
 
-def selected_tasks(selection):
-    """The tasks a selection picks, lowest ids first. By ids: exactly those
-    (even tasks gone from their source); otherwise only tasks still in it."""
-    picked = "ids" in selection
-    tasks = Task.objects.filter(id__in=selection["ids"]) if picked else Task.objects.filter(missing_since__isnull=True)
+def selected_tasks(selection, *, include_missing=False, skip_done_by=None):
+    """The tasks a selection picks, lowest ids first: the one rule for runs (the API,
+    ``runs create``) and ``enqueue_llm_jobs``.
+
+    - ``ids``: exactly those tasks, even those gone from their source; otherwise
+      only tasks still in their source (``include_missing``: those gone too).
+    - ``source``, ``status``: narrow it; no ``status`` is every status.
+    - ``skip_done_by=(provider, model)``: leave out tasks that already have a job of
+      that model queued, running or succeeded (a second one would repeat it).
+    - ``limit``: the first N of what is left.
+
+    An unsliced queryset (the limit is a subquery): callers may annotate it."""
+    tasks = Task.objects.all()
+    if "ids" in selection:
+        tasks = tasks.filter(id__in=selection["ids"])
+    elif not include_missing:
+        tasks = tasks.filter(missing_since__isnull=True)
     if selection.get("source"):
         tasks = tasks.filter(source=selection["source"])
     if selection.get("status"):
         tasks = tasks.filter(status=selection["status"])
+    if skip_done_by is not None:
+        provider, model = skip_done_by
+        done = LLMJob.objects.filter(task=OuterRef("pk"), provider=provider, model=model)
+        tasks = tasks.exclude(Exists(done.filter(status__in=states.LIVE_OR_SUCCEEDED)))
+    if selection.get("limit"):
+        tasks = Task.objects.filter(id__in=tasks.order_by("id").values("id")[: selection["limit"]])
     return tasks.order_by("id")
 
 
@@ -148,8 +167,6 @@ def launchable(selection, system, max_chars):
     that cannot (empty prompt, over MAX_PROMPT_CHARS with the system prompt)."""
     tasks = selected_tasks(selection).annotate(chars=Length("prompt"), kept=Length(Trim("prompt")))
     values = tasks.values_list("id", "prompt_hash", "chars", "kept")
-    if selection.get("limit"):
-        values = values[: selection["limit"]]
     rows, skipped, unhashed = [], [], []
     for task_id, prompt_hash, chars, kept in values:
         if not kept:

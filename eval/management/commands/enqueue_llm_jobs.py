@@ -14,10 +14,10 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
-from django.db.models import Exists, OuterRef
 
+from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs import services as runs
-from eval.jobs import create, states
+from eval.jobs import create
 from eval.jobs.errors import InvalidJob, JobError
 from eval.jobs.validation import clean_job_request
 from eval.models import LLMJob, Run, Task
@@ -122,25 +122,28 @@ class Command(BaseCommand):
         return user
 
     def _selection(self, options):
-        tasks = Task.objects.all()
-        explicit = options["ids"] is not None or options["external_ids"] is not None
-        if options["ids"] is not None:
-            tasks = tasks.filter(id__in=self._known_ids(options["ids"]))
-        if options["external_ids"] is not None:
-            tasks = tasks.filter(external_id__in=self._known_external_ids(options["external_ids"], options["source"]))
-        if options["source"]:
-            tasks = tasks.filter(source=options["source"])
-        status = options["task_status"] or ("all" if explicit else "open")
+        """The task ids to queue, chosen by the runs' own rule (run_input.selected_tasks).
+        This command's default is the open tasks, unless tasks are picked by id."""
+        picked = self._picked_ids(options)
+        selection = {"source": options["source"], "limit": options["limit"]}
+        if picked is not None:
+            selection["ids"] = sorted(picked)
+        status = options["task_status"] or ("all" if picked is not None else "open")
         if status != "all":
-            tasks = tasks.filter(status=status)
-        if not explicit and not options["include_missing"]:
-            tasks = tasks.filter(missing_since__isnull=True)
-        if options["skip_existing"]:
-            tasks = tasks.exclude(Exists(self._live_or_done(options["provider"], options["model"])))
-        ids = tasks.order_by("id").values_list("id", flat=True)
-        if options["limit"] is not None:
-            ids = ids[: options["limit"]]
-        return list(ids)
+            selection["status"] = status
+        skip = (options["provider"], options["model"]) if options["skip_existing"] else None
+        tasks = run_input.selected_tasks(selection, include_missing=options["include_missing"], skip_done_by=skip)
+        return list(tasks.values_list("id", flat=True))
+
+    def _picked_ids(self, options):
+        """The ids named by --ids and --external-ids (both: those named by both), or None."""
+        picked = None
+        if options["ids"] is not None:
+            picked = self._known_ids(options["ids"])
+        if options["external_ids"] is not None:
+            by_external = self._known_external_ids(options["external_ids"], options["source"])
+            picked = by_external if picked is None else picked & by_external
+        return picked
 
     def _known_ids(self, raw_ids):
         raw = _id_list(raw_ids)
@@ -157,22 +160,16 @@ class Command(BaseCommand):
 
     @staticmethod
     def _known_external_ids(external_ids, source):
+        """The task ids of these external ids (in ``source`` when given); an unknown one is an error."""
         external = set(external_ids)
         scoped = Task.objects.filter(external_id__in=external)
         if source:
             scoped = scoped.filter(source=source)
-        found = set(scoped.values_list("external_id", flat=True))
-        if external - found:
-            missing = ", ".join(sorted(external - found)[:SHOW_SKIPPED])
+        found = dict(scoped.values_list("id", "external_id"))
+        if external - set(found.values()):
+            missing = ", ".join(sorted(external - set(found.values()))[:SHOW_SKIPPED])
             raise CommandError(f"unknown external id(s): {missing}", returncode=1)
-        return external
-
-    @staticmethod
-    def _live_or_done(provider, model):
-        """The task's jobs of this model that are running, waiting, or succeeded (a retry would repeat them)."""
-        return LLMJob.objects.filter(
-            task=OuterRef("pk"), provider=provider, model=model, status__in=states.LIVE_OR_SUCCEEDED
-        )
+        return set(found)
 
     def _confirm(self, count, what, stdin):
         if not stdin.isatty():
