@@ -12,8 +12,8 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from eval.api.user_quota import check_job_creation
 from eval.jobs import create
+from eval.jobs.quota import check_job_creation
 from eval.models import ApiToken, LLMJob
 from tests.helpers import LiveServer, parallel
 

@@ -9,9 +9,9 @@ import pytest
 from django.db import connection, connections
 
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost
-from eval.evaluation.runs import budget, costs
+from eval.evaluation.runs import costs
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, endings, outbox, transitions
+from eval.jobs import claims, endings, outbox, quota, transitions
 from eval.jobs.errors import JobError
 from eval.models import DailySpend, LLMJob, Run, Task
 from eval.providers import catalogue
@@ -86,7 +86,7 @@ def test_it_refuses_over_the_budget_and_reserves_what_it_launches(priced, make_t
         runs.create_run(user=staff, data=body())
     assert refused.value.code == "budget_exceeded" and refused.value.estimated == Decimal("0.002058")
     assert Run.objects.count() == 2 and LLMJob.objects.count() == 2
-    assert budget.summary(staff)["left_usd"] == pytest.approx(0.005 - 2 * 0.002058)
+    assert quota.summary(staff)["left_usd"] == pytest.approx(0.005 - 2 * 0.002058)
 
 
 @pytest.mark.django_db
@@ -156,7 +156,13 @@ def test_it_cancels_queued_jobs_and_asks_running_ones_to_stop(staff, make_task, 
     statuses = dict(LLMJob.objects.filter(run=run).values_list("id", "status"))
     assert sorted(statuses.values()) == ["cancelled", "cancelled", "running"]
     assert LLMJob.objects.get(pk=running.id).cancel_requested
-    assert DailySpend.objects.get(user=staff).reserved_usd < reserved  # two thirds given back
+    # Held while a job still runs; the daemon's pass settles it to what was spent once it stops.
+    assert DailySpend.objects.get(user=staff).reserved_usd == reserved > 0
+    assert quota.settle() == 0
+    assert endings.finish_cancel(running.id, "w1", running.attempt)
+    assert quota.settle() == 1 and quota.settle() == 0
+    assert DailySpend.objects.get(user=staff).reserved_usd == 0
+    assert Run.objects.get(pk=run.pk).reserved_usd is None
     with pytest.raises(transitions.JobConflict):
         runs.cancel(run, by=staff)
 

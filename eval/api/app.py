@@ -33,7 +33,7 @@ from ninja.parser import Parser
 
 from eval.api import catalogue, datasets, jobs, judgements, pairs, reviews, run_work, runs, status, tasks
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
-from eval.api.errors import ApiError, invalid, method_not_allowed, not_found, server_error
+from eval.api.errors import ApiError, from_domain, invalid, method_not_allowed, not_found, server_error
 from eval.api.request_data import MAX_JSON_DEPTH, parse_json_body
 from eval.api.security import CALLERS
 from eval.csp import ADMIN_POLICY
@@ -188,7 +188,7 @@ def _api_error(request, error):
 
 @api.exception_handler(JobError)
 def _job_error(request, error):
-    return ApiError(error.code, error.message, field=error.field, extra=getattr(error, "extra", None)).response()
+    return from_domain(error).response()
 
 
 @api.exception_handler(AuthenticationError)

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from eval.api.errors import ApiError, method_not_allowed, server_error
+from eval.api.errors import ApiError, from_domain, method_not_allowed, server_error
 from eval.api.request_data import check_query
 from eval.jobs.errors import JobError
 from eval.models import ApiToken
@@ -147,7 +147,7 @@ def endpoint(**handlers):
         except ApiError as error:
             return error.response()
         except JobError as error:
-            return ApiError(error.code, error.message, field=error.field).response()
+            return from_domain(error).response()
         except Exception as error:  # a JSON 500, not Django's HTML page
             return server_error(request, error)
 

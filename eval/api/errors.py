@@ -62,6 +62,19 @@ def error_response(code, message, *, field=None, headers=None, extra=None):
     return response
 
 
+def from_domain(error):
+    """A refusal of the job engine or the evaluation services (a JobError, or
+    anything with its ``code``, ``message`` and ``field``) in the API's shape:
+    a per-user limit's Retry-After, a cost refusal's estimated_cost_usd."""
+    return ApiError(
+        error.code,
+        error.message,
+        field=error.field,
+        headers=getattr(error, "headers", None),
+        extra=getattr(error, "extra", None),
+    )
+
+
 def not_found(what="not found"):
     return ApiError("not_found", what)
 

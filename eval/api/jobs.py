@@ -10,11 +10,11 @@ from eval.api import etag as etags
 from eval.api.errors import not_found
 from eval.api.lookups import job_answer, manageable_job
 from eval.api.responses import answers
+from eval.api.run_schemas import CostError
 from eval.api.schemas import JobId, JobIds, JobList, JobOut, OutputFrom
 from eval.api.serializers import job_json, job_rows
-from eval.api.user_quota import check_job_creation
 from eval.evaluation.reviews import seen
-from eval.jobs import create, transitions
+from eval.jobs import create, quota, transitions
 from eval.models import LLMJob
 
 router = Router(tags=["jobs"])
@@ -65,15 +65,18 @@ def cancel_job(request, response: HttpResponse, job_id: JobId):
 
 
 @router.post(
-    "/{job_id}/retry", response=answers({201: JobOut}, 403, 404, 409, 429, write=True), url_name="api-job-retry"
+    "/{job_id}/retry",
+    response=answers({201: JobOut, 409: CostError}, 403, 404, 429, write=True),
+    url_name="api-job-retry",
 )
 def retry_job(request, response: HttpResponse, job_id: JobId):
     """A new job (`retry_of`) repeating a failed or cancelled one (409 otherwise).
-    The job's creator or staff only."""
+    The job's creator or staff only. It reserves against the caller's daily
+    budget like any new job (409 `budget_exceeded`)."""
     job = manageable_job(request.user, job_id, "retry")
     new_job = create.retry_job(
         LLMJob.objects.select_related("task").get(pk=job.pk),
         by_user=request.user,
-        admit=lambda: check_job_creation(request.user),
+        admit=lambda: quota.check_job_creation(request.user),
     )
     return Status(201, job_answer(request, response, new_job.pk))

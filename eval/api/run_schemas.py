@@ -191,7 +191,9 @@ class CostError(Schema):
 
 class BudgetOut(Schema):
     day: str = Field(json_schema_extra={"format": "date"})
-    reserved_usd: float = Field(description="What your launches reserved today (their estimates).")
+    reserved_usd: float = Field(
+        description="What your spends committed today: the estimates of what has not ended, the cost of what has."
+    )
     spent_usd: float = Field(description="What your jobs created today have cost so far.")
     budget_usd: float | None = Field(description="USER_DAILY_BUDGET_USD; null when budgets are off.")
     left_usd: float | None = Field(description="What you may still reserve today; null when budgets are off.")

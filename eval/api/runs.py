@@ -13,9 +13,9 @@ from eval.api import etag as etags
 from eval.api.errors import forbidden, not_found
 from eval.api.responses import answers
 from eval.api.run_schemas import BudgetOut, CostError, LaunchOptions, RunCreate, RunFilters, RunId, RunOut, RunPage
-from eval.evaluation.runs import budget
 from eval.evaluation.runs import report as run_report
 from eval.evaluation.runs import services as runs
+from eval.jobs import quota
 from eval.models import Run
 
 router = Router(tags=["runs"])
@@ -128,6 +128,7 @@ def launch_run(request, response: HttpResponse, run_id: RunId, query: Query[Laun
 
 @budget_router.get("", response=answers({200: BudgetOut}), url_name="api-budget")
 def get_budget(request):
-    """Your spend today: what your launches reserved, what your jobs cost, the daily
-    budget (USER_DAILY_BUDGET_USD) and what is left."""
-    return budget.summary(request.user)
+    """Your spend today: what your launches committed (estimates of what has not
+    ended, the real cost of what has), what your jobs cost, the daily budget
+    (USER_DAILY_BUDGET_USD) and what is left."""
+    return quota.summary(request.user)

@@ -7,12 +7,12 @@ from eval import access
 from eval.api import plain
 from eval.api.lookups import job_answer, visible_task
 from eval.api.responses import answers
+from eval.api.run_schemas import CostError
 from eval.api.schemas import MAX_IDEMPOTENCY_KEY, NO_NUL, JobCreate, JobOut, PollOut, TaskFilters, TaskId, TaskPage
 from eval.api.serializers import task_json
-from eval.api.user_quota import check_job_creation
 from eval.evaluation.reviews import review_status
 from eval.evaluation.reviews.task_lists import PAGE_SIZE, search_tasks, task_page
-from eval.jobs import create
+from eval.jobs import create, quota
 
 router = Router(tags=["tasks"])
 
@@ -42,7 +42,7 @@ def poll_jobs(request, task_id: TaskId):
     return plain.poll_answer(request, task_id)
 
 
-@router.post("/{task_id}/jobs", response=answers({201: JobOut, 200: JobOut}, 404, 409, 429, write=True))
+@router.post("/{task_id}/jobs", response=answers({201: JobOut, 200: JobOut, 409: CostError}, 404, 429, write=True))
 def create_job(
     request,
     response: HttpResponse,
@@ -57,7 +57,9 @@ def create_job(
     ),
 ):
     """Queue a job: 201 with `Location`. With an `Idempotency-Key` (per user, 24 h)
-    a replay answers 200 with the same job; the same key with another body is 409."""
+    a replay answers 200 with the same job; the same key with another body is 409.
+    The job's estimate is reserved against your daily budget (409 `budget_exceeded`
+    over it; 400 for a model with no price while a budget is set)."""
     task = visible_task(request.user, task_id)
     job, created = create.create_job(
         task=task,
@@ -66,6 +68,6 @@ def create_job(
         params=payload.params.model_dump(exclude_unset=True) if payload.params is not None else None,
         created_by=request.user,
         idempotency_key=idempotency_key.strip(),
-        admit=lambda: check_job_creation(request.user),
+        admit=lambda: quota.check_job_creation(request.user),
     )
     return Status(201 if created else 200, job_answer(request, response, job.pk))

@@ -2,7 +2,9 @@
 owns them: expired leases requeued or failed, lost messages republished, old
 heartbeats pruned), then sync tasks from TASK_SOURCE (when set), fire the due
 schedules of evaluation runs (eval/evaluation/schedules.py: each firing
-once, even with several daemons) and finish the runs whose jobs all ended;
+once, even with several daemons), finish the runs whose jobs all ended and
+settle the daily-budget reservations of the jobs and runs that ended
+(eval/jobs/quota.py: each estimate replaced by what was spent);
 last, the alert rules (eval/alerts/: evaluated on what the steps left, sends
 within their own budget).
 
@@ -36,7 +38,7 @@ from django.db import close_old_connections, connections
 from eval import alerts
 from eval.evaluation.runs import schedules
 from eval.evaluation.runs import services as runs
-from eval.jobs import repairs
+from eval.jobs import quota, repairs
 from eval.sync import SourceError, SyncInterrupted, SyncResult, sync_tasks
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Pass:
     sync: SyncResult | None = None
     fired: int = 0  # schedule firings that launched a run
     refused: int = 0  # schedule firings refused (over max_cost_usd or the budget)
+    settled: int = 0  # budget reservations of ended jobs and runs settled to their cost
     requeued: int = 0
     failed: int = 0
     republished: int = 0
@@ -138,9 +141,12 @@ class Pass:
         return bool(firings)
 
     def finish_runs(self):
-        """Runs whose jobs have all ended become done; True when one did."""
+        """Runs whose jobs have all ended become done, then what ended gives its
+        budget reservation up for its real cost; True when either did something."""
         try:
-            return runs.finish_ended() > 0
+            finished = runs.finish_ended()
+            self.settled += quota.settle()
+            return finished > 0 or self.settled > 0
         except Exception as error:
             log.exception("finishing runs failed")
             self.errors.append(f"runs: {type(error).__name__}: {error}")

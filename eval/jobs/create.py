@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from eval.jobs import outbox, states
+from eval.jobs import outbox, quota, states
 from eval.jobs.errors import IdempotencyConflict, JobConflict
 from eval.jobs.validation import clean_job_request
 from eval.models import LLMJob, prompt_fingerprint
@@ -70,7 +70,9 @@ def create_job(
     and another body is refused. ``admit()`` runs only when a new job is about
     to be created (rate limits: a replay is never refused by them), inside the
     transaction that inserts it, so a limit that locks before it counts
-    (eval/api/user_quota.py) holds the lock until the new row is committed."""
+    (eval/jobs/quota.py) holds the lock until the new row is committed. Every
+    new job then reserves its estimate against its creator's daily budget in
+    the same transaction (quota.reserve_job; BudgetExceeded refuses it)."""
     cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
     fingerprint = _request_fingerprint(task, provider, model, params) if idempotency_key else ""
     if idempotency_key:
@@ -92,6 +94,7 @@ def create_job(
         with transaction.atomic():
             if admit is not None:
                 admit()
+            quota.reserve_job(job)
             job.save(force_insert=True)
             outbox.publish_on_commit([job.pk])
     except IntegrityError:
@@ -141,8 +144,9 @@ def create_many(*, tasks, provider, model, params, created_by=None, run=None, ba
     """Queue one bulk job per task for a run: rows inserted ``batch_size`` at a
     time, one transaction per batch, each batch published once it commits (the
     outbox). ``tasks`` are (task_id, prompt_hash) pairs; ``params`` must already
-    be clean (clean_job_request). No per-user cap or create rate applies (runs
-    are budgeted instead). Returns the number of jobs created.
+    be clean (clean_job_request). No per-user cap or create rate applies, and
+    the jobs reserve nothing themselves: the run reserved the budget for all of
+    them at launch (eval/jobs/quota.py). Returns the number of jobs created.
 
     Why batches: one INSERT of 1,000 rows is a round trip instead of 1,000, and
     a transaction per batch keeps locks and WAL bursts short; a crash between

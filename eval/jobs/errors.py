@@ -38,3 +38,32 @@ class JobConflict(JobError):
 
 class IdempotencyConflict(JobError):
     code = "idempotency_conflict"
+
+
+class RateLimited(JobError):
+    """A per-user cap refused a new job for now (eval/jobs/quota.py); ``headers`` say when to come back."""
+
+    code = "rate_limited"
+
+    def __init__(self, message, *, retry_after):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class CostRefusal(JobConflict):
+    """A spend refused for its cost; carries the estimate (``error.estimated_cost_usd``)."""
+
+    def __init__(self, message, estimated):
+        super().__init__(message)
+        self.estimated = estimated
+        self.extra = {"estimated_cost_usd": float(estimated)}
+
+
+class BudgetExceeded(CostRefusal):
+    """Over the caller's USER_DAILY_BUDGET_USD: the one refusal of every kind of spend."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, estimated, left=None):
+        what = f" (${left} left today)" if left is not None else ""
+        super().__init__(f"the estimated cost ${estimated} is over your daily budget{what}", estimated)

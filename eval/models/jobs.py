@@ -100,6 +100,11 @@ class LLMJob(models.Model):
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # The daily-budget reservation this job still holds (eval/jobs/quota.py): its estimate,
+    # charged to created_by on reserved_on, until the job has ended and it is settled to
+    # cost_usd. Null when nothing is held (no budget, a run's job: the run holds it).
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    reserved_on = models.DateField(null=True, blank=True)
 
     cancel_requested = models.BooleanField(default=False)
     cancel_requested_by = models.CharField(max_length=150, blank=True)
@@ -147,6 +152,8 @@ class LLMJob(models.Model):
             models.Index(fields=["judged_a"], name="llmjob_judged_a_idx", condition=Q(judged_a__isnull=False)),
             models.Index(fields=["judged_b"], name="llmjob_judged_b_idx", condition=Q(judged_b__isnull=False)),
             models.Index(fields=["retry_of"], name="llmjob_retry_of_idx", condition=Q(retry_of__isnull=False)),
+            # Reservations still held (eval/jobs/quota.py settles them): none while budgets are off.
+            models.Index(fields=["created_by"], name="llmjob_reserved_idx", condition=Q(reserved_usd__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -42,6 +42,11 @@ class Run(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="firings")
     max_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     estimated_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # The daily-budget reservation the run still holds for all its jobs (eval/jobs/quota.py):
+    # charged to created_by on reserved_on at launch, settled to what the jobs cost once
+    # the run has ended and none of its jobs is live. Null when nothing is held.
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    reserved_on = models.DateField(null=True, blank=True)
     # Why the last firing of a schedule was refused (over max_cost_usd or the budget).
     refused_reason = models.TextField(blank=True)
     refused_at = models.DateTimeField(null=True, blank=True)
@@ -67,6 +72,8 @@ class Run(models.Model):
         indexes = [
             # The daemon's schedule step: due scheduled runs.
             models.Index(fields=["next_run_at"], name="run_due_idx", condition=~Q(schedule="")),
+            # Reservations still held (eval/jobs/quota.py settles them).
+            models.Index(fields=["created_by"], name="run_reserved_idx", condition=Q(reserved_usd__isnull=False)),
         ]
 
     def __str__(self):
@@ -74,8 +81,9 @@ class Run(models.Model):
 
 
 class DailySpend(models.Model):
-    """What a user's launches have committed to spend on one day (estimates,
-    reserved at launch). USER_DAILY_BUDGET_USD is checked against it with one
+    """What a user's spends have committed on one day: the estimates of the jobs
+    and runs still reserved, plus what the settled ones actually cost
+    (eval/jobs/quota.py). USER_DAILY_BUDGET_USD is checked against it with one
     conditional UPDATE, so parallel launches cannot overspend."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

@@ -11,6 +11,16 @@ from decimal import Decimal
 
 from django.conf import settings
 
+# Prompt tokens are counted as ceil(characters / 4) before a call: no tokenizer is
+# loaded in a web process, and English text runs at about four characters a token.
+CHARS_PER_TOKEN = 4
+MICRO_USD = Decimal("0.000001")
+
+
+def prompt_tokens(chars):
+    """ceil(chars / 4): the documented count of a prompt's tokens before the call."""
+    return -(-int(chars) // CHARS_PER_TOKEN)
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -124,7 +134,14 @@ class ProviderEntry:
             return None
         per_in, per_out = price
         total = per_in * (input_tokens or 0) + per_out * (output_tokens or 0)
-        return (total / Decimal(1_000_000)).quantize(Decimal("0.000001"))
+        return (total / Decimal(1_000_000)).quantize(MICRO_USD)
+
+    def estimate(self, model, prompt_chars, max_tokens) -> Decimal | None:
+        """USD of one call of ``model`` per prompt length in ``prompt_chars``, each
+        with up to ``max_tokens`` of output: an upper bound on the output side.
+        None when the model has no price."""
+        counts = [prompt_tokens(chars) for chars in prompt_chars]
+        return self.cost(model, sum(counts), max_tokens * len(counts))
 
 
 # Every param a job may set besides max_tokens (eval/jobs/validation.py).

@@ -14,31 +14,19 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from eval.models import LLMJob
+from eval.providers.catalogue import CHARS_PER_TOKEN, MICRO_USD, prompt_tokens
 
-CHARS_PER_TOKEN = 4
-CENT = Decimal("0.000001")
-
-
-def prompt_tokens(chars):
-    """ceil(chars / 4): the documented count of a prompt's tokens."""
-    return -(-int(chars) // CHARS_PER_TOKEN)
+__all__ = ["CENT", "CHARS_PER_TOKEN", "actual", "estimate", "prompt_tokens"]
+CENT = MICRO_USD
 
 
 def estimate(entry, model, prompt_chars, max_tokens):
     """USD for one call per prompt length in ``prompt_chars`` (each with up to
-    ``max_tokens`` of output). A model without a known price costs 0 here
-    (say so where it is shown). Returns a Decimal rounded to 1e-6."""
-    price = entry.price(model)
-    if price is None:
-        return Decimal("0")
-    per_in, per_out = price
-    count = 0
-    tokens_in = 0
-    for chars in prompt_chars:
-        tokens_in += prompt_tokens(chars)
-        count += 1
-    total = per_in * tokens_in + per_out * max_tokens * count
-    return (total / Decimal(1_000_000)).quantize(CENT)
+    ``max_tokens`` of output; the catalogue's arithmetic). A model without a known
+    price costs 0 here (say so where it is shown; while a budget is set the launch
+    is refused first: eval/jobs/quota.py). Returns a Decimal rounded to 1e-6."""
+    value = entry.estimate(model, prompt_chars, max_tokens)
+    return Decimal("0") if value is None else value
 
 
 def actual(run_id):

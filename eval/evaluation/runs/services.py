@@ -4,10 +4,13 @@ and the daemon's schedule step all come here.
 
 A launch: select the tasks, estimate the cost (costs.py), refuse above
 BULK_CONFIRM_COST_USD without a confirmation (not for a schedule's firing),
-above the run's max_cost_usd, or above the caller's daily budget (budget.py,
-one conditional UPDATE, in the same transaction that moves the run to
-running: two launches of one run cannot both go), then queue the jobs in
-batches (eval/jobs/create.create_many): bulk priority, run=the run.
+above the run's max_cost_usd, or above its creator's daily budget
+(eval/jobs/quota.py, which every spend reserves through: one conditional
+UPDATE, in the same transaction that moves the run to running, so two launches
+of one run cannot both go), then queue the jobs in batches
+(eval/jobs/create.create_many): bulk priority, run=the run. The run holds the
+reservation for all its jobs (a judge run's too) until it has ended; then
+quota.settle corrects it to what they cost.
 """
 
 from decimal import Decimal
@@ -18,13 +21,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRefusal
-from eval.evaluation.runs import budget, costs, cron, judges
+from eval.evaluation.runs import costs, cron, judges
 from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import run_json  # noqa: F401  (runs.run_json is the interface)
-from eval.jobs import create, transitions
+from eval.jobs import create, quota, transitions
 from eval.jobs.errors import JobError
-from eval.models import LLMJob, Run
+from eval.models import Run
 from eval.providers import catalogue
 from eval.sync.datasets import latest_version
 
@@ -60,7 +63,7 @@ def create_run(*, user, data, batch_size=create.BULK_BATCH):
         run.save(update_fields=["next_run_at"])
         return run
     try:
-        return launch(run, by=user, confirm_cost_usd=confirm, batch_size=batch_size)
+        return launch(run, confirm_cost_usd=confirm, batch_size=batch_size)
     except JobError:
         run.delete()
         raise
@@ -81,7 +84,7 @@ def launch_now(parent, *, by, confirm_cost_usd=None):
         raise Conflict("only a scheduled run can be launched now")
     child = child_of(parent, by=by)
     try:
-        return launch(child, by=by, confirm_cost_usd=confirm_cost_usd)
+        return launch(child, confirm_cost_usd=confirm_cost_usd)
     except JobError:
         child.delete()
         raise
@@ -122,19 +125,21 @@ def _check_cost(run, cost, confirm_cost_usd, firing):
         raise MaxCostExceeded(cost, run.max_cost_usd)
 
 
-def launch(run, *, by=None, confirm_cost_usd=None, firing=False, batch_size=create.BULK_BATCH):
+def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_BATCH):
     """Launch a ``scheduled`` run: its jobs queued, status running. Raises
-    ConfirmCost, BudgetExceeded (also over max_cost_usd), Conflict, InvalidInput.
-    The caller's budget is charged (``by``, else the run's creator)."""
+    ConfirmCost, BudgetExceeded (also over max_cost_usd), Conflict, InvalidInput
+    (also a model with no price while a budget is set). The run's creator's
+    budget is charged ("run now" makes a child created by the caller)."""
     if run.status != Run.Status.SCHEDULED:
         raise Conflict(f"the run is already {run.status}")
     cost, rows, skipped = estimate(run)
+    quota.check_priced(catalogue.get(run.provider), run.model)
     _check_cost(run, cost, confirm_cost_usd, firing)
-    payer = by or run.created_by
     with transaction.atomic():
-        budget.reserve(payer, cost)
+        day = quota.reserve(run.created_by, cost)
+        held = {"reserved_usd": cost, "reserved_on": day} if day is not None else {}
         moved = Run.objects.filter(pk=run.pk, status=Run.Status.SCHEDULED).update(
-            **_bump(status=Run.Status.RUNNING, estimated_cost_usd=cost, launched_at=timezone.now())
+            **_bump(status=Run.Status.RUNNING, estimated_cost_usd=cost, launched_at=timezone.now(), **held)
         )
         if not moved:
             raise Conflict("the run was launched or cancelled meanwhile")
@@ -158,18 +163,17 @@ def launch(run, *, by=None, confirm_cost_usd=None, firing=False, batch_size=crea
 
 def cancel(run, *, by):
     """Stop a run: queued jobs cancelled in one UPDATE, running ones asked to
-    stop; a scheduled run stops firing. The unspent part of its reservation is
-    given back."""
+    stop; a scheduled run stops firing. Its reservation is settled to what its
+    jobs cost once none is running (now, or when the last one stops)."""
     if run.status in (Run.Status.DONE, Run.Status.CANCELLED):
         raise Conflict(f"the run is already {run.status}")
     who = by.get_username() if by is not None else "an operator"
-    cancelled = transitions.cancel_queued_of_run(run.pk, by=who)
+    transitions.cancel_queued_of_run(run.pk, by=who)
     Run.objects.filter(pk=run.pk).update(
         **_bump(status=Run.Status.CANCELLED, next_run_at=None, finished_at=timezone.now())
     )
-    total = LLMJob.objects.filter(run_id=run.pk).count()
-    if cancelled and total and run.estimated_cost_usd:
-        budget.release(run.created_by, (run.estimated_cost_usd * cancelled / total).quantize(costs.CENT))
+    if run.reserved_usd is not None:
+        quota.settle(user_id=run.created_by_id)
     run.refresh_from_db()
     return run
 
