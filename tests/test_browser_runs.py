@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import NoReverseMatch, reverse
 
+from eval.evaluation.runs import services as runs
 from eval.models import LLMJob, Run
 from tests import browser_support as support
 from tests.browser_support import make_task
@@ -73,6 +74,8 @@ def test_it_creates_a_run_from_the_form_and_watches_it_finish(page, launcher, wo
     assert page.inner_text("#run-percent") == "100%"
     assert page.inner_text("#run-progress-text").startswith("Done: 3 of 3 jobs succeeded")
     assert page.is_hidden("#cancel-button") and page.is_hidden("#launch-button")
+    assert Run.objects.get(pk=run.pk).status == Run.Status.RUNNING  # shown done; reads store nothing
+    assert runs.finish_ended() == 1  # the daemon's pass stores it
     assert Run.objects.get(pk=run.pk).status == Run.Status.DONE
 
     page.set_viewport_size({"width": 400, "height": 800})
