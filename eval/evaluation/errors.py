@@ -1,8 +1,8 @@
 """Refusals of the evaluation services, in the API's error codes."""
 
-from eval.jobs.errors import BudgetExceeded, CostRefusal, JobConflict, JobError
+from eval.jobs.errors import BudgetExceeded, ConfirmCost, CostRefusal, JobConflict, JobError, MaxCostExceeded
 
-# The budget's refusals belong to the job engine (eval/jobs/quota.py): every spend reserves there.
+# The cost refusals belong to the job engine (eval/jobs/quota.py): every spend is checked there.
 __all__ = [
     "BudgetExceeded",
     "ConfirmCost",
@@ -11,6 +11,7 @@ __all__ = [
     "Expired",
     "Forbidden",
     "InvalidInput",
+    "MaxCostExceeded",
     "NotFound",
 ]
 
@@ -33,13 +34,3 @@ class Forbidden(JobError):
 
 class Expired(JobError):
     code = "expired"
-
-
-class ConfirmCost(CostRefusal):
-    code = "confirm_cost"
-
-    def __init__(self, estimated, threshold=None):
-        super().__init__(
-            f"the estimated cost is ${estimated} (over ${threshold}); send confirm_cost_usd >= the estimate to launch",
-            estimated,
-        )

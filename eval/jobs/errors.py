@@ -67,3 +67,23 @@ class BudgetExceeded(CostRefusal):
     def __init__(self, estimated, left=None):
         what = f" (${left} left today)" if left is not None else ""
         super().__init__(f"the estimated cost ${estimated} is over your daily budget{what}", estimated)
+
+
+class MaxCostExceeded(BudgetExceeded):
+    """Over the run's own max_cost_usd (the same code as the daily budget's refusal)."""
+
+    def __init__(self, estimated, limit):
+        message = f"the estimated cost ${estimated} is over the run's max_cost_usd (${limit})"
+        CostRefusal.__init__(self, message, estimated)
+
+
+class ConfirmCost(CostRefusal):
+    """A bulk launch over BULK_CONFIRM_COST_USD sent without confirm_cost_usd >= its estimate."""
+
+    code = "confirm_cost"
+
+    def __init__(self, estimated, threshold=None):
+        super().__init__(
+            f"the estimated cost is ${estimated} (over ${threshold}); send confirm_cost_usd >= the estimate to launch",
+            estimated,
+        )

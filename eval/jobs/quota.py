@@ -1,5 +1,6 @@
 """Per-user limits, all of them: the job caps (JOB_CREATE_RATE,
-MAX_QUEUED_JOBS_PER_USER) and the daily budget (USER_DAILY_BUDGET_USD; 0 = off).
+MAX_QUEUED_JOBS_PER_USER), the daily budget (USER_DAILY_BUDGET_USD; 0 = off)
+and a bulk launch's cost checks (BULK_CONFIRM_COST_USD, a run's max_cost_usd).
 Views, commands, the daemon and the job builder ask here; refusals are domain
 errors (eval/jobs/errors.py) that the API maps to its codes (eval/api/errors.py).
 
@@ -38,7 +39,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from eval.jobs import states
-from eval.jobs.errors import BudgetExceeded, InvalidJob, RateLimited
+from eval.jobs.errors import BudgetExceeded, ConfirmCost, InvalidJob, MaxCostExceeded, RateLimited
 from eval.models import DailySpend, LLMJob, Run
 from eval.providers import catalogue
 
@@ -119,6 +120,19 @@ def check_priced(entry, model):
             "add it to MODEL_PRICES to launch it",
             field="model",
         )
+
+
+def check_bulk_cost(cost, *, max_cost_usd=None, confirm_cost_usd=None, firing=False):
+    """A bulk launch's (a run's) own limits, before the budget: over
+    BULK_CONFIRM_COST_USD it needs ``confirm_cost_usd`` >= its estimate (not a
+    schedule's ``firing``: nobody is there to confirm it), and never over the
+    run's ``max_cost_usd``. Raises ConfirmCost or MaxCostExceeded."""
+    threshold = Decimal(str(settings.BULK_CONFIRM_COST_USD))
+    confirmed = firing or (confirm_cost_usd is not None and Decimal(confirm_cost_usd) >= cost)
+    if cost > threshold and not confirmed:
+        raise ConfirmCost(cost, threshold)
+    if max_cost_usd is not None and cost > max_cost_usd:
+        raise MaxCostExceeded(cost, max_cost_usd)
 
 
 def reserve(user, amount):

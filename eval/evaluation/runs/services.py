@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eval.evaluation.errors import BudgetExceeded, ConfirmCost, Conflict, CostRefusal
+from eval.evaluation.errors import Conflict
 from eval.evaluation.runs import costs, cron, judges
 from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs import status as run_status
@@ -34,12 +34,6 @@ from eval.sync.datasets import latest_version
 # What a schedule's firing (a child run) takes from its scheduled run.
 COPIED = ("name", "kind", "provider", "model", "params", "selection", "checks", "created_by", "max_cost_usd")
 COPIED += ("rubric", "compare_a", "compare_b", "score_of", "swap")
-
-
-class MaxCostExceeded(BudgetExceeded):
-    def __init__(self, estimated, limit):
-        message = f"the estimated cost ${estimated} is over the run's max_cost_usd (${limit})"
-        CostRefusal.__init__(self, message, estimated)
 
 
 def _bump(**values):
@@ -117,14 +111,6 @@ def _judge_estimate(run):
     return costs.estimate(entry, run.model, per_task, run.params["max_tokens"])
 
 
-def _check_cost(run, cost, confirm_cost_usd, firing):
-    threshold = Decimal(str(settings.BULK_CONFIRM_COST_USD))
-    if not firing and cost > threshold and (confirm_cost_usd is None or Decimal(confirm_cost_usd) < cost):
-        raise ConfirmCost(cost, threshold)
-    if run.max_cost_usd is not None and cost > run.max_cost_usd:
-        raise MaxCostExceeded(cost, run.max_cost_usd)
-
-
 def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_BATCH):
     """Launch a ``scheduled`` run: its jobs queued, status running. Raises
     ConfirmCost, BudgetExceeded (also over max_cost_usd), Conflict, InvalidInput
@@ -134,7 +120,7 @@ def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_B
         raise Conflict(f"the run is already {run.status}")
     cost, rows, skipped = estimate(run)
     quota.check_priced(catalogue.get(run.provider), run.model)
-    _check_cost(run, cost, confirm_cost_usd, firing)
+    quota.check_bulk_cost(cost, max_cost_usd=run.max_cost_usd, confirm_cost_usd=confirm_cost_usd, firing=firing)
     with transaction.atomic():
         day = quota.reserve(run.created_by, cost)
         held = {"reserved_usd": cost, "reserved_on": day} if day is not None else {}
