@@ -5,6 +5,7 @@ filled on a fresh install (DESIGN "Evaluation")."""
 
 import hashlib
 import itertools
+import time
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -76,6 +77,7 @@ DEMO_MODELS = ("echo", "echo-brief", "echo-reverse")  # verbatim, first half, wo
 JUDGE_MODEL = "echo-judge"
 JUDGED = ("echo", "echo-brief")  # the judge run compares these two runs, in both orders
 RUN_PREFIX = "demo: "
+SETTLE_SECONDS = 300
 RUN_PARAMS = {"max_tokens": 256}
 # "mentions a number": a check whose pass rate differs between the demo models.
 RUN_CHECKS = [{"type": "contains"}, {"type": "regex", "pattern": "[0-9]"}]
@@ -253,6 +255,20 @@ def reviewer_verdicts(reviewers, runs):
     return made
 
 
+def _settle(runs, drain, timeout=SETTLE_SECONDS):
+    """Until every job of ``runs`` has ended: the drain runs what is queued, and
+    jobs another worker holds (``make run``'s own) are waited for. Verdicts on
+    half-finished runs would leave the rest to a second call, which the command
+    promises adds nothing."""
+    deadline = time.monotonic() + timeout
+    while _unfinished(runs):
+        drain()
+        if time.monotonic() > deadline:
+            raise DemoUnavailable(f"the demo runs' jobs did not end within {timeout} s: is a worker stuck?")
+        if _unfinished(runs):
+            time.sleep(0.2)
+
+
 def load_demo_results(drain):
     """Seed the demo comparison (DESIGN "Evaluation"): the demo tasks, two demo
     reviewers, a generate run per demo model, a judge run, the reviewers'
@@ -265,11 +281,9 @@ def load_demo_results(drain):
     reviewers = demo_reviewers()
     runs_before = Run.objects.count()
     generated = generate_runs(reviewers[0])
-    if _unfinished(generated.values()):
-        drain()
+    _settle(generated.values(), drain)
     judged = judge_run(reviewers[0], generated)
-    if _unfinished([judged]):
-        drain()
+    _settle([judged], drain)
     for run in [*generated.values(), judged]:  # judged runs first: a judge run is done after them
         runs_service.refresh_status(run)
     made = reviewer_verdicts(reviewers, generated)

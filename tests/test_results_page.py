@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from eval import demo
+from eval.management.commands import load_demo
 from eval.models import Judgement, LLMJob, Run, Task
 from eval.providers import catalogue
 from tests.helpers import login
@@ -136,3 +137,23 @@ def test_it_says_what_to_set_when_echo_is_not_configured(monkeypatch):
     with pytest.raises(CommandError, match="ECHO_ENABLED"):
         call_command("load_demo", "--with-results", stdout=io.StringIO())
     assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_another_worker_holds_are_waited_for_so_a_second_seed_adds_nothing(offline, settings):
+    """`make run`'s own worker may take the demo's jobs: the seed waits for them
+    to end before the verdicts, instead of judging the tasks that happened to be
+    done (then a second call added more)."""
+    settings.JOB_TRANSPORT = "db"
+    settings.ECHO_CHUNK_DELAY_MS = 0
+    calls = []
+
+    def drain():
+        calls.append(1)
+        if len(calls) % 2:  # another worker holds the jobs now: nothing to do here
+            return
+        load_demo._drain()
+
+    made = demo.load_demo_results(drain=drain)
+    assert len(calls) >= 2 and made["judgements"] == 2 * 3 * len(demo.DEMO_TASKS) + 2 * 3 * demo.SCORED_TASKS
+    assert demo.load_demo_results(drain=drain)["judgements"] == 0
