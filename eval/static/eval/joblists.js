@@ -69,6 +69,8 @@
       const a = this.cards.get(this.diffA.value);
       const b = this.cards.get(this.diffB.value);
       this.diffOut.hidden = false;
+      const legend = document.getElementById("diff-legend");
+      if (legend) legend.hidden = !a || !b;
       if (!a || !b) {
         this.diffOut.textContent = "Pick two outputs.";
         return;

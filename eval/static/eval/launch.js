@@ -99,13 +99,13 @@
       const built = this.params();
       if (built.error) {
         built.input.setAttribute("aria-invalid", "true");
-        E.setText(this.status, "Not started: " + built.error + ".");
+        this.say("Not started: " + built.error + ".", true);
         return null;
       }
       this.busy = true;
       try {
         if (!(await this.confirmCost(button, built.params))) {
-          E.setText(this.status, "Not started: you chose not to run it.");
+          this.say("Not started: you chose not to run it.");
           return null;
         }
         return await this.send(button, built.params);
@@ -117,11 +117,11 @@
     async send(button, params) {
       const body = { provider: button.dataset.provider, model: button.dataset.model, params: params };
       button.disabled = true;
-      E.setText(this.status, "Starting " + button.dataset.model + "…");
+      this.say("Starting " + button.dataset.model + "…");
       const result = await E.api("POST", this.url, body, { "Idempotency-Key": newKey() });
       button.disabled = false;
       if (result.ok && result.data) {
-        E.setText(this.status, ""); // the new card says the rest
+        this.say(""); // the new card says the rest
         this.onJob(result.data);
         return result.data;
       }
@@ -129,12 +129,18 @@
       return null;
     }
 
+    // A refusal reads as one (the error colour and a role=alert line); progress does not.
+    say(text, refused) {
+      E.setText(this.status, text);
+      this.status.classList.toggle("error", Boolean(refused));
+    }
+
     refused(result) {
       let text = E.errorText(result);
       const retry = result.headers.get("Retry-After");
       // The server's message may already say when ("try again in 12 s"): say it once.
       if (retry && !/\d+\s*s\b/.test(text)) text += " (try again in " + retry + " s)";
-      E.setText(this.status, "Not started: " + text);
+      this.say("Not started: " + text, true);
       const field = E.errorField(result);
       if (field.includes("max_tokens")) this.maxTokens.setAttribute("aria-invalid", "true");
       if (field.includes("temperature")) this.temperature.setAttribute("aria-invalid", "true");

@@ -1,0 +1,38 @@
+"""Rough edges a new reviewer met (issue: the whole evaluation from the
+browser), each in a real browser: a refused launch reads as an error, the
+diff says what its colours mean. Fixtures: tests/browser_support.py."""
+
+import pytest
+
+from tests.browser_support import make_task
+from tests.test_browser_review import finished_job, open_review
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+BAD = "rgb(176, 0, 32)"  # --bad in app.css
+
+
+def test_a_refused_launch_is_shown_in_the_error_colour_and_progress_is_not(page, user):
+    task = make_task()
+    open_review(page, task, settled=False)
+    page.fill("#run-max-tokens", "-5")
+    page.click(".run-button[data-model=echo]")
+    page.wait_for_function("() => document.getElementById('run-status').textContent.startsWith('Not started')")
+    assert page.eval_on_selector("#run-status", "el => getComputedStyle(el).color") == BAD
+    page.fill("#run-max-tokens", "50")
+    page.click(".run-button[data-model=echo]")
+    page.wait_for_selector(".job-card")
+    assert page.eval_on_selector("#run-status", "el => getComputedStyle(el).color") != BAD
+
+
+def test_the_diff_has_a_legend(page, user):
+    task = make_task()
+    finished_job(task, user, "one two three", model="echo", worker_id="w-1")
+    finished_job(task, user, "one three four", model="echo-brief", worker_id="w-2")
+    open_review(page, task)
+    assert page.locator("#diff-legend").is_hidden()
+    page.click("#diff-button")
+    legend = page.locator("#diff-legend")
+    legend.wait_for(state="visible")
+    assert "only in the second output" in legend.inner_text() and "only in the first" in legend.inner_text()
+    assert page.locator("#diff-output ins").count() and page.locator("#diff-output del").count()
