@@ -250,6 +250,8 @@ SYNC_FETCH_MAX_BYTES = env.integer("SYNC_FETCH_MAX_BYTES", 1024**3, minimum=1)
 POLL_INTERVAL_MS = env.integer("POLL_INTERVAL_MS", 2000, minimum=100)
 POLL_OUTPUT_CHARS = env.integer("POLL_OUTPUT_CHARS", 2000, minimum=1)
 MAX_PROMPT_CHARS = env.integer("MAX_PROMPT_CHARS", 200_000, minimum=1)
+# The longest one prompt template may take to render for one task (eval/jobs/sandbox.py).
+TEMPLATE_RENDER_SECONDS = env.number("TEMPLATE_RENDER_SECONDS", 1, minimum=0.05)
 API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 1_000_000, minimum=1024)
 # A dataset upload (POST /api/datasets/<name>/imports) may be this large; chunked bodies
 # are buffered up to the larger of the two limits (coreproject/chunked_bodies.py).

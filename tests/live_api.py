@@ -17,7 +17,7 @@ from django.db import connections
 
 from eval.evaluation.reviews import judgements, pairs
 from eval.evaluation.runs import services as runs
-from eval.jobs import claims, create, endings
+from eval.jobs import claims, create, endings, prompt_templates
 from eval.models import ApiToken, PairAssignment
 
 
@@ -75,6 +75,7 @@ class ApiWorld:
     to_skip: object
     running: object
     scheduled: object
+    template: object = None  # a prompt template
 
 
 @pytest.fixture
@@ -118,4 +119,5 @@ def api_world(live_url, staff, make_task):
         to_skip=to_skip,
         running=running,
         scheduled=scheduled,
+        template=prompt_templates.save(name="live", system="", messages=[{"role": "user", "content": "{{ prompt }}"}]),
     )

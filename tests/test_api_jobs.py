@@ -45,6 +45,10 @@ JOB_FIELDS = {
     "params",
     "from_current_prompt",
     "messages",
+    # Templates (DESIGN "Datasets, templates...")
+    "template",
+    "template_name",
+    "messages_sent",
 }
 
 

@@ -53,6 +53,11 @@ DESIGN_ENDPOINTS = {
     ("post", "/api/runs/{run_id}/launch"),
     ("get", "/api/runs/{run_id}/jobs"),
     ("get", "/api/budget"),
+    ("get", "/api/templates"),
+    ("post", "/api/templates"),
+    ("get", "/api/templates/{template_id}"),
+    ("post", "/api/templates/{template_id}/preview"),
+    ("post", "/api/templates/preview"),
     ("get", "/api/results"),
     ("get", "/api/exports/{what}.{extension}"),
     # Datasets
@@ -70,6 +75,7 @@ MALFORMED = {
     "judgement_id": "x1",
     "token": "not-a-token",
     "run_id": "01",
+    "template_id": "01",
     "what": "everything",
     "extension": "xml",
     "name": "%20padded",  # not a dataset name (outer spaces)
@@ -314,6 +320,7 @@ def live(api_world):
         "judgement_id": world.judged.pk,
         "token": world.to_skip.token,
         "run_id": world.running.pk,
+        "template_id": world.template.pk,
         "what": "pairs",
         "extension": "csv",
         "name": world.task.source,
@@ -328,6 +335,8 @@ def live(api_world):
         "withdraw_judgement": {"judgement_id": world.judged.pk},
         "pair_verdict": {"token": world.to_judge.token},
         "skip_pair": {"token": world.to_skip.token},
+        "preview_template": {"body": {"task": world.task.id}},
+        "preview_draft": {"body": {"task": world.task.id, "messages": [{"role": "user", "content": "{{ title }}"}]}},
     }
     return Caller(spec, world.base, values, world.token), values_for
 

@@ -31,7 +31,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import _csrf_needed as csrf_needed
 from ninja.parser import Parser
 
-from eval.api import catalogue, datasets, jobs, judgements, pairs, reviews, run_work, runs, status, tasks
+from eval.api import catalogue, datasets, jobs, judgements, pairs, reviews, run_work, runs, status, tasks, templates
 from eval.api.auth import authenticate, bearer_credentials, unauthenticated
 from eval.api.errors import ApiError, from_domain, invalid, method_not_allowed, not_found, server_error
 from eval.api.request_data import MAX_JSON_DEPTH, parse_json_body
@@ -173,6 +173,7 @@ api.add_router("/status", status.router)
 api.add_router("/runs", run_work.router)  # first: /runs/compare is not a run id
 api.add_router("/runs", runs.router)
 api.add_router("/budget", runs.budget_router)
+api.add_router("/templates", templates.router)
 api.add_router("/results", "eval.api.results.router")
 api.add_router("/exports", "eval.api.exports.router")
 api.add_router("/datasets", datasets.router)

@@ -87,6 +87,7 @@ class RunCreate(Body):
     )
     judge: RunJudge | None = None
     checks: list[RunCheck] | None = Field(None, description="Automatic checks of each output against its reference.")
+    template: int | None = Field(None, description="A prompt template (GET /api/templates); none: each task as it is.")
     confirm_cost_usd: float | None = usd(
         "Confirms an estimate above BULK_CONFIRM_COST_USD: send at least the estimate."
     )
@@ -174,6 +175,8 @@ class RunOut(Schema):
         None, description="The version of its dataset when made (null: its selection names no uploaded dataset)."
     )
     dataset_changed: bool = Field(False, description="Its dataset has a newer version since.")
+    template: int | None = Field(None, description="The prompt template its jobs were rendered with.")
+    template_name: str | None = Field(None, description='The template as "name vN".')
 
 
 class RunPage(Schema):

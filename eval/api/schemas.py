@@ -127,6 +127,7 @@ class JobCreate(Body):
     provider: str = Field(description="A provider of GET /api/models.")
     model: str = Field(description="One of that provider's models.")
     params: JobParams | None = None
+    template: int | None = Field(None, description="A prompt template (GET /api/templates); none: the task as it is.")
 
 
 class ReviewPut(Body):
@@ -221,6 +222,11 @@ class JobOut(Schema):
     )
     from_current_prompt: bool = Field(description="Made from the task's current prompt and reference.")
     messages: list[MessageOut] | None = Field(None, description=MESSAGES_DOC + " Generate jobs only.")
+    template: int | None = Field(None, description="The prompt template that rendered what it sent.")
+    template_name: str | None = Field(None, description='The template as "name vN".')
+    messages_sent: list[MessageOut] | None = Field(
+        None, description="Exactly what the provider received, system included (null for a judge job)."
+    )
     created_by: str | None
     created_at: str = Field(json_schema_extra=DATE_TIME)
     started_at: str | None = Field(json_schema_extra=DATE_TIME)

@@ -37,6 +37,8 @@ JOB_COLUMNS = (
     "hidden",
     "params",
     "prompt_hash",
+    "template_id",
+    "messages_sent",
 )
 
 
@@ -51,6 +53,8 @@ def job_rows(queryset, *, max_chars=None, output_from=0, extra=()):
         out_len=Length("output"),
         task_prompt_hash=F("task__prompt_hash"),
         task_messages=F("task__messages"),
+        template_label=F("template__name"),
+        template_version=F("template__version"),
     )
     if max_chars is not None:
         queryset = queryset.annotate(out=Substr("output", output_from + 1, max_chars))
@@ -58,7 +62,17 @@ def job_rows(queryset, *, max_chars=None, output_from=0, extra=()):
         queryset = queryset.annotate(out=Substr("output", output_from + 1))
     else:
         queryset = queryset.annotate(out=F("output"))
-    return queryset.values(*JOB_COLUMNS, "creator", "out_len", "out", "task_prompt_hash", "task_messages", *extra)
+    return queryset.values(
+        *JOB_COLUMNS,
+        "creator",
+        "out_len",
+        "out",
+        "task_prompt_hash",
+        "task_messages",
+        "template_label",
+        "template_version",
+        *extra,
+    )
 
 
 def poll_rows(task_id):
@@ -103,6 +117,9 @@ def job_json(row, user, *, output_from=0):
         "from_current_prompt": row["prompt_hash"] == row["task_prompt_hash"],
         # What a generate job was asked: the task's conversation (a judge job's prompt is its own).
         "messages": row.get("task_messages") if row["kind"] == LLMJob.Kind.GENERATE else None,
+        "template": row["template_id"],
+        "template_name": f"{row['template_label']} v{row['template_version']}" if row["template_id"] else None,
+        "messages_sent": row["messages_sent"],
         "created_by": row["creator"],
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),

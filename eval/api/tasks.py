@@ -12,6 +12,7 @@ from eval.api.schemas import MAX_IDEMPOTENCY_KEY, NO_NUL, JobCreate, JobOut, Pol
 from eval.api.serializers import task_json
 from eval.evaluation.reviews import review_status
 from eval.evaluation.reviews.task_lists import PAGE_SIZE, search_tasks, task_page
+from eval.evaluation.runs.input import clean_template
 from eval.jobs import create, quota
 
 router = Router(tags=["tasks"])
@@ -61,13 +62,16 @@ def create_job(
     The job's estimate is reserved against your daily budget (409 `budget_exceeded`
     over it; 400 for a model with no price while a budget is set)."""
     task = visible_task(request.user, task_id)
+    params = payload.params.model_dump(exclude_unset=True) if payload.params is not None else None
+    template = clean_template(payload.template, params) if payload.template is not None else None
     job, created = create.create_job(
         task=task,
         provider=payload.provider,
         model=payload.model,
-        params=payload.params.model_dump(exclude_unset=True) if payload.params is not None else None,
+        params=params,
         created_by=request.user,
         idempotency_key=idempotency_key.strip(),
         admit=lambda: quota.check_job_creation(request.user),
+        template=template,
     )
     return Status(201 if created else 200, job_answer(request, response, job.pk))

@@ -25,6 +25,8 @@ class ClaimedJob:
     params: dict = field(default_factory=dict)
     # The task's conversation ([{"role", "content"}], system turn included) or None.
     messages: list | None = None
+    # True: ``messages`` are the job's messages_sent, exactly what to send (system included).
+    exact: bool = False
     queued_at: object = None  # when it became claimable (queue-wait metric)
     # What the success path needs to know without a query: a plain generate job
     # with no run ends with one statement; a judge or a run's job is finished by eval.evaluation.
@@ -81,41 +83,56 @@ def claim(job_id, worker_id):
 def _claimed_jobs(rows):
     if not rows:
         return []
-    tasks = {
-        pk: (prompt, messages)
-        for pk, prompt, messages in Task.objects.filter(id__in={row[3] for row in rows}).values_list(
-            "id", "prompt", "messages"
-        )
-    }
-    return [
-        ClaimedJob(
-            id=as_uuid(job_id),
-            attempt=attempts,
-            max_attempts=max_attempts,
-            task_id=task_id,
-            provider=provider,
-            model=model,
-            prompt=prompt_text or tasks[task_id][0],
-            messages=None if prompt_text else tasks[task_id][1],
-            params=as_json(params),
-            queued_at=as_datetime(available_at),
-            kind=kind,
-            run_id=run_id,
-        )
-        for (
-            job_id,
-            attempts,
-            max_attempts,
-            task_id,
-            provider,
-            model,
-            params,
-            available_at,
-            prompt_text,
-            kind,
-            run_id,
-        ) in rows
-    ]
+    # A job made with its messages fixed (messages_sent) needs nothing of its task.
+    needed = {row[3] for row in rows if not row[8] and row[11] is None}
+    tasks = (
+        {
+            pk: (prompt, messages)
+            for pk, prompt, messages in Task.objects.filter(id__in=needed).values_list("id", "prompt", "messages")
+        }
+        if needed
+        else {}
+    )
+    return [_claimed(row, tasks) for row in rows]
+
+
+def _claimed(row, tasks):
+    (
+        job_id,
+        attempts,
+        max_attempts,
+        task_id,
+        provider,
+        model,
+        params,
+        available_at,
+        prompt_text,
+        kind,
+        run_id,
+        sent,
+    ) = row
+    sent = as_json(sent) if sent is not None else None
+    if prompt_text:  # a judge's prompt
+        prompt, messages = prompt_text, None
+    elif sent:
+        prompt, messages = sent[-1]["content"], sent
+    else:  # a job from before messages_sent: the task as it is now
+        prompt, messages = tasks[task_id]
+    return ClaimedJob(
+        id=as_uuid(job_id),
+        attempt=attempts,
+        max_attempts=max_attempts,
+        task_id=task_id,
+        provider=provider,
+        model=model,
+        prompt=prompt,
+        messages=messages,
+        exact=bool(sent),
+        params=as_json(params),
+        queued_at=as_datetime(available_at),
+        kind=kind,
+        run_id=run_id,
+    )
 
 
 def why_not_claimed(job_id):

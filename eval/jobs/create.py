@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from eval.jobs import outbox, quota, states
+from eval.jobs import outbox, prompt_templates, quota, states
 from eval.jobs.errors import IdempotencyConflict, JobConflict
 from eval.jobs.validation import clean_job_request
 from eval.models import LLMJob, prompt_fingerprint
@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-def _request_fingerprint(task, provider, model, params):
+def _request_fingerprint(task, provider, model, params, template=None):
     raw = f"{task.pk}|{provider}|{model}|{sorted((params or {}).items())!r}"
+    if template is not None:
+        raw += f"|template={template.pk}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -62,8 +64,10 @@ def create_job(
     idempotency_key="",
     retry_of=None,
     admit=None,
+    template=None,
 ):
     """Validate and queue a job; publish it once the transaction commits.
+    ``template`` (a PromptTemplate) renders what it sends; None sends the task as it is.
 
     Returns (job, created). With an idempotency key (scoped to the user for
     24 h), a replay of the same request returns the first job (created=False)
@@ -74,7 +78,8 @@ def create_job(
     new job then reserves its estimate against its creator's daily budget in
     the same transaction (quota.reserve_job; BudgetExceeded refuses it)."""
     cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
-    fingerprint = _request_fingerprint(task, provider, model, params) if idempotency_key else ""
+    messages = prompt_templates.messages_for(task, template, cleaned.get("system", ""))
+    fingerprint = _request_fingerprint(task, provider, model, params, template) if idempotency_key else ""
     if idempotency_key:
         existing = _idempotent_replay(created_by, idempotency_key, fingerprint)
         if existing is not None:
@@ -89,6 +94,8 @@ def create_job(
         idempotency_key=idempotency_key,
         idempotency_hash=fingerprint,
         retry_of=retry_of,
+        template=template,
+        messages_sent=messages,
     )
     try:
         with transaction.atomic():
@@ -133,6 +140,7 @@ def retry_job(job, *, by_user=None, admit=None):
         priority=job.priority,
         retry_of=job,
         admit=admit,
+        template=job.template,
     )
     return new_job
 
@@ -140,17 +148,23 @@ def retry_job(job, *, by_user=None, admit=None):
 BULK_BATCH = 1000
 
 
-def create_many(*, tasks, provider, model, params, created_by=None, run=None, batch_size=BULK_BATCH):
+def create_many(
+    *, tasks, provider, model, params, messages=None, created_by=None, run=None, template=None, batch_size=BULK_BATCH
+):
     """Queue one bulk job per task for a run: rows inserted ``batch_size`` at a
     time, one transaction per batch, each batch published once it commits (the
     outbox). ``tasks`` are (task_id, prompt_hash) pairs; ``params`` must already
-    be clean (clean_job_request). No per-user cap or create rate applies, and
-    the jobs reserve nothing themselves: the run reserved the budget for all of
+    be clean (clean_job_request); ``messages`` maps each task id to what its job
+    sends (prompt_templates.messages_for_tasks; rendered here when not given). No
+    per-user cap or create rate applies, and the jobs reserve nothing themselves: the run reserved the budget for all of
     them at launch (eval/jobs/quota.py). Returns the number of jobs created.
 
     Why batches: one INSERT of 1,000 rows is a round trip instead of 1,000, and
     a transaction per batch keeps locks and WAL bursts short; a crash between
     batches leaves whole batches, each already announced."""
+    if messages is None:
+        tasks = list(tasks)
+        messages = prompt_templates.messages_for_tasks([row[0] for row in tasks], template, params.get("system", ""))
     now = timezone.now()
     jobs = (
         new_job(
@@ -163,6 +177,8 @@ def create_many(*, tasks, provider, model, params, created_by=None, run=None, ba
             run=run,
             priority=LLMJob.Priority.BULK,
             now=now,
+            template=template,
+            messages_sent=messages[task_id],
         )
         for task_id, prompt_hash in tasks
     )

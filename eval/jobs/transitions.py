@@ -41,7 +41,7 @@ def start_attempts(where, where_params, worker_id):
     LOCKED, so racing workers never wait on each other or claim the same row;
     on SQLite one statement is one write transaction. Returns raw rows
     (id, attempts, max_attempts, task_id, provider, model, params, available_at,
-    prompt_text, kind, run_id)."""
+    prompt_text, kind, run_id, messages_sent)."""
     now = timezone.now()
     table = LLMJob._meta.db_table
     lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
@@ -61,7 +61,8 @@ def start_attempts(where, where_params, worker_id):
             message = 'Waiting for ' || model, progress = 0, output = '',
             error_code = '', error_message = '', version = version + 1
         WHERE id IN (SELECT id FROM picked) AND status = %s
-        RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text, kind, run_id
+        RETURNING id, attempts, max_attempts, task_id, provider, model, params, available_at, prompt_text, kind, run_id,
+            messages_sent
     """
     params = [QUEUED.value, when, *where_params, RUNNING.value, worker_id, lease, when, when, when, QUEUED.value]
     with connection.cursor() as cursor:

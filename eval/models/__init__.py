@@ -8,6 +8,7 @@ from eval.models.provider_rate_slots import ProviderRateSlot
 from eval.models.reviews import Review
 from eval.models.runs import DailySpend, Run
 from eval.models.tasks import Task, prompt_fingerprint
+from eval.models.templates import PromptTemplate
 from eval.models.tokens import ApiToken
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Judgement",
     "LLMJob",
     "PairAssignment",
+    "PromptTemplate",
     "ProviderRateSlot",
     "Review",
     "ReviewDraft",

@@ -81,6 +81,12 @@ class LLMJob(models.Model):
     )
     # The prompt sent when it is not the task's own (an LLM judge's, built from the outputs it judges).
     prompt_text = models.TextField(blank=True)
+    # Generate jobs: the template that rendered the prompt (None: the task as it is), and
+    # exactly the messages sent ([{"role", "content"}], system first), fixed when created.
+    template = models.ForeignKey(
+        "eval.PromptTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", db_index=False
+    )
+    messages_sent = models.JSONField(null=True, blank=True)
     # The run's automatic checks of this output, set as it succeeds: {"exact": true, "regex": false}.
     check_results = models.JSONField(default=dict, blank=True)
 
@@ -154,6 +160,7 @@ class LLMJob(models.Model):
             models.Index(fields=["retry_of"], name="llmjob_retry_of_idx", condition=Q(retry_of__isnull=False)),
             # Reservations still held (eval/jobs/quota.py settles them): none while budgets are off.
             models.Index(fields=["created_by"], name="llmjob_reserved_idx", condition=Q(reserved_usd__isnull=False)),
+            models.Index(fields=["template"], name="llmjob_template_idx", condition=Q(template__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -60,6 +60,10 @@ class Run(models.Model):
     dataset_version = models.ForeignKey(
         "eval.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A generate run's prompt template (None: each task as it is).
+    template = models.ForeignKey(
+        "eval.PromptTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
     version = models.PositiveIntegerField(default=1)  # +1 on every change of the run row itself
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True)

@@ -22,14 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def generation_request(job):
-    """What the provider is asked: a conversation task's turns (its system turn
-    first, then the job's own ``system`` param), else the prompt as one turn."""
+    """What the provider is asked: the job's messages_sent as they are (fixed when it
+    was created: a template's rendering, or the task's turns with params.system);
+    for a job from before them, a conversation task's turns (its system turn first,
+    then the job's own ``system`` param), else the prompt as one turn."""
     system, turns = split_conversation(job.messages)
     return GenerationRequest(
         model=job.model,
         prompt=job.prompt,
         max_tokens=job.max_tokens,
-        system=joined_system(system, job.params.get("system", "")),
+        system=system if job.exact else joined_system(system, job.params.get("system", "")),
         temperature=job.params.get("temperature"),
         messages=turns,
         top_p=job.params.get("top_p"),

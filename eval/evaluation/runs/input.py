@@ -12,7 +12,7 @@ from eval.evaluation.runs import cron
 from eval.evaluation.runs import output_checks as checks
 from eval.jobs import states
 from eval.jobs.validation import clean_job_request
-from eval.models import LLMJob, Run, Task, prompt_fingerprint
+from eval.models import LLMJob, PromptTemplate, Run, Task, prompt_fingerprint
 
 SELECTION_KEYS = {"source", "status", "ids", "limit"}
 MAX_NAME = 200
@@ -90,6 +90,21 @@ def clean_judge(judge):
     return fields
 
 
+def clean_template(template_id, params):
+    """The PromptTemplate a run or a job names (400 ``invalid``, field template, when there is none)."""
+    template = None
+    if isinstance(template_id, int) and not isinstance(template_id, bool):
+        template = PromptTemplate.objects.filter(pk=template_id).first()
+    if template is None:
+        raise InvalidInput("template: no such prompt template", field="template")
+    if template.system and (params or {}).get("system"):
+        raise InvalidInput(
+            "the template has a system prompt: leave params.system out (or use a template without one)",
+            field="params.system",
+        )
+    return template
+
+
 def clean_run(data):
     """Run fields from a POST /api/runs body (a dict), plus ``confirm_cost_usd``."""
     name = data.get("name")
@@ -113,6 +128,11 @@ def clean_run(data):
         "schedule": _schedule(data.get("schedule")),
         "confirm_cost_usd": _money(data.get("confirm_cost_usd"), "confirm_cost_usd"),
     }
+    template = data.get("template")
+    if template is not None:
+        if kind == Run.Kind.JUDGE:
+            raise InvalidInput("a template is for a generate run", field="template")
+        fields["template"] = clean_template(template, params)
     if kind == Run.Kind.JUDGE:
         fields.update(clean_judge(data.get("judge")))
     elif data.get("judge") is not None:

@@ -144,4 +144,6 @@ def run_json(run):
         "failures": failures(run.pk),
         "refused_reason": run.refused_reason or None,
         **dataset_json(run),
+        "template": run.template_id,
+        "template_name": str(run.template) if run.template_id else None,
     }

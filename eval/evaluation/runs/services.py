@@ -25,7 +25,7 @@ from eval.evaluation.runs import costs, cron, judges
 from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import run_json  # noqa: F401  (runs.run_json is the interface)
-from eval.jobs import create, quota, transitions
+from eval.jobs import create, prompt_templates, quota, transitions
 from eval.jobs.errors import JobError
 from eval.models import Run
 from eval.providers import catalogue
@@ -33,7 +33,7 @@ from eval.sync.datasets import latest_version
 
 # What a schedule's firing (a child run) takes from its scheduled run.
 COPIED = ("name", "kind", "provider", "model", "params", "selection", "checks", "created_by", "max_cost_usd")
-COPIED += ("rubric", "compare_a", "compare_b", "score_of", "swap")
+COPIED += ("rubric", "compare_a", "compare_b", "score_of", "swap", "template")
 
 
 def _bump(**values):
@@ -121,6 +121,12 @@ def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_B
     cost, rows, skipped = estimate(run)
     quota.check_priced(catalogue.get(run.provider), run.model)
     quota.check_bulk_cost(cost, max_cost_usd=run.max_cost_usd, confirm_cost_usd=confirm_cost_usd, firing=firing)
+    # Every task's messages, rendered before anything is charged or queued (a template
+    # that fails on one task refuses the launch, naming the task).
+    messages = None
+    if run.kind != Run.Kind.JUDGE:
+        system = run.params.get("system", "")
+        messages = prompt_templates.messages_for_tasks((row[0] for row in rows), run.template, system)
     with transaction.atomic():
         day = quota.reserve(run.created_by, cost)
         held = {"reserved_usd": cost, "reserved_on": day} if day is not None else {}
@@ -141,6 +147,8 @@ def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_B
             created_by=run.created_by,
             run=run,
             batch_size=batch_size,
+            template=run.template,
+            messages=messages,
         )
         refresh_status(run)
     run.skipped = skipped
