@@ -7,13 +7,15 @@ budget is set. Parallel single launches and runs on PostgreSQL never overspend."
 
 import json
 import threading
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from eval.daemon.passes import Pass
+from eval.evaluation.runs import schedules
 from eval.evaluation.runs import services as runs
 from eval.jobs import claims, create, endings, quota
 from eval.jobs.errors import BudgetExceeded
@@ -159,6 +161,36 @@ def test_runs_and_single_launches_share_one_budget(budgeted, staff, make_task):
     assert runs.refresh_status(run).status == Run.Status.DONE
     assert quota.settle() == 1
     assert committed(staff) == Decimal("0.102") and Run.objects.get(pk=run.pk).reserved_usd is None
+
+
+@pytest.mark.django_db
+def test_a_schedule_firing_reserves_against_what_single_launches_left(budgeted, staff, make_task):
+    budgeted.USER_DAILY_BUDGET_USD = 0.2
+    task = make_task(source="weekly")
+    make_task(source="weekly")  # a firing is two tasks: $0.10
+    now = timezone.now()
+    parent = Run.objects.create(
+        name="weekly",
+        provider="echo",
+        model="echo",
+        params={"max_tokens": 1000},
+        selection={"source": "weekly"},
+        schedule="0 3 * * *",
+        next_run_at=now - timedelta(minutes=1),
+        created_by=staff,
+    )
+    singles = [create.create_job(task=task, created_by=staff, **JOB)[0] for _ in range(3)]  # $0.15
+    (firing,) = schedules.fire_due(now=now)
+    assert firing.child is None and "daily budget" in firing.refused
+    end(singles[0], cost=Decimal("0.001"))
+    Run.objects.filter(pk=parent.pk).update(next_run_at=now - timedelta(minutes=1))
+    (firing,) = schedules.fire_due(now=now)  # the ended job settles first: 0.101 + 0.10 > 0.2
+    assert firing.child is None
+    end(singles[1], cost=Decimal("0.001"))
+    Run.objects.filter(pk=parent.pk).update(next_run_at=now - timedelta(minutes=1))
+    (firing,) = schedules.fire_due(now=now)  # 0.052 + 0.10
+    assert firing.child is not None and firing.child.reserved_usd == Decimal("0.1")
+    assert committed(staff) == Decimal("0.152")
 
 
 @pytest.mark.django_db
