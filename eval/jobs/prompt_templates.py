@@ -171,3 +171,8 @@ def template_json(template, *, used=None):
         "created_at": template.created_at.isoformat(),
         "used": template.jobs.exists() if used is None else used,
     }
+
+
+def choices():
+    """Every template version for a picker: by name, newest version first."""
+    return list(PromptTemplate.objects.order_by("name", "-version").values("id", "name", "version"))

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from eval import access
 from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import dataset_json
-from eval.jobs import states
+from eval.jobs import prompt_templates, states
 from eval.models import LLMJob, Run, Task
 from eval.pages.common import page, provider_json
 from eval.providers import catalogue
@@ -48,6 +48,7 @@ def runs(request):
         "config": config,
         "statuses": Task.Status.values,
         "time_zone": settings.TIME_ZONE,
+        "prompt_templates": prompt_templates.choices(),
     }
     return render(request, "runs.html", context)
 

@@ -8,6 +8,7 @@ from eval import access
 from eval.evaluation.reviews import review_status, seen
 from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
 from eval.evaluation.reviews.task_lists import search_tasks, task_page
+from eval.jobs import prompt_templates
 from eval.models import Review, Task
 from eval.pages.common import choice, cursor, page, provider_json, query
 from eval.providers import catalogue
@@ -76,6 +77,7 @@ def review(request, task_id):
             "next_id": following,
             "next_to_review_id": review_status.next_to_review(request.user, task.pk),
             "providers": providers,
+            "prompt_templates": prompt_templates.choices(),
             "review": my_review,
             "rubric": rubric_json(rubric_for_source(task.source)),
             "ratings": range(1, 6),

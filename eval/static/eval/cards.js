@@ -210,6 +210,7 @@
       E.setText(card.part(".job-short-id"), E.shortId(job.id));
       card.part(".job-short-id").title = "Job " + job.id;
       E.setText(card.part(".job-params"), paramsText(job.params));
+      this.paintSent(card, job);
       const cut = card.part(".job-cutoff");
       cut.hidden = !cutOff(job);
       const limit = (job.params && job.params.max_tokens) || (job.usage && job.usage.output_tokens);
@@ -228,6 +229,30 @@
         E.setText(started, E.localTime(job.started_at));
         started.title = job.started_at;
       }
+    }
+
+    /* Exactly what the provider received (system included), as text; with the template that rendered it. */
+    paintSent(card, job) {
+      const sent = job.messages_sent || [];
+      const box = card.part(".job-sent");
+      box.hidden = sent.length === 0;
+      E.setText(card.part(".job-template"), job.template_name ? " (template " + job.template_name + ")" : "");
+      const key = JSON.stringify(sent);
+      if (box.dataset.key === key) return;
+      box.dataset.key = key;
+      card.part(".job-sent-list").replaceChildren(
+        ...sent.map((message) => {
+          const item = document.createElement("li");
+          item.className = "sent-" + message.role;
+          const role = document.createElement("strong");
+          role.textContent = message.role;
+          const text = document.createElement("div");
+          text.className = "text-view";
+          text.textContent = message.content;
+          item.append(role, text);
+          return item;
+        })
+      );
     }
 
     paintOutput(card, job) {

@@ -35,6 +35,9 @@
     params = params || {};
     const parts = ["max tokens " + (params.max_tokens == null ? "default" : params.max_tokens)];
     parts.push("temperature " + (params.temperature == null ? "default" : params.temperature));
+    if (params.top_p != null) parts.push("top_p " + params.top_p);
+    if (params.stop && params.stop.length) parts.push("stop " + params.stop.map((s) => JSON.stringify(s)).join(", "));
+    if (params.seed != null) parts.push("seed " + params.seed);
     if (params.system) parts.push("system prompt");
     return parts.join(" · ");
   }

@@ -26,6 +26,7 @@
       this.buttons = options.buttons;
       this.maxTokens = options.maxTokens;
       this.temperature = options.temperature;
+      this.template = options.template || null; // the prompt template picker (none: the task as it is)
       this.status = options.status;
       this.url = options.url;
       this.promptChars = Number(options.promptChars) || 0;
@@ -116,6 +117,7 @@
 
     async send(button, params) {
       const body = { provider: button.dataset.provider, model: button.dataset.model, params: params };
+      if (this.template && this.template.value) body.template = Number(this.template.value);
       button.disabled = true;
       this.say("Starting " + button.dataset.model + "…");
       const result = await E.api("POST", this.url, body, { "Idempotency-Key": newKey() });
@@ -144,6 +146,9 @@
       const field = E.errorField(result);
       if (field.includes("max_tokens")) this.maxTokens.setAttribute("aria-invalid", "true");
       if (field.includes("temperature")) this.temperature.setAttribute("aria-invalid", "true");
+      if (this.template && (field === "template" || field === "params.system")) {
+        this.template.setAttribute("aria-invalid", "true");
+      }
     }
   }
 

@@ -79,6 +79,7 @@
     buttons: Array.from(document.querySelectorAll(".run-button")),
     maxTokens: $("run-max-tokens"),
     temperature: $("run-temperature"),
+    template: $("run-template"),
     status: $("run-status"),
     url: data.pollUrl,
     promptChars: data.promptChars,

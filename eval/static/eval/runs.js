@@ -216,6 +216,7 @@
     const body = { name: name.value.trim(), provider: provider.name, model: model.name, params: params, tasks: tasks };
     if (field("run-schedule").value.trim()) body.schedule = field("run-schedule").value.trim();
     if (field("run-max-cost").value.trim()) body.max_cost_usd = Number(field("run-max-cost").value);
+    if (field("run-template").value) body.template = Number(field("run-template").value);
     const checks = [];
     for (const box of form.querySelectorAll('input[name="check"]:checked')) {
       const check = { type: box.value };
