@@ -83,6 +83,15 @@ def _tokens(page):
     page.wait_for_selector("main")
 
 
+def _datasets(page):
+    page.goto("/datasets/")
+    page.fill("#upload-dataset", "a11y")
+    content = b'{"id": "1", "prompt": "p"}\n{"id": "2"}\n'
+    page.set_input_files("#upload-file", files=[{"name": "a.jsonl", "mimeType": "text/plain", "buffer": content}])
+    page.click("#preview-button")
+    page.wait_for_selector("#preview:not([hidden])")
+
+
 def _job_admin(page):
     job = LLMJob.objects.order_by("pk").first()
     page.goto(f"/admin/eval/llmjob/{job.pk}/change/")
@@ -96,6 +105,7 @@ PAGES = {
     "run": _run,
     "results": lambda page: page.goto("/results/"),
     "dashboard": lambda page: page.goto("/dashboard/"),
+    "datasets": _datasets,
     "tokens": _tokens,
     "login": None,  # checked before logging in
     "admin task": lambda page: page.goto("/admin/eval/task/add/"),
