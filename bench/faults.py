@@ -13,7 +13,13 @@
 (c) seconds from SIGTERM to the daemon's exit during a slow-drip fetch,
     measured by bench/fault_slow_drip.py.
 
+--crash instead runs bench/fault_crash.py on both transports: a worker killed
+with -9 in the middle of 50 jobs, a new one started at once; the time until
+every job runs again and until the last one ends, the highest delivery
+attempt, attempts per job.
+
     .venv/bin/python bench/faults.py [--creates 50] [--passes 5]
+    .venv/bin/python bench/faults.py --crash [--lease 60]
 """
 
 import argparse
@@ -212,7 +218,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--creates", type=int, default=50)
     parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--crash", action="store_true", help="the worker-crash scenario (bench/fault_crash.py)")
+    parser.add_argument("--lease", type=float, default=60, help="--crash: JOB_LEASE_SECONDS")
     args = parser.parse_args()
+    if args.crash:
+        from bench import fault_crash
+
+        return fault_crash.main(["--transport", "both", "--lease", str(args.lease)])
 
     from tests.fakes.pubsub_emulator import PubSubEmulator, find_emulator
 

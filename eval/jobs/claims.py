@@ -52,6 +52,7 @@ class ClaimOutcome:
     job: ClaimedJob | None
     reason: NotClaimed | None = None
     available_at: object = None
+    lease_expires_at: object = None  # RUNNING: until when its worker holds it (a dead one's runs out)
 
 
 def claim_next(worker_id, limit):
@@ -136,13 +137,13 @@ def _claimed(row, tasks):
 
 
 def why_not_claimed(job_id):
-    row = LLMJob.objects.filter(id=job_id).values("status", "available_at").first()
+    row = LLMJob.objects.filter(id=job_id).values("status", "available_at", "lease_expires_at").first()
     if row is None:
         return ClaimOutcome(None, NotClaimed.MISSING)
     if states.is_terminal(row["status"]):
         return ClaimOutcome(None, NotClaimed.TERMINAL)
     if row["status"] == states.RUNNING:
-        return ClaimOutcome(None, NotClaimed.RUNNING)
+        return ClaimOutcome(None, NotClaimed.RUNNING, lease_expires_at=row["lease_expires_at"])
     return ClaimOutcome(None, NotClaimed.NOT_YET, available_at=row["available_at"])
 
 

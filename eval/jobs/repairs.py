@@ -22,6 +22,8 @@ from eval.jobs import heartbeats, outbox, transitions
 log = logging.getLogger(__name__)
 
 STEP_BUDGET_SECONDS = 10.0
+# Workers run expire_leases themselves this often (eval/worker/lease_repair.py).
+WORKER_REPAIR_MAX_INTERVAL_SECONDS = 5.0
 EXPIRE_BATCH = 500
 REPUBLISH_BATCH = 200
 
@@ -38,6 +40,13 @@ class Budget:
 
     def spent(self):
         return self.left() <= 0
+
+
+def worker_repair_interval():
+    """How often a worker runs the lease repair: a quarter lease, at most
+    WORKER_REPAIR_MAX_INTERVAL_SECONDS (a dead worker's jobs are queued again
+    within that of their lease's end)."""
+    return min(WORKER_REPAIR_MAX_INTERVAL_SECONDS, settings.JOB_LEASE_SECONDS / 4)
 
 
 def expire_leases(budget):

@@ -68,6 +68,10 @@ class DbTransport:
             return False
         return not await self.executor.db.call(claims.anything_queued)
 
+    def leases_requeued(self):
+        """The worker's lease repair requeued jobs: claim them now."""
+        self._wake.set()
+
     # --- helpers ------------------------------------------------------------------------------
     def _quota_used_up(self):
         return self.max_jobs is not None and self.claimed >= self.max_jobs

@@ -3,9 +3,17 @@
 Messages carry only the job id (data) and ``task_id``/``provider``
 attributes, never the prompt. The subscriber callback runs on the client's
 thread pool: it parses the id, hands it to the asyncio loop and returns. The
-message is acked when the row is settled (terminal, running elsewhere,
-unknown) and nacked when this worker hands the job back; a job in retry
-backoff keeps its message (the client extends the lease) until it is due.
+message is acked when the row is settled (terminal, unknown, or running on
+a worker that proved alive) and nacked when this worker hands the job back;
+a job in retry backoff, or running under a lease that may be a dead worker's,
+keeps its message (the client extends its deadline) until it is due or the
+lease could have run out (pubsub_holds.py).
+
+Ack deadlines: the client asks for ACK_DEADLINE_SECONDS and keeps extending
+it while a message is held. Left to its defaults it opened each stream with
+a 60-s deadline; the emulator (and any broker that has not yet seen a dead
+worker's connection close) goes on handing messages to a killed worker's
+stream, and each came back only when that deadline ran out.
 
 A subscription that does not exist is a set-up step left undone, not a
 crash: the worker says which one and how to make it (SubscriptionMissing),
@@ -18,12 +26,14 @@ import logging
 import time
 import uuid
 
+from django.conf import settings
 from django.utils import timezone
 
 from eval.broker.pubsub import subscription_path
-from eval.jobs import claims
+from eval.jobs import claims, repairs
 from eval.jobs.claims import NotClaimed
 from eval.jobs.outcomes import Outcome
+from eval.transports.pubsub_holds import Holds
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,10 @@ ONCE_MAX_IDLE_SECONDS = 30
 BATCH_MESSAGES = 500  # claimed in one statement at most
 WAIT_SECONDS = 0.5  # for a message, before looking at the streams and --once again
 CHECK_TIMEOUT_SECONDS = 10  # for the look at the subscriptions before subscribing
+# Redelivery after a worker dies takes at most this (the least the client accepts,
+# and an int: a float fails every stream open, silently, in google-cloud-pubsub 2.44).
+ACK_DEADLINE_SECONDS = 10
+MAX_LEASE_SECONDS = 3600  # how long the client keeps extending a held message
 
 
 class SubscriptionMissing(Exception):
@@ -52,6 +66,22 @@ def parse_job_id(data):
         return None
 
 
+def _note_redelivery(job_id, message):
+    """A message seen before (the subscription counts deliveries: it has a
+    dead-letter policy) is logged; a warning from half the limit on."""
+    attempt = message.delivery_attempt or 0
+    if attempt < 2:
+        return
+    limit = settings.PUBSUB_MAX_DELIVERY_ATTEMPTS
+    log.log(
+        logging.WARNING if attempt * 2 >= limit else logging.INFO,
+        "message redelivered (delivery attempt %d; the dead-letter topic takes it after %d)",
+        attempt,
+        limit,
+        extra={"job_id": job_id, "delivery_attempt": attempt},
+    )
+
+
 class PubSubTransport:
     name = "pubsub"
 
@@ -64,7 +94,7 @@ class PubSubTransport:
         self.subscriptions = [subscription_path(subscription), subscription_path(subscription, bulk=True)]
         self._inbox = collections.deque()  # (job_id, message), filled on the loop
         self._arrived = asyncio.Event()
-        self._held = {}  # job_id -> message awaiting a retry or running here
+        self._held = None  # Holds, made on the loop
         self._loop = None
         self._subscriber = None
         self._streams = []
@@ -105,9 +135,15 @@ class PubSubTransport:
         from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
         self._loop = asyncio.get_running_loop()
+        self._held = Holds(self._loop, self._arrive, repairs.worker_repair_interval())
         self._subscriber = pubsub_v1.SubscriberClient()
         self._check_subscriptions()
-        flow = pubsub_v1.types.FlowControl(max_messages=self.executor.concurrency, max_lease_duration=3600)
+        flow = pubsub_v1.types.FlowControl(
+            max_messages=self.executor.concurrency,
+            max_lease_duration=MAX_LEASE_SECONDS,
+            min_duration_per_lease_extension=ACK_DEADLINE_SECONDS,
+            max_duration_per_lease_extension=ACK_DEADLINE_SECONDS,
+        )
         self._streams = [
             self._subscriber.subscribe(path, callback=self._callback, flow_control=flow) for path in self.subscriptions
         ]
@@ -161,6 +197,7 @@ class PubSubTransport:
                 log.error("acking malformed message %s (data %r)", message.message_id, message.data[:100])
                 message.ack()
                 return
+            _note_redelivery(job_id, message)
             self._loop.call_soon_threadsafe(self._arrive, job_id, message)
         except Exception:  # an exception here would nack and loop the message
             log.exception("could not hand off message %s; acking it", getattr(message, "message_id", "?"))
@@ -207,36 +244,41 @@ class PubSubTransport:
             self._route(job_id, message, outcome)
 
     def _route(self, job_id, message, outcome):
-        """Start a claimed job, hold the message of one in backoff, ack the rest."""
+        """Start a claimed job; hold the message of one in backoff or running
+        under a lease that may be a dead worker's; ack the rest."""
         if outcome.job is not None:
             self.claimed += 1
-            self._held[job_id] = message
+            self._held.keep(job_id, message)
             self.executor.start_job(outcome.job, on_settled=self._settled)
         elif job_id in self._held:
             message.ack()  # another copy of a message we already hold
         elif outcome.reason is NotClaimed.NOT_YET:
             # In retry backoff: keep the message and try again when due.
-            self._held[job_id] = message
-            delay = max(0.0, (outcome.available_at - timezone.now()).total_seconds())
-            self._loop.call_later(delay, self._redeliver, job_id)
+            delay = (outcome.available_at - timezone.now()).total_seconds()
+            self._held.look_again(job_id, delay, message)
+        elif outcome.reason is NotClaimed.RUNNING and self._held.wait_for_lease(
+            job_id, message, outcome.lease_expires_at
+        ):
+            pass  # looked at again when the lease could have run out
         else:
-            # Terminal, unknown, or live on another worker (its lease guards it):
+            # Terminal, unknown, or live on another worker that renewed its lease:
             # a duplicate never starts a second model call.
+            self._held.forget(job_id)
             log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
             message.ack()
 
-    # --- after a claim -------------------------------------------------------------------------
-    def _redeliver(self, job_id):
-        message = self._held.pop(job_id, None)
-        if message is not None:
-            self._arrive(job_id, message)
+    def leases_requeued(self):
+        """The worker's lease repair requeued jobs: the messages waiting for a lease are looked at now."""
+        if self._held is not None:
+            self._held.leases_requeued()
 
+    # --- after a claim -------------------------------------------------------------------------
     def _settled(self, job_id, settled):
         if settled.needs_redelivery:
             # Our own transient retry: keep the message until the backoff ends.
-            self._loop.call_later(max(0.0, settled.retry_at - time.monotonic()), self._redeliver, job_id)
+            self._held.look_again(job_id, settled.retry_at - time.monotonic())
             return
-        message = self._held.pop(job_id, None)
+        message = self._held.take(job_id)
         if message is None:
             return
         if settled.outcome is Outcome.HANDED_BACK:
@@ -247,7 +289,7 @@ class PubSubTransport:
     # --- --once and stopping -------------------------------------------------------------------
     def _busy(self):
         """Work in hand: idle means none at all, not merely no new message."""
-        if self.executor.running or self._held or self._inbox:
+        if self.executor.running or (self._held is not None and len(self._held)) or self._inbox:
             self._idle_since = time.monotonic()
             return True
         return False
@@ -264,9 +306,8 @@ class PubSubTransport:
 
     def _nack_unfinished(self):
         """Messages held or not yet looked at go back to the subscription for another worker."""
-        for message in self._held.values():
+        for message in self._held.release() if self._held is not None else ():
             message.nack()
-        self._held.clear()
         while self._inbox:
             _, message = self._inbox.popleft()
             message.nack()

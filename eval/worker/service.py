@@ -10,6 +10,7 @@ from coreproject.gctuning import STREAMING_THRESHOLDS, tune_gc
 from eval.transports import make_transport
 from eval.worker.database import Database
 from eval.worker.executor import Executor
+from eval.worker.lease_repair import LeaseRepair
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ async def serve(
     )
     runner = make_transport(transport, executor, once=once, max_jobs=max_jobs)
     watch = asyncio.create_task(_bound_retries_on_stop(stopping, database), name="stop-watch")
+    repair = LeaseRepair(database, on_requeued=runner.leases_requeued)
+    repair.start()
     try:
         await runner.run(stopping)
         grace = settings.WORKER_SHUTDOWN_GRACE_SECONDS if stopping.is_set() else None
@@ -52,6 +55,7 @@ async def serve(
     finally:
         if executor.running:  # the transport failed: do not strand jobs
             await executor.drain(settings.WORKER_SHUTDOWN_GRACE_SECONDS)
+        await repair.stop()
         await executor.close()
         watch.cancel()
         database.close()
