@@ -217,7 +217,7 @@ def test_pairs_serve_three_models_blind_until_the_target(compared, reviewer, sta
     client = login(reviewer)
     hidden = secrets_of(compared)
     seen_pairs = set()
-    for _ in range(6):  # 3 pairs per task
+    for _ in range(2):  # 3 pairs per task, but a verdict reveals two of its three models: one blind pair each
         response = client.get("/api/pairs/next")
         assert response.status_code == 200
         text = response.content.decode()
@@ -234,10 +234,16 @@ def test_pairs_serve_three_models_blind_until_the_target(compared, reviewer, sta
         revealed = verdict.json()["revealed"]
         assert {revealed["left"]["model"], revealed["right"]["model"]} < {"echo", "echo-brief", "claude-sonnet-test"}
         seen_pairs.add(frozenset(verdict.json()["jobs"]))
-    assert len(seen_pairs) == 6
-    assert client.get("/api/pairs/next").status_code == 204  # never twice to one caller
+    assert len(seen_pairs) == 2
+    assert client.get("/api/pairs/next").status_code == 204  # never twice, never a revealed model
     settings.PAIR_TARGET_JUDGEMENTS = 1
-    assert login(staff).get("/api/pairs/next").status_code == 204  # each pair has its one verdict
+    for user in (staff, type(staff).objects.create_user("carol", is_staff=True)):  # the four others
+        other = login(user)
+        for _ in range(2):
+            pair = other.get("/api/pairs/next").json()["pair"]
+            assert post(other, f"/api/pairs/{pair}/verdict", {"verdict": "tie"}).json()["blind"] is True
+    late = login(type(staff).objects.create_user("dave", is_staff=True))
+    assert late.get("/api/pairs/next").status_code == 204  # each pair has its one verdict
 
 
 def test_verdict_is_blind_only_if_the_caller_had_not_seen_the_jobs(compared, reviewer):
@@ -269,15 +275,17 @@ def test_tokens_are_single_use_bound_and_expire(compared, reviewer, staff):
     assert error_of(post(client, f"/api/pairs/{later}/verdict", {"verdict": "left"}))[:2] == (410, "expired")
 
 
-def test_skip_sends_a_pair_last_and_undo_frees_it(compared, reviewer):
+def test_skip_sends_a_pair_last_and_undo_does_not_free_it(compared, reviewer):
     client = login(reviewer)
     first = client.get("/api/pairs/next").json()
     assert client.post(f"/api/pairs/{first['pair']}/skip").status_code == 204
     second = client.get("/api/pairs/next").json()
     assert second["pair"] != first["pair"] and second["remaining"] == 6
     judged = post(client, f"/api/pairs/{second['pair']}/verdict", {"verdict": "left"}).json()
+    after = client.get("/api/pairs/next").json()["remaining"]
+    assert after == 3  # that task's three pairs are gone: two models of each were revealed
     assert client.delete(f"/api/judgements/{judged['id']}").status_code == 200
-    assert client.get("/api/pairs/next").json()["remaining"] == 6  # undone: that pair is open again
+    assert client.get("/api/pairs/next").json()["remaining"] == after  # undone, but the models stay revealed
 
 
 def test_pairs_need_a_reviewer_and_runs_are_not_there_yet(compared, outsider, reviewer):

@@ -1,6 +1,7 @@
 """Blind pairs (/pairs/) in a real browser, by keyboard alone: `a` and Enter
 save a verdict (stored as a/b of its jobs through shown_left, blind), the
-models are revealed above the next pair, `s` skips, `u` undoes; before the
+models are revealed above the next pair, `s` skips, `u` undoes (the pair
+does not come back: its models were revealed); before the
 verdict nothing the page asked or was told names a job, a task id, a model
 or a provider; the page fits 400 px. Fixtures: tests/browser_support.py."""
 
@@ -143,13 +144,20 @@ def test_it_judges_blind_by_keyboard_reveals_skips_and_undoes(page, user):
     latest = Judgement.objects.filter(reviewer=user).latest("id")
     assert latest.verdict == ("b" if assignment.shown_left_id == latest.job_a_id else "a") and latest.blind
 
-    # u withdraws the last verdict (kept, not counted) and the pair is open again.
+    # u withdraws the last verdict (kept, not counted). Its models were revealed, so the
+    # pair does not come back blind: the count stays (issue 18: blind is a fact).
+    assert page.text_content("#remaining-count") == "1"
     page.keyboard.press("u")
     page.wait_for_selector("#reveal.withdrawn")
     eventually(lambda: Judgement.objects.get(pk=latest.pk).withdrawn_at is not None)
     assert "Undone" in page.text_content("#reveal-verdict")
+    assert "will not come back" in page.text_content("#reveal-verdict")
     assert Judgement.objects.get(pk=judgement.pk).withdrawn_at is None  # only the last one
-    page.wait_for_function("() => document.getElementById('remaining-count').textContent === '2'")
+    assert page.text_content("#remaining-count") == "1" and shown_title(page) == second
+    page.keyboard.press("t")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#pairs-done:not([hidden])")  # the withdrawn pair is not served again
+    assert not PairAssignment.objects.filter(user=user, task__title=third, judgement__isnull=True).exists()
     assert page.errors == []
 
 

@@ -219,22 +219,26 @@ def test_pairs_take_the_latest_job_of_each_model_from_the_current_prompt(task, s
     assert pairs.candidate_pairs() == []  # outputs of an older prompt are not compared
 
 
-def test_pairs_are_served_least_judged_first_never_twice_and_until_the_target(three_models, reviewer, staff):
+def test_pairs_are_served_least_judged_first_never_twice_and_until_the_target(three_models, reviewer, staff, settings):
+    """A verdict reveals two of a task's three models, and each other pair of that
+    task holds one of them: one blind pair per task and reviewer. With a target of
+    one verdict, three reviewers judge the nine pairs, each served unjudged ones first."""
+    settings.PAIR_TARGET_JUDGEMENTS = 1
     assert len(pairs.candidate_pairs()) == 9
-    served = set()
-    for _ in range(9):
-        assignment, remaining = pairs.next_pair(reviewer)
-        key = pairs.Pair.of(assignment.task_id, assignment.job_a_id, assignment.job_b_id)
-        assert key not in served
-        served.add(key)
-        pairs.submit_verdict(reviewer, assignment.token, verdict="left")
-    assert pairs.next_pair(reviewer) == (None, 0)
-    # Another reviewer gets every pair once more; then the target (2) is reached for all.
-    for _ in range(9):
-        assignment, _ = pairs.next_pair(staff)
-        pairs.submit_verdict(staff, assignment.token, verdict="tie")
-    third = type(reviewer).objects.create_user("carol", is_staff=True)
-    assert pairs.next_pair(third) == (None, 0)
+    users = [reviewer, staff, type(reviewer).objects.create_user("carol", is_staff=True)]
+    judged = set()
+    for user in users:
+        for _ in range(3):
+            assignment, _ = pairs.next_pair(user)
+            key = pairs.Pair.of(assignment.task_id, assignment.job_a_id, assignment.job_b_id)
+            assert key not in judged  # least-judged first: an unjudged pair while there is one
+            judged.add(key)
+            judgement, _ = pairs.submit_verdict(user, assignment.token, verdict="left")
+            assert judgement.blind
+        assert pairs.next_pair(user) == (None, 0)  # one pair per task
+    assert len(judged) == 9
+    fourth = type(reviewer).objects.create_user("dave", is_staff=True)
+    assert pairs.next_pair(fourth) == (None, 0)  # every pair has its verdict
 
 
 def test_a_reload_serves_the_same_pending_pair_and_skip_sends_it_last(three_models, reviewer):
@@ -260,7 +264,7 @@ def test_verdicts_map_sides_to_jobs_and_blindness_is_truthful(three_models, revi
     assert {revealed["left"]["model"], revealed["right"]["model"]} <= {"echo", "claude-a", "claude-b"}
 
     nxt, _ = pairs.next_pair(reviewer)
-    seen.mark(reviewer.pk, [nxt.task_id])  # the reviewer opened that task's review page
+    seen.mark_task(reviewer.pk, nxt.task_id)  # the reviewer opened that task's review page
     judgement, _ = pairs.submit_verdict(reviewer, nxt.token, verdict="both_bad")
     assert not judgement.blind and judgement.verdict == "both_bad"
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from eval.evaluation.reviews import seen
-from eval.models import JobsSeen, LLMJob, Review
+from eval.models import LLMJob, ModelSeen, Review
 from tests.helpers import login
 from tests.run_fixtures import make_run, settle
 
@@ -88,7 +88,7 @@ def test_showing_outputs_with_their_models_records_them_seen(reviewer, staff, ma
     settle(run, shown, "out")
     seen.forget_cache()
     login(reviewer).get(f"/api/runs/{run.pk}/jobs")
-    assert JobsSeen.objects.filter(user=reviewer, task=shown).exists()
+    assert ModelSeen.objects.filter(user=reviewer, job__task=shown).exists()
 
 
 def test_only_reviewers_see_outputs(outsider, launcher, staff, make_task):

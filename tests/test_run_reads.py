@@ -12,15 +12,15 @@ from django.test.utils import CaptureQueriesContext
 
 from eval.evaluation.runs import services as runs
 from eval.evaluation.runs import status as run_status
-from eval.models import JobsSeen, LLMJob, Run
+from eval.models import LLMJob, ModelSeen, Run
 from tests.helpers import login
 from tests.run_fixtures import make_run, settle
 
 pytestmark = pytest.mark.django_db
 
 WRITE = re.compile(r"^\s*(UPDATE|INSERT|DELETE)\b", re.IGNORECASE)
-# What a read may write: the record that a user saw a task's jobs (DESIGN "blind").
-ALLOWED_WRITES = {JobsSeen._meta.db_table}
+# What a read may write: the record that a user saw outputs with their models (DESIGN "blind").
+ALLOWED_WRITES = {ModelSeen._meta.db_table}
 
 
 @pytest.fixture(autouse=True)

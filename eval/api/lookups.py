@@ -4,6 +4,7 @@ who may not: DESIGN "Who sees what"), and a job as the answer."""
 from eval import access
 from eval.api.errors import forbidden, not_found
 from eval.api.serializers import job_json, job_rows
+from eval.evaluation.reviews import seen
 from eval.models import LLMJob, Task
 
 
@@ -31,5 +32,6 @@ def manageable_job(user, job_id, verb):
 def job_answer(request, response, job_id):
     """The job as JSON, with ``Location: /api/jobs/<id>`` on ``response``."""
     row = job_rows(LLMJob.objects.filter(pk=job_id)).get()
+    seen.mark(request.user.pk, [row["id"]])  # the answer shows the output with its model
     response["Location"] = f"/api/jobs/{job_id}"
     return job_json(row, request.user)

@@ -22,7 +22,8 @@ def _reviewer(request):
 
 @router.get("/next", response=answers({200: PairOut, 204: None}, 400, 404), url_name="api-pairs-next")
 def next_pair(request, response: HttpResponse, query: Query[PairFilters]):
-    """Your next blind pair (least-judged first; never one you judged), or 204 when none is left."""
+    """Your next blind pair (least-judged first; never one you judged, nor one holding an
+    output whose model you have been shown), or 204 when none is left."""
     user = _reviewer(request)
     if query.runs:
         raise invalid("runs= needs evaluation runs, which this server does not have yet", "runs")
@@ -36,8 +37,9 @@ def next_pair(request, response: HttpResponse, query: Query[PairFilters]):
 @router.post("/{token}/verdict", response=answers({201: PairJudgementOut}, 404, 409, 410, write=True))
 def pair_verdict(request, token: str, payload: PairVerdict):
     """Your verdict on a served pair: left, right, tie or both_bad. Answers 201 with the
-    judgement (left/right as a/b of its jobs) and the models revealed; a second verdict 409;
-    an expired token 410."""
+    judgement (left/right as a/b of its jobs) and the models revealed; `blind` is false if
+    you had been shown either output's model before. A second verdict 409; an expired or
+    skipped token 410."""
     user = _reviewer(request)
     judgement, assignment = pairs.submit_verdict(
         user, token, verdict=payload.verdict, answers=payload.answers, notes=payload.notes or ""
@@ -48,6 +50,6 @@ def pair_verdict(request, token: str, payload: PairVerdict):
 
 @router.post("/{token}/skip", response=answers({204: None}, 404, 409, 410, write=True))
 def skip_pair(request, token: str):
-    """Skip a pair: it comes back later, after the others."""
+    """Skip a pair: its token is spent (410 after); the pair comes back later, after the others."""
     pairs.skip(_reviewer(request), token)
     return Status(204, None)

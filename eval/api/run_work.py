@@ -61,7 +61,7 @@ def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJob
     rows = list(job_rows(job_list.page(jobs, after), max_chars=settings.POLL_OUTPUT_CHARS, extra=RUN_JOB_EXTRA))
     more = len(rows) > job_list.PAGE_SIZE
     rows = rows[: job_list.PAGE_SIZE]
-    seen.mark(user.pk, {row["task_id"] for row in rows})  # outputs shown with their models
+    seen.mark(user.pk, [row["id"] for row in rows])  # outputs shown with their models: not blind for them
     return {
         "run": run_id,
         "jobs": [_run_job_json(row, user) for row in rows],

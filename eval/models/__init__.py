@@ -2,7 +2,7 @@
 
 from eval.models.alerts import Alert, AlertNotice
 from eval.models.datasets import DatasetVersion
-from eval.models.evaluation import JobsSeen, Judgement, PairAssignment, ReviewDraft, Rubric, SourceRubric
+from eval.models.evaluation import Judgement, ModelSeen, PairAssignment, ReviewDraft, Rubric, SourceRubric
 from eval.models.jobs import JobStatus, LLMJob, WorkerHeartbeat
 from eval.models.provider_rate_slots import ProviderRateSlot
 from eval.models.reviews import Review
@@ -18,9 +18,9 @@ __all__ = [
     "DailySpend",
     "DatasetVersion",
     "JobStatus",
-    "JobsSeen",
     "Judgement",
     "LLMJob",
+    "ModelSeen",
     "PairAssignment",
     "PromptTemplate",
     "ProviderRateSlot",

@@ -152,17 +152,20 @@ class ReviewDraft(models.Model):
         return f"draft of {self.user_id} on task {self.task_id}"
 
 
-class JobsSeen(models.Model):
-    """When a user first loaded a task's jobs (review page, jobs API): a later
-    pairwise verdict on that task is then not blind."""
+class ModelSeen(models.Model):
+    """That a user was shown a job's output together with its model (review
+    page, job JSON, a pair's reveal after a verdict). From then on no pair with
+    that output is served to the user blind, and a verdict of theirs on it is
+    stored ``blind: false``. Rows are only added: a withdrawn verdict does not
+    make a model unknown again."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(LLMJob, on_delete=models.CASCADE, related_name="+")
     first_seen_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name_plural = "jobs seen"
-        constraints = [models.UniqueConstraint(fields=["user", "task"], name="jobs_seen_user_task_uniq")]
+        verbose_name_plural = "models seen"
+        constraints = [models.UniqueConstraint(fields=["user", "job"], name="model_seen_user_job_uniq")]
 
     def __str__(self):
-        return f"{self.user_id} saw the jobs of task {self.task_id}"
+        return f"{self.user_id} saw the model of job {self.job_id}"

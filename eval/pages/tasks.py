@@ -67,7 +67,7 @@ def review(request, task_id):
     following = Task.objects.filter(id__gt=task.id).order_by("id").values_list("id", flat=True).first()
     providers = [provider_json(p) for p in catalogue.configured()]
     my_review = Review.objects.filter(task=task, reviewer=request.user).first()
-    seen.mark(request.user.pk, [task.pk])  # from now on this reviewer's verdicts on the task are not blind
+    seen.mark_task(request.user.pk, task.pk)  # the page shows each output with its model: none is blind now
     return render(
         request,
         "review.html",

@@ -46,42 +46,64 @@ class Pair:
 
 
 def _latest_jobs_by_task(source):
-    """{task_id: [job ids]}: per task, the latest judgeable job of each (provider, model)."""
+    """{task_id: {job id: output hash}}: per task, the latest judgeable job of each (provider, model)."""
     jobs = LLMJob.objects.judgeable().filter(prompt_hash=F("task__prompt_hash"))
     if source:
         jobs = jobs.filter(task__source=source)
     latest = {}
-    for job_id, task_id, provider, model in jobs.order_by("task_id", "created_at", "id").values_list(
-        "id", "task_id", "provider", "model"
+    for job_id, task_id, provider, model, output_hash in jobs.order_by("task_id", "created_at", "id").values_list(
+        "id", "task_id", "provider", "model", "output_hash"
     ):
-        latest[(task_id, provider, model)] = job_id  # a later job of the same model replaces it
+        latest[(task_id, provider, model)] = (job_id, output_hash)  # a later job of the same model replaces it
     by_task = {}
-    for (task_id, _, _), job_id in latest.items():
-        by_task.setdefault(task_id, []).append(job_id)
+    for (task_id, _, _), (job_id, output_hash) in latest.items():
+        by_task.setdefault(task_id, {})[job_id] = output_hash
     return by_task
 
 
+def _candidates(source):
+    """(every pair, {job id: output hash} of their jobs)."""
+    pairs, hashes = [], {}
+    for task_id, jobs in _latest_jobs_by_task(source).items():
+        pairs.extend(Pair.of(task_id, a, b) for a, b in itertools.combinations(jobs, 2))
+        hashes.update(jobs)
+    return pairs, hashes
+
+
 def candidate_pairs(source=""):
-    pairs = []
-    for task_id, job_ids in _latest_jobs_by_task(source).items():
-        pairs.extend(Pair.of(task_id, a, b) for a, b in itertools.combinations(job_ids, 2))
-    return pairs
+    return _candidates(source)[0]
 
 
-def _verdict_counts(pairs, user):
-    """(human verdicts per pair, the pairs ``user`` has judged)."""
-    counts, mine = {}, set()
+def _verdict_counts(pairs):
+    """Current human verdicts per pair."""
+    counts = {}
     rows = judgements.current(
         Judgement.objects.filter(
             kind=Judgement.Kind.PAIRWISE, reviewer__isnull=False, task_id__in={p.task_id for p in pairs}
         )
-    ).values_list("task_id", "job_a_id", "job_b_id", "reviewer_id")
-    for task_id, job_a, job_b, reviewer_id in rows:
+    ).values_list("task_id", "job_a_id", "job_b_id")
+    for task_id, job_a, job_b in rows:
         pair = Pair.of(task_id, job_a, job_b)
         counts[pair] = counts.get(pair, 0) + 1
-        if reviewer_id == user.pk:
-            mine.add(pair)
-    return counts, mine
+    return counts
+
+
+def _judged_by(user):
+    """Every pair ``user`` has given a verdict on, withdrawn ones included: never served again."""
+    rows = Judgement.objects.filter(kind=Judgement.Kind.PAIRWISE, reviewer=user).values_list(
+        "task_id", "job_a_id", "job_b_id"
+    )
+    return {Pair.of(*row) for row in rows}
+
+
+def _blind_for(user, pairs, hashes):
+    """The pairs whose outputs ``user`` has never seen with their models."""
+    known = seen.known(user.pk)
+
+    def unknown(pair, job_id):
+        return not known.output(job_id, pair.task_id, hashes.get(job_id, ""))
+
+    return [p for p in pairs if unknown(p, p.job_a) and unknown(p, p.job_b)]
 
 
 def _open_assignments(user, now):
@@ -98,11 +120,11 @@ def _spread(user, pair):
 def eligible_pairs(user, source=""):
     """The pairs the caller may judge next, in serving order, and their open assignments."""
     now = timezone.now()
-    pairs = candidate_pairs(source)
-    counts, mine = _verdict_counts(pairs, user)
+    pairs, hashes = _candidates(source)
+    counts, mine = _verdict_counts(pairs), _judged_by(user)
     target = settings.PAIR_TARGET_JUDGEMENTS
     open_ = _open_assignments(user, now)
-    eligible = [p for p in pairs if p not in mine and counts.get(p, 0) < target]
+    eligible = _blind_for(user, [p for p in pairs if p not in mine and counts.get(p, 0) < target], hashes)
 
     def order(pair):
         assignment = open_.get(pair)
@@ -171,15 +193,29 @@ def find(user, token):
     return assignment
 
 
-def submit_verdict(user, token, *, verdict, answers=None, notes=""):
-    """Record the verdict on a served pair (blind if the caller had not seen the task's jobs)."""
-    if verdict not in SIDES:
-        raise InvalidInput(f"verdict must be one of {', '.join(sorted(SIDES))}", field="verdict")
+def _usable(user, token):
+    """The caller's assignment for ``token`` if it can still take a verdict or a skip."""
     assignment = find(user, token)
     if assignment.judgement_id is not None:
         raise Conflict("this pair already has your verdict")
+    if assignment.skipped_at is not None:
+        raise Expired("you skipped this pair; its token is spent: open the next one")
+    return assignment
+
+
+def submit_verdict(user, token, *, verdict, answers=None, notes=""):
+    """Record the verdict on a served pair and reveal its models to the caller.
+
+    Blind only if the caller had never been shown either output with its model
+    (by any page, answer or earlier reveal), whatever served the token."""
+    if verdict not in SIDES:
+        raise InvalidInput(f"verdict must be one of {', '.join(sorted(SIDES))}", field="verdict")
+    assignment = _usable(user, token)
     jobs = judgements.judgeable_jobs(assignment.task, [str(assignment.job_a_id), str(assignment.job_b_id)])
     with transaction.atomic():
+        taken = PairAssignment.objects.filter(pk=assignment.pk, judgement__isnull=True, skipped_at__isnull=True)
+        if not taken.select_for_update().exists():  # a skip or a verdict from another tab came first
+            raise Conflict("this pair was skipped or judged at the same time elsewhere; open the next one")
         judgement = judgements.record(
             reviewer=user,
             task=assignment.task,
@@ -189,11 +225,10 @@ def submit_verdict(user, token, *, verdict, answers=None, notes=""):
             answers=answers,
             notes=notes,
             shown_left=assignment.shown_left,
-            blind=not seen.has_seen(user.pk, assignment.task_id),
+            blind=not seen.knows_any(user.pk, jobs),
         )
-        taken = PairAssignment.objects.filter(pk=assignment.pk, judgement__isnull=True).update(judgement=judgement)
-        if not taken:
-            raise Conflict("this pair already has your verdict")
+        taken.update(judgement=judgement)
+        seen.mark(user.pk, [job.pk for job in jobs])  # the answer reveals both models
     return judgement, assignment
 
 
@@ -206,10 +241,13 @@ def _as_ab(assignment, verdict):
 
 
 def skip(user, token):
-    assignment = find(user, token)
-    if assignment.judgement_id is not None:
-        raise Conflict("this pair already has your verdict")
-    PairAssignment.objects.filter(pk=assignment.pk).update(skipped_at=timezone.now())
+    """Skip a served pair: its token is spent; the pair comes back later, last, under a new one."""
+    assignment = _usable(user, token)
+    skipped = PairAssignment.objects.filter(pk=assignment.pk, judgement__isnull=True, skipped_at__isnull=True).update(
+        skipped_at=timezone.now()
+    )
+    if not skipped:
+        raise Conflict("this pair was skipped or judged at the same time elsewhere; open the next one")
 
 
 def revealed(assignment):

@@ -270,7 +270,7 @@
     const left = revealed.left ? modelName(revealed.left) : "?";
     const right = revealed.right ? modelName(revealed.right) : "?";
     state.last = { id: judgement.id, title: pair.task.title || "Untitled task" };
-    const blind = judgement.blind ? "" : " Not blind: you had seen this task's outputs before.";
+    const blind = judgement.blind ? "" : " Not blind: you had seen the model of one of these outputs before.";
     E.setText(
       $("reveal-verdict"),
       "Saved for the previous pair, “" + state.last.title + "”: " + VERDICT_TEXT[verdict].toLowerCase() + "." + blind
@@ -349,18 +349,13 @@
       E.setText($("reveal-verdict"), "Too late to undo your verdict on “" + last.title + "”: the undo window has passed.");
       return;
     }
-    E.setText($("reveal-verdict"), "Undone: your verdict on “" + last.title + "” is withdrawn. That pair will come back.");
-    return refreshAfterUndo();
-  }
-
-  /* The withdrawn pair is open again: update the count, or show it if the
-     page had run out. The pair on screen stays (the server serves it first). */
-  async function refreshAfterUndo() {
-    const url = urls.next + (source ? "?source=" + encodeURIComponent(source) : "");
-    const result = await E.api("GET", url);
-    if (result.status !== 200 || !result.data) return;
-    if (!state.pair) return showPair(result.data);
-    if (result.data.pair === state.pair.pair) setRemaining(result.data.remaining);
+    /* The pair does not come back: its models were revealed, so a new verdict
+       on it could not be blind (judge it on its task's review page instead). */
+    E.setText(
+      $("reveal-verdict"),
+      "Undone: your verdict on “" + last.title + "” is withdrawn. Its models were revealed to you, so that pair " +
+        "will not come back here blind."
+    );
   }
 
   /* --- keys and buttons ------------------------------------------------------------ */
