@@ -7,7 +7,17 @@ from eval.evaluation.errors import InvalidInput
 from eval.evaluation.reviews.rubrics import check_questions
 from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
-from eval.models import ApiToken, Judgement, LLMJob, Review, Rubric, SourceRubric, Task, WorkerHeartbeat
+from eval.models import (
+    ApiToken,
+    Judgement,
+    LLMJob,
+    PromptTemplate,
+    Review,
+    Rubric,
+    SourceRubric,
+    Task,
+    WorkerHeartbeat,
+)
 
 
 @admin.register(Task)
@@ -172,4 +182,18 @@ class JudgementAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PromptTemplate)
+class PromptTemplateAdmin(admin.ModelAdmin):
+    """Read-only: a saved version never changes (save a new one on /templates/ or POST /api/templates)."""
+
+    list_display = ("name", "version", "created_by", "created_at")
+    search_fields = ("name",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -11,6 +11,7 @@ from eval.jobs import claims, prompt_templates
 from eval.models import LLMJob, PromptTemplate, Run, Task
 from eval.worker.attempt import generation_request
 from tests.helpers import login
+from tests.test_results import output, pairwise  # the results tests' row builders
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +240,30 @@ def test_used_templates_are_protected(launcher, task):
     post(login(launcher), f"/api/tasks/{task.id}/jobs", {"provider": "echo", "model": "echo", "template": template.pk})
     with pytest.raises(Exception, match="protected"):
         template.delete()
+
+
+# --- results grouped by template version ------------------------------------------------------
+
+
+def test_results_can_be_grouped_by_template_version(make_task, staff, reviewer):
+
+    v1 = prompt_templates.save(name="qa", system="", messages=[{"role": "user", "content": "{{ prompt }}"}])
+    v2 = prompt_templates.save(name="qa", system="", messages=[{"role": "user", "content": "Q: {{ prompt }}"}])
+    for _ in range(2):
+        task = make_task()
+        plain, first, second = (output(task, "m1") for _ in range(3))
+        LLMJob.objects.filter(pk=first.pk).update(template=v1)
+        LLMJob.objects.filter(pk=second.pk).update(template=v2)
+        pairwise(task, second, first, "a", reviewer=reviewer)
+        pairwise(task, second, plain, "a", reviewer=reviewer)
+    answer = login(staff).get("/api/results?group_by=template").json()
+    assert answer["group_by"] == "template"
+    rows = {row["key"]: row for row in answer["rows"]}
+    assert set(rows) == {"echo/m1 · no template", "echo/m1 · qa v1", "echo/m1 · qa v2"}
+    assert rows["echo/m1 · qa v2"]["template"] == {"id": v2.pk, "name": "qa v2"}
+    human = [f for f in rows["echo/m1 · qa v2"]["figures"] if f["judged_by"] == "human"][0]
+    assert (human["wins"], human["losses"]) == (4, 0)
+    plain_answer = login(staff).get("/api/results").json()
+    assert [row["key"] for row in plain_answer["rows"]] == ["echo/m1"]  # by model: the versions together
+    response = login(staff).get("/api/results?group_by=template&runs=1")
+    assert response.status_code == 400 and response.json()["error"]["field"] == "group_by"

@@ -41,6 +41,9 @@ class ResultFilters(Schema):
     include_stale: Annotated[bool, BeforeValidator(_flag)] = Field(
         False, description="1: count judgements whose task's prompt or reference changed since too."
     )
+    group_by: Literal["model", "template"] | None = Field(
+        None, description="template: one row per provider, model and prompt template version (not with runs)."
+    )
 
 
 class Interval(Schema):
@@ -89,11 +92,17 @@ class RunRef(Schema):
     kind: str
 
 
+class TemplateRef(Schema):
+    id: int
+    name: str = Field(description='"name vN"')
+
+
 class ResultRow(Schema):
     key: str = Field(description="The run id, or provider/model.")
     provider: str
     model: str
     run: RunRef | None
+    template: TemplateRef | None = Field(None, description="With group_by=template: the template version, or null.")
     figures: list[Figures] = Field(description="One per segment, in the order of `segments`.")
     checks: list[CheckFigure]
 
@@ -157,7 +166,7 @@ class ReviewerFigures(Schema):
 
 
 class ResultsOut(Schema):
-    group_by: Literal["run", "model"]
+    group_by: Literal["run", "model", "template"]
     source: str | None
     runs: list[int] | None
     include_stale: bool

@@ -19,8 +19,21 @@ def _results_filters(request):
     chosen = (integer(part.strip(), "runs") for part in raw.split(","))
     run_ids = sorted({run_id for run_id in chosen if run_id is not None})
     stale = request.GET.get("include_stale") == "1"
-    api_query = query(source=source, runs=",".join(map(str, run_ids)), include_stale="1" if stale else "")
-    return {"sources": sources, "source": source, "run_ids": run_ids, "include_stale": stale, "api_query": api_query}
+    by_template = request.GET.get("group_by") == "template" and not run_ids  # rows per model and template version
+    api_query = query(
+        source=source,
+        runs=",".join(map(str, run_ids)),
+        include_stale="1" if stale else "",
+        group_by="template" if by_template else "",
+    )
+    return {
+        "sources": sources,
+        "source": source,
+        "run_ids": run_ids,
+        "include_stale": stale,
+        "by_template": by_template,
+        "api_query": api_query,
+    }
 
 
 @page

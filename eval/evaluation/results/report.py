@@ -19,7 +19,7 @@ from eval.evaluation.results import pairwise as results_pairwise
 from eval.evaluation.results import sql as results_sql
 from eval.evaluation.results import stats
 from eval.evaluation.results.agreement import agreement, human_confusions, position_bias, reviewers
-from eval.models import Rubric, Run
+from eval.models import PromptTemplate, Rubric, Run
 
 BOOTSTRAP_THREADS = 2
 METHODS = {
@@ -33,8 +33,16 @@ METHODS = {
 }
 
 
-def results(*, source=None, runs=None, include_stale=False):
-    scope = results_sql.Scope(source=source or None, runs=tuple(runs) if runs else None, include_stale=include_stale)
+def results(*, source=None, runs=None, include_stale=False, group_by=None):
+    """``group_by`` "template": rows per model and prompt template version (without ``runs``)."""
+    if group_by == "template" and runs:
+        raise InvalidInput("group_by=template gives rows per model and template: leave runs out", field="group_by")
+    scope = results_sql.Scope(
+        source=source or None,
+        runs=tuple(runs) if runs else None,
+        include_stale=include_stale,
+        by_template=group_by == "template",
+    )
     questions = rating_questions()
     # The bootstraps (numpy, which lets go of the GIL) run on threads while the
     # remaining statements run in the database: at 100,000 judgements over 20
@@ -69,7 +77,7 @@ def results(*, source=None, runs=None, include_stale=False):
         row["checks"] = _checks(row.pop("_key"), check_counts)
     keys = [row["key"] for row in rows]
     return {
-        "group_by": "run" if scope.runs is not None else "model",
+        "group_by": "run" if scope.runs is not None else "template" if scope.by_template else "model",
         "source": scope.source,
         "runs": list(scope.runs) if scope.runs is not None else None,
         "include_stale": include_stale,
@@ -115,10 +123,34 @@ def _rows(scope, pairs, scores, check_counts):
     keys = {(a1, a2) for _, _, a1, a2, *_ in scores}
     keys |= {(a1, a2) for _, _, a1, a2, _, _, _, _ in pairs} | {(b1, b2) for _, _, _, _, b1, b2, _, _ in pairs}
     keys |= {key for key, *_ in check_counts}
+    if scope.by_template:
+        return _template_rows(sorted(keys))
     return [
         {"_key": key, "key": f"{key[0]}/{key[1]}", "provider": key[0], "model": key[1], "run": None}
         for key in sorted(keys)
     ]
+
+
+def _template_rows(keys):
+    """Rows per (provider, model, template version): keys carry the template id after the model."""
+    split = [(key, *key[1].rpartition(results_sql.TEMPLATE_MARK)[::2]) for key in keys]
+    ids = {int(template_id) for _, _, template_id in split if template_id}
+    names = {t.pk: str(t) for t in PromptTemplate.objects.filter(pk__in=ids)}
+    rows = []
+    for key, model, template_id in split:
+        template = {"id": int(template_id), "name": names.get(int(template_id), "?")} if template_id else None
+        label = template["name"] if template else "no template"
+        rows.append(
+            {
+                "_key": key,
+                "key": f"{key[0]}/{model} · {label}",
+                "provider": key[0],
+                "model": model,
+                "run": None,
+                "template": template,
+            }
+        )
+    return rows
 
 
 def _run_row(run):

@@ -41,6 +41,13 @@ WHERE j.withdrawn_at IS NULL
 """
 _BY_MODEL = ("ja.provider{c} AS a1, ja.model{c} AS a2", "jb.provider{c} AS b1, jb.model{c} AS b2")
 _BY_RUN = ("ja.run_id AS a1, '' AS a2", "jb.run_id AS b1, '' AS b2")
+# Rows per model and prompt template version: the model and the template id ('' for none) after a '#'.
+_TEMPLATE = "{t}.model || '#' || COALESCE(CAST({t}.template_id AS TEXT), '')"
+_BY_TEMPLATE = (
+    f"ja.provider{{c}} AS a1, ({_TEMPLATE.format(t='ja')}){{c}} AS a2",
+    f"jb.provider{{c}} AS b1, ({_TEMPLATE.format(t='jb')}){{c}} AS b2",
+)
+TEMPLATE_MARK = "#"
 
 PAIRS = """SELECT judge, blind, a1, a2, b1, b2, verdict, COUNT(*) FROM results_counted WHERE kind = 'pairwise'
 GROUP BY judge, blind, a1, a2, b1, b2, verdict"""
@@ -99,12 +106,13 @@ class Scope:
     source: str | None = None
     runs: tuple[int, ...] | None = None
     include_stale: bool = False
+    by_template: bool = False  # rows per model and prompt template version (not with runs)
 
     def select(self, questions):
         """The SELECT of the judgements that count, and its parameters. ``questions``:
         {key: ids of the rubrics where it is a rating}; answer n is column ``q<n>``."""
         postgres = connection.vendor == "postgresql"
-        key_a, key_b = _BY_RUN if self.runs is not None else _BY_MODEL
+        key_a, key_b = _BY_RUN if self.runs is not None else _BY_TEMPLATE if self.by_template else _BY_MODEL
         answers, params = _answer_columns(questions)
         where, params = [], [*params, False, False]
         if not self.include_stale:
@@ -217,7 +225,7 @@ def check_counts(scope):
     jobs = LLMJob.objects.judgeable().filter(run__isnull=False)
     if scope.source is not None:
         jobs = jobs.filter(task__source=scope.source)
-    keys = ("run_id",) if scope.runs is not None else ("provider", "model")
+    keys = ("run_id",) if scope.runs is not None else ("provider", "model", "template_id")
     if scope.runs is not None:
         jobs = jobs.filter(run_id__in=scope.runs)
     aggregates = {}
@@ -226,6 +234,12 @@ def check_counts(scope):
         aggregates[f"{kind}_passed"] = Count("pk", filter=Q(**{f"check_results__{kind}__exact": True}))
     result = []
     for row in jobs.values(*keys).annotate(**aggregates).order_by():
-        key = (row["run_id"], "") if scope.runs is not None else (row["provider"], row["model"])
+        key = (row["run_id"], "") if scope.runs is not None else _model_key(scope, row)
         result += [(key, kind, row[f"{kind}_passed"], row[f"{kind}_n"]) for kind in kinds if row[f"{kind}_n"]]
     return result
+
+
+def _model_key(scope, row):
+    if not scope.by_template:
+        return row["provider"], row["model"]
+    return row["provider"], f"{row['model']}{TEMPLATE_MARK}{row['template_id'] or ''}"
