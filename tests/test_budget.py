@@ -112,6 +112,20 @@ def test_a_reservation_is_settled_on_the_day_it_was_made(budgeted, reviewer, tas
     assert not DailySpend.objects.filter(day=date(2026, 1, 2)).exists()
 
 
+@pytest.mark.django_db
+def test_a_single_job_reserves_for_what_it_sends(budgeted, reviewer, make_task):
+    budgeted.MODEL_PRICES = {"echo": [10, 0]}  # input only: $10 a million tokens
+    messages = [
+        {"role": "system", "content": "s" * 400},
+        {"role": "user", "content": "u" * 2000},
+        {"role": "assistant", "content": "a" * 1200},
+        {"role": "user", "content": "q" * 400},
+    ]
+    task = make_task(prompt="q" * 400, messages=messages)
+    job, _ = create.create_job(task=task, created_by=reviewer, provider="echo", model="echo")
+    assert job.reserved_usd == Decimal("0.01")  # 4,000 characters sent: 1,000 tokens, not the prompt's 100
+
+
 # --- retries --------------------------------------------------------------------------
 
 

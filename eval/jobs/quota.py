@@ -164,11 +164,18 @@ def reserve_job(job):
         return
     entry = catalogue.get(job.provider)
     check_priced(entry, job.model)
-    chars = len(job.task.prompt or "") + len(job.params.get("system") or "")
-    amount = entry.estimate(job.model, [chars], job.params["max_tokens"])
+    amount = entry.estimate(job.model, [_prompt_chars(job)], job.params["max_tokens"])
     job.reserved_on = reserve(job.created_by, amount)
     if job.reserved_on is not None:
         job.reserved_usd = amount
+
+
+def _prompt_chars(job):
+    """What the job sends, in characters: its rendered messages (a template's, a
+    conversation's, system included), else the task's prompt and params.system."""
+    if job.messages_sent:
+        return sum(len(message.get("content") or "") for message in job.messages_sent)
+    return len(job.task.prompt or "") + len(job.params.get("system") or "")
 
 
 def reserved_today(user):
