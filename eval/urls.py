@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from eval.pages import datasets, results, review_modes, runs, site, tasks, templates, tokens
+from eval.pages import compare, datasets, results, review_modes, runs, site, tasks, templates, tokens
 
 urlpatterns = [
     path("api/", include("eval.api.urls")),  # first: every open tab polls it every 2 s
@@ -9,6 +9,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/", tasks.review, name="review"),
     path("pairs/", review_modes.pairs, name="pairs"),
     path("runs/", runs.runs, name="runs"),
+    path("runs/compare", compare.compare, name="runs-compare"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("results/", results.results, name="results"),
     path("datasets/", datasets.datasets, name="datasets"),

@@ -48,7 +48,5 @@ def settle(run, task, output="", *, status="succeeded", checks=None, tokens=(3, 
         cost_usd=Decimal(cost),
         check_results=checks or {},
         available_at=now,
-        started_at=now - timedelta(seconds=seconds),
-        finished_at=now,
-        **more,
+        **{"started_at": now - timedelta(seconds=seconds), "finished_at": now, **more},
     )

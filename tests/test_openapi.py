@@ -52,6 +52,7 @@ DESIGN_ENDPOINTS = {
     ("post", "/api/runs/{run_id}/cancel"),
     ("post", "/api/runs/{run_id}/launch"),
     ("get", "/api/runs/{run_id}/jobs"),
+    ("get", "/api/runs/compare"),
     ("get", "/api/budget"),
     ("get", "/api/templates"),
     ("post", "/api/templates"),
@@ -321,6 +322,8 @@ def live(api_world):
         "token": world.to_skip.token,
         "run_id": world.running.pk,
         "template_id": world.template.pk,
+        "a": world.running.pk,  # compare_runs: a run with itself
+        "b": world.running.pk,
         "what": "pairs",
         "extension": "csv",
         "name": world.task.source,

@@ -12,17 +12,67 @@ from ninja import Query, Router
 
 from eval import access
 from eval.api import etag as etags
-from eval.api.errors import not_found
+from eval.api.errors import forbidden, not_found
 from eval.api.responses import answers
 from eval.api.run_schemas import RunId
-from eval.api.run_work_schemas import RunJobFilters, RunJobPage
+from eval.api.run_work_schemas import CompareOut, CompareQuery, RunJobFilters, RunJobPage
 from eval.api.serializers import job_json, job_rows
+from eval.evaluation.compare import service as compare
 from eval.evaluation.reviews import seen
 from eval.evaluation.runs import job_list
 from eval.evaluation.runs import report as run_report
-from eval.models import Run
+from eval.models import LLMJob, Run, Task
 
 router = Router(tags=["runs"])
+
+
+@router.get("/compare", response=answers({200: CompareOut}, 403, 404), url_name="api-runs-compare")
+def compare_runs(request, query: Query[CompareQuery]):
+    """Run B against run A, task by task: per task both ran, the latest ended job of
+    each (a failed job fails every check); a task whose prompt or reference changed
+    between them is left out and counted. The summary tests each check both runs ran
+    (same settings) and each judge run that compared them with the one-sided exact
+    binomial p that B regressed. Rows are 50 a page by task id (`next` as `after`);
+    `only` and `check` narrow the rows, never the summary. Reviewers only (403 for
+    others who may see runs); each reviewer's own verdict only for staff."""
+    user = request.user
+    if not access.may_see_runs(user):
+        raise not_found("no such run")
+    if not access.is_reviewer(user):
+        raise forbidden("comparisons show outputs: they are for reviewers")
+    found = Run.objects.in_bulk([query.a, query.b])
+    if query.a not in found or query.b not in found:
+        raise not_found("no such run")
+    comparison = compare.build(found[query.a], found[query.b])
+    rows, following, count = compare.rows(
+        comparison, only=query.only or "", check=query.check or "", after=query.after, staff=access.is_staff(user)
+    )
+    _with_jobs(rows, user)
+    return {
+        "a": _run_brief(found[query.a]),
+        "b": _run_brief(found[query.b]),
+        "summary": compare.summary(comparison),
+        "rows": rows,
+        "next": following,
+        "count": count,
+    }
+
+
+def _run_brief(run):
+    return {f: getattr(run, f) for f in ("name", "kind", "provider", "model", "status")} | {"id": run.pk}
+
+
+def _with_jobs(rows, user):
+    """Each row's job ids -> the jobs (outputs cut as in the poll), and its task's title."""
+    ids = [row[side] for row in rows for side in ("a", "b")]
+    jobs = {str(r["id"]): r for r in job_rows(LLMJob.objects.filter(pk__in=ids), max_chars=settings.POLL_OUTPUT_CHARS)}
+    titles = dict(Task.objects.filter(pk__in=[row["task"] for row in rows]).values_list("pk", "title"))
+    for row in rows:
+        row["a"], row["b"] = job_json(jobs[row["a"]], user), job_json(jobs[row["b"]], user)
+        row["title"] = titles.get(row["task"], "")
+    seen.mark(user.pk, ids)  # outputs shown with their models: not blind for them
+
+
 RUN_JOB_EXTRA = ("check_results", "task__title", "task__external_id")
 
 

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import BeforeValidator, Field
 
-from eval.api.schemas import JobOut
+from eval.api.run_schemas import RunId
+from eval.api.schemas import Cursor, JobOut
+from eval.evaluation.compare import service
 from eval.evaluation.runs import job_list
 
 RUN_JOBS_CURSOR = r"^[1-9][0-9]{0,17}\.[0-9a-f]{32}$"
@@ -43,3 +45,127 @@ class RunJobPage(Schema):
     jobs: list[RunJobOut]
     next: str | None = Field(description="The cursor of the next page (`after=`), null on the last.")
     count: int = Field(description="Jobs matching the filter, all pages.")
+
+
+class CompareQuery(Schema):
+    a: RunId = Field(description="Run A: the one compared against (e.g. the baseline).")
+    b: RunId = Field(description="Run B: the one whose regressions are tested.")
+    only: Annotated[Literal[service.ONLY] | None, BeforeValidator(_blank_is_none)] = Field(
+        None,
+        description="regressions: rows where a check went from pass to fail (or a judge preferred A); "
+        "changed: rows whose outputs differ.",
+    )
+    check: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+        None, max_length=40, description="Only this check (one both runs ran)."
+    )
+    after: Cursor = Field(None, description="The `next` cursor of the previous page (a task id).")
+
+
+class CompareRun(Schema):
+    id: int
+    name: str
+    kind: str
+    provider: str
+    model: str
+    status: str
+
+
+class CheckSummary(Schema):
+    check: str
+    regressions: int = Field(description="Tasks where A passed and B failed.")
+    fixes: int = Field(description="Tasks where A failed and B passed.")
+    tasks: int = Field(description="Tasks the check applied to in both runs.")
+    p_value: float = Field(description="P(X >= regressions), X ~ Bin(regressions + fixes, 1/2); 1 with none.")
+
+
+class VerdictCounts(Schema):
+    a_wins: int
+    b_wins: int
+    ties: int
+    both_bad: int
+
+
+class VerdictSummary(VerdictCounts):
+    by: str
+    judge_run: int
+    p_value: float = Field(description="P(X >= a_wins), X ~ Bin(a_wins + b_wins, 1/2): per task, ties dropped.")
+
+
+class SideTotals(Schema):
+    a: float
+    b: float
+
+
+class Tokens(Schema):
+    input: int
+    output: int
+
+
+class TokenTotals(Schema):
+    a: Tokens
+    b: Tokens
+
+
+class CompareTasks(Schema):
+    compared: int
+    prompt_changed: int = Field(description="Left out: the task's prompt or reference changed between the runs.")
+    only_a: int
+    only_b: int
+    changed_output: int
+
+
+class CompareSummary(Schema):
+    checks: list[CheckSummary]
+    checks_left_out: list[str] = Field(description="Checks only one run ran, or ran with other settings.")
+    verdicts: list[VerdictSummary]
+    humans: VerdictCounts = Field(description="Reviewers' current verdicts, counted (not tested).")
+    cost_usd: SideTotals = Field(description="Over the tasks compared.")
+    tokens: TokenTotals
+    tasks: CompareTasks
+
+
+class RowCheck(Schema):
+    check: str
+    a: bool | None
+    b: bool | None
+    change: Literal["regression", "fix"] | None
+
+
+class RowVerdict(Schema):
+    by: str
+    judge_run: int
+    outcome: Literal["a", "b", "tie", "both_bad"]
+
+
+class RowReviewer(Schema):
+    reviewer: str
+    outcome: Literal["a", "b", "tie", "both_bad"]
+
+
+class RowDelta(Schema):
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float
+    duration_s: float | None
+
+
+class CompareRow(Schema):
+    task: int
+    title: str
+    a: JobOut
+    b: JobOut
+    checks: list[RowCheck]
+    changed_output: bool
+    verdicts: list[RowVerdict]
+    humans: VerdictCounts
+    reviewers: list[RowReviewer] | None = Field(None, description="Staff only: each reviewer's verdict.")
+    delta: RowDelta = Field(description="B minus A.")
+
+
+class CompareOut(Schema):
+    a: CompareRun
+    b: CompareRun
+    summary: CompareSummary
+    rows: list[CompareRow]
+    next: int | None
+    count: int = Field(description="Rows matching the filters, all pages.")

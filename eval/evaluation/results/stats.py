@@ -169,3 +169,28 @@ def bootstrap_elo(k, pairs, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, 
     ratings = elo(fit_bradley_terry(wins, prior=prior, start=start))
     low, high = np.percentile(ratings, [2.5, 97.5], axis=0)
     return low, high
+
+
+def binomial_p_at_least(k, n):
+    """P(X >= k) for X ~ Bin(n, 1/2): the one-sided exact binomial (McNemar) p
+    that ``k`` of ``n`` discordant pairs going one way is chance. Summed in
+    integers (math.comb) and divided once, so it is exact for any n; 1 when
+    n is 0, and never above 1."""
+    if n <= 0 or k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    tail = sum(math.comb(n, i) for i in range(k, n + 1))
+    return min(1.0, tail / 2**n)  # int / int is correctly rounded in Python, however large
+
+
+def holm(p_values):
+    """Holm's step-down adjustment of ``p_values`` (a list), in their order:
+    the i-th smallest times (m - i), kept non-decreasing, capped at 1."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
