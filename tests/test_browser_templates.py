@@ -6,9 +6,12 @@ the messages it sent; the run form takes a template. Fixtures: tests/browser_sup
 import pytest
 from django.contrib.auth.models import Permission
 
+from eval import providers
 from eval.models import LLMJob, PromptTemplate, Run
 from tests import browser_support as support
 from tests.browser_support import make_task
+from tests.fakes.llm_server import FakeLLMServer, Script
+from tests.fakes.openai_wire import FakeOpenAIServer, Reply
 
 browser, server, page = support.browser, support.server, support.page
 user, web_settings, worker = support.user, support.web_settings, support.worker
@@ -89,3 +92,44 @@ def test_the_review_page_and_the_run_form_launch_with_a_template(page, launcher,
     assert run.template_id == template.pk
     assert LLMJob.objects.get(run=run).messages_sent[-1] == {"role": "user", "content": "Please: " + task.prompt}
     assert page.errors == []
+
+
+def test_an_openai_compatible_model_beside_claude(page, user, web_settings, worker, monkeypatch):
+    """The review page runs a model of an OpenAI-compatible endpoint and Claude (both through
+    their real SDKs, against the local fakes) and shows their outputs side by side."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeLLMServer() as claude, FakeOpenAIServer() as local:
+        claude.default = Script(chunks=["Claude ", "says ", "hello."])
+        local.default = Reply(chunks=["Llama ", "says ", "hi."])
+        web_settings.ANTHROPIC_API_KEY = "sk-ant-browser"
+        web_settings.ANTHROPIC_BASE_URL = claude.url
+        web_settings.ANTHROPIC_MODELS = ["claude-browser:4096"]
+        web_settings.OPENAI_COMPATIBLE_ENDPOINTS = {
+            "local-vllm": {
+                "base_url": local.url + "/v1",
+                "api_key_env": "",
+                "models": ["llama-3.3-70b:4096"],
+                "label": "Local vLLM",
+                "max_concurrency": 8,
+                "prices": {},
+            }
+        }
+        providers.reset()
+        task = make_task(words=6, title="Side by side")
+        page.goto(f"/tasks/{task.pk}/")
+        page.click('.run-button[data-provider="local-vllm"][data-model="llama-3.3-70b"]')
+        page.click(".run-button[data-provider=anthropic][data-model=claude-browser]")
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.job-card .job-status'))"
+            ".filter((el) => el.textContent === 'succeeded').length === 2"
+        )
+        outputs = page.locator(".job-card .job-output").all_inner_texts()
+        assert sorted(outputs) == ["Claude says hello.", "Llama says hi."]
+        assert page.locator(".job-card .job-model").all_inner_texts() == [
+            "local-vllm / llama-3.3-70b",
+            "anthropic / claude-browser",
+        ]
+        page.screenshot(path="/tmp/review-side-by-side.png", full_page=True)
+        assert local.requests[0].body["stream_options"] == {"include_usage": True}
+        assert page.errors == []
+    providers.reset()
