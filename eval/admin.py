@@ -4,6 +4,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from eval.evaluation.errors import InvalidInput
+from eval.evaluation.reviews import seen
 from eval.evaluation.reviews.rubrics import check_questions
 from eval.jobs import create, transitions
 from eval.jobs.errors import JobError
@@ -40,6 +41,12 @@ class LLMJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # jobs are created by eval/jobs/create.py (review page, API, commands)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            seen.mark(request.user.pk, [object_id])  # the output with its model: not blind for this user now
+        return response
 
     @admin.action(description="Cancel selected jobs")
     def cancel_jobs(self, request, queryset):

@@ -167,6 +167,27 @@ def test_the_same_text_from_a_newer_job_of_the_model_is_known(make_task, reviewe
     assert next_pair(client) == (None, None)
 
 
+def test_the_pairs_export_and_the_admin_job_page_take_outputs_out_of_the_blind_pairs(make_task, reviewer, staff):
+    """Staff see outputs with their models in the ``pairs`` export and on a job's admin page."""
+    world = make_world(make_task, tasks=3, models=2)
+    judged = login(reviewer)
+    body, assignment = next_pair(judged)
+    verdict(judged, body["pair"], "left")  # a verdict that picks a side: its pair is in the export
+    staff.is_superuser = True
+    staff.save(update_fields=["is_superuser"])
+    client = login(staff)
+    download = client.get("/api/exports/pairs.jsonl")
+    assert download.status_code == 200 and b"".join(download.streaming_content)
+    _, jobs = next((task, jobs) for task, jobs in world if task.pk != assignment.task_id)
+    assert client.get(f"/admin/eval/llmjob/{jobs[0].pk}/change/").status_code == 200
+    served = []
+    while (pair := next_pair(client))[0] is not None:
+        served.append(outputs_of(pair[1]))
+        verdict(client, pair[0]["pair"], "tie")
+    assert len(served) == 1  # the third task's pair only: the others hold an output staff have seen
+    assert served[0].isdisjoint(outputs_of(assignment) | {jobs[0].pk})
+
+
 # --- (c) a token takes one verdict, and none after a skip ----------------------------------------
 
 

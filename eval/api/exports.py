@@ -20,6 +20,8 @@ from eval import access
 from eval.api.errors import forbidden
 from eval.api.responses import answers
 from eval.evaluation.exports import FORMATS, KINDS, MAX_SOURCE, Export
+from eval.evaluation.exports.judgements import pair_jobs
+from eval.evaluation.reviews import seen
 
 router = Router(tags=["exports"])
 
@@ -55,6 +57,8 @@ def download_export(request, what: What, extension: Extension, query: Query[Expo
     if not access.is_staff(request.user):
         raise forbidden("exports are for staff")
     export = Export(what, extension, source=query.source, include_stale=query.include_stale)
+    if what == "pairs":  # outputs with their models: none of them is blind for the caller now
+        seen.mark_selected(request.user.pk, pair_jobs(query.source))
     response = StreamingHttpResponse(iter(export), content_type=export.content_type)
     response["Content-Disposition"] = f'attachment; filename="{export.filename()}"'
     response["Cache-Control"] = "no-store"

@@ -11,7 +11,7 @@ judgement is let in), ``chosen``/``rejected`` the two outputs,
 ``judged_by`` the reviewer's username or ``llm:<provider>/<model>``.
 """
 
-from django.db.models import TextField
+from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from eval.evaluation.exports.selection import BATCH_SIZE, counted, is_stale, judged_by, keyset, model_label, visible
@@ -143,11 +143,22 @@ def pair_row(row):
     )
 
 
-def pair_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
-    queryset = counted(source).filter(
+def _pairs(source):
+    return counted(source).filter(
         visible(), kind=Judgement.Kind.PAIRWISE, verdict__in=[Judgement.Verdict.A, Judgement.Verdict.B]
     )
+
+
+def pair_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
+    queryset = _pairs(source)
     for batch in keyset(queryset, _PAIR_FIELDS, batch_size):
         rows = [pair_row(row) for row in batch if include_stale or not is_stale(row)]
         if rows:
             yield rows
+
+
+def pair_jobs(source=None):
+    """The jobs whose outputs and models the ``pairs`` export shows (stale ones included),
+    as ``seen_job`` rows for seen.mark_selected."""
+    queryset = _pairs(source).order_by()
+    return queryset.values(seen_job=F("job_a_id")).union(queryset.values(seen_job=F("job_b_id")))

@@ -16,6 +16,7 @@ and pair assignments are the only writes a GET makes.
 import threading
 
 from django.db import connection
+from django.utils import timezone
 
 from eval.models import LLMJob, ModelSeen
 
@@ -41,6 +42,24 @@ def mark(user_id, job_ids):
         if len(_known) > _KNOWN_MAX:
             _known.clear()
         _known.update((user_id, str(job_id)) for job_id in new)
+
+
+def mark_selected(user_id, job_ids):
+    """Record that ``user_id`` was shown the outputs of every job ``job_ids``
+    selects, with their models: one ``INSERT ... SELECT`` however many there are
+    (an export). ``job_ids``: a queryset of ``values(seen_job=...)`` rows."""
+    if user_id is None:
+        return
+    select, params = job_ids.query.sql_with_params()
+    table, quote = ModelSeen._meta.db_table, connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(table)} (user_id, job_id, first_seen_at) "
+            f"SELECT %s, shown.seen_job, %s FROM ({select}) AS shown WHERE shown.seen_job IS NOT NULL "
+            "ON CONFLICT DO NOTHING",
+            [user_id, now, *params],
+        )
 
 
 def mark_task(user_id, task_id):
