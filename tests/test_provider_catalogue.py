@@ -125,7 +125,7 @@ def test_prices_are_per_million_tokens_by_prefix(keys):
 
 
 def task(prompt="Say hello"):
-    return SimpleNamespace(prompt=prompt)
+    return SimpleNamespace(prompt=prompt, messages=None)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def task(prompt="Say hello"):
             "unknown model 'claude-x' for anthropic (choose from claude-test-1, claude-test-2)",
         ),
         ("echo", "echo", [], "params", "params must be an object"),
-        ("echo", "echo", {"top_k": 3, "seed": 1}, "params", "unknown params: seed, top_k"),
+        ("echo", "echo", {"top_k": 3, "top_a": 1}, "params", "unknown params: top_a, top_k"),
         ("echo", "echo", {"max_tokens": 0}, "params.max_tokens", "max_tokens must be an integer from 1 to 4096"),
         ("echo", "echo", {"max_tokens": 4097}, "params.max_tokens", "max_tokens must be an integer from 1 to 4096"),
         ("echo", "echo", {"max_tokens": "12"}, "params.max_tokens", "max_tokens must be an integer from 1 to 4096"),
@@ -240,7 +240,7 @@ WEB_REQUEST = textwrap.dedent(
     from eval.providers import catalogue
 
     assert [entry.name for entry in catalogue.configured()] == ["anthropic", "gemini", "echo"]
-    task = types.SimpleNamespace(prompt="Say hello")
+    task = types.SimpleNamespace(prompt="Say hello", messages=None)
     for entry in catalogue.configured():
         model = entry.models()[0].name
         clean_job_request(task=task, provider=entry.name, model=model, params={"temperature": 0.5})
