@@ -9,20 +9,23 @@ HTTP API, as a browser or a script would go; the last test walks random
 sequences of next / verdict / undo / skip / page views (hypothesis)."""
 
 import json
+import re
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from eval.evaluation.reviews import pairs, seen
 from eval.jobs import claims, create, endings
-from eval.models import Judgement, PairAssignment
+from eval.models import Judgement, ModelSeen, PairAssignment
 from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
 
+WRITE = re.compile(r"^\s*(UPDATE|INSERT|DELETE)\b", re.IGNORECASE)
 MODELS = [("echo", "echo"), ("echo", "echo-brief"), ("anthropic", "claude-a"), ("anthropic", "claude-b")]
 
 
@@ -344,3 +347,27 @@ def test_no_sequence_stores_blind_a_verdict_by_someone_who_saw_a_model(make_task
     finally:
         transaction.savepoint_rollback(savepoint)
         seen.forget_cache()
+
+
+# --- what a GET may write ---------------------------------------------------------------------------
+
+
+def test_gets_write_only_what_was_seen_and_pair_assignments(make_task, reviewer):
+    """One INSERT at most per answer, into ModelSeen (or PairAssignment for /api/pairs/next)."""
+    (task, jobs), *_ = make_world(make_task, tasks=2, models=2)
+    client = login(reviewer)
+    allowed = {ModelSeen._meta.db_table: "ModelSeen", PairAssignment._meta.db_table: "PairAssignment"}
+    urls = [
+        "/api/pairs/next",
+        "/pairs/",
+        f"/tasks/{task.pk}/",
+        f"/api/tasks/{task.pk}/jobs",
+        f"/api/jobs/{jobs[0].pk}",
+        f"/api/jobs?ids={jobs[0].pk},{jobs[1].pk}",
+    ]
+    for url in urls:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200, url
+        writes = [q["sql"] for q in queries if WRITE.match(q["sql"])]
+        assert len(writes) <= 1, (url, writes)
+        assert all(any(table in sql for table in allowed) for sql in writes), (url, writes)
