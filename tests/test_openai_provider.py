@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from eval import providers
+from eval.jobs import create
+from eval.models import JobStatus, LLMJob
 from eval.providers import catalogue
 from eval.providers.base import GenerationRequest
 from eval.providers.errors import ProviderError
 from eval.providers.openai import OpenAIProvider
+from eval.worker.service import serve
 from tests.fakes.openai_wire import FakeOpenAIServer, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,3 +291,39 @@ def test_web_processes_never_import_the_openai_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- through the worker ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def worker_fake(fake, fast_jobs):
+    fast_jobs.PROVIDER_REQUEST_TIMEOUT_SECONDS = 5
+    return fake
+
+
+def run_job(task, provider, model, **params):
+    job, _ = create.create_job(task=task, provider=provider, model=model, params=params or None)
+    asyncio.run(serve(once=True))
+    return LLMJob.objects.get(pk=job.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_records_usage_cost_and_stop_reason(worker_fake, task):
+    million = 1_000_000
+    reply = Reply(chunks=["Hi", " there"], input_tokens=million, output_tokens=million, finish_reason="length")
+    worker_fake.push(reply)
+    job = run_job(task, "openai", "gpt-4.1", seed=3, stop=["END"])
+    assert (job.status, job.output, job.stop_reason) == (JobStatus.SUCCEEDED, "Hi there", "length")
+    assert (job.input_tokens, job.output_tokens, job.cost_usd) == (1_000_000, 1_000_000, Decimal("10"))
+    body = worker_fake.requests[-1].body
+    assert (body["seed"], body["stop"], body["messages"]) == (3, ["END"], [{"role": "user", "content": task.prompt}])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_keeps_cost_null_without_usage_and_retries_a_429(worker_fake, task, settings):
+    settings.MODEL_PRICES = {"llama": [1, 1]}
+    worker_fake.push(Reply(status=429, retry_after_ms=20), Reply(chunks=["ok"], usage=False))
+    job = run_job(task, "local", "llama3.2")
+    assert (job.status, job.attempts, job.output) == (JobStatus.SUCCEEDED, 2, "ok")
+    assert (job.input_tokens, job.output_tokens, job.cost_usd) == (None, None, None)  # unknown, never $0
