@@ -64,7 +64,7 @@
     const name = el("td", null, "run-name");
     const link = el("a", run.name || "Run " + run.id);
     link.href = "/runs/" + run.id + "/";
-    name.append(link, el("span", " #" + run.id + " · " + run.provider + "/" + run.model + (run.kind === "judge" ? " · judge" : ""), "muted small"));
+    name.append(link, el("span", " #" + run.id + " · " + run.provider + "/" + run.model + (run.kind === "judge" ? " · judge" : "") + (run.template_name ? " · template " + run.template_name : ""), "muted small"));
     const status = el("td");
     status.append(badge(run.status));
     const progress = el("td", null, "run-progress");
