@@ -138,6 +138,10 @@ def test_a_missing_variable_names_the_task_and_the_variable(launcher, make_task,
         "{{ 10 ** 1000 }}",
         "{{ ''.__class__.__mro__ }}",
         "{{ prompt.format() }}",
+        "{{ [prompt * 1000] * 100000 }}",
+        "{{ ('x' * 150000) ~ ('x' * 150000) }}",
+        "{% set a = 'x' * 150000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ 1 }}",
+        "{{ range(1)|batch(100000, 'x' * 100000)|first|tojson }}",
     ],
 )
 def test_bombs_are_a_clear_400_quickly(launcher, task, content):

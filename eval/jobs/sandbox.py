@@ -24,11 +24,14 @@ import math
 import re
 import time
 
+from django.conf import settings
 from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
 LOOP_GUARD = "loop_guard__"
+CONCAT_GUARD = "concat_guard__"
 MAX_ITERATIONS = 100_000
 MAX_NUMBER_DIGITS = 100
 _FORBIDDEN_NODES = (nodes.Macro, nodes.CallBlock, nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
@@ -68,6 +71,11 @@ class Budget:
         if size > self.max_chars:
             raise TemplateLimit(f"{what} would be longer than MAX_PROMPT_CHARS ({self.max_chars})")
 
+    def concat(self, parts):
+        """``a ~ b``: checked before it is built (Jinja joins the parts itself otherwise)."""
+        self.check_size(sum(_size(part) for part in parts), "a concatenation")
+        return "".join(map(str, parts))
+
     def loop(self, iterable):
         for item in iterable:
             self.iterations += 1
@@ -81,13 +89,34 @@ _budget = contextvars.ContextVar("template_budget")
 
 
 def current():
-    """The budget of the render in progress (a compile-time constant fold gets a strict one)."""
+    """The budget of the render in progress (a compile-time constant fold gets a fresh one)."""
     budget = _budget.get(None)
-    return budget if budget is not None else Budget(0, 0.5)
+    return budget if budget is not None else Budget(settings.MAX_PROMPT_CHARS, 0.5)
+
+
+def _size(value, depth=0):
+    """About how many characters ``value`` makes as text: what a filter, a call or an
+    output would build from it (a list of 100,000 references to one long string is long)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 20:
+        return 1
+    if isinstance(value, list | tuple):
+        return sum(_size(item, depth + 1) + 2 for item in value)
+    if isinstance(value, dict):
+        return sum(_size(key, depth + 1) + _size(item, depth + 1) + 4 for key, item in value.items())
+    return 8
 
 
 def _length(value):
-    return len(value) if isinstance(value, str | list | tuple) else 0
+    return _size(value) if isinstance(value, str | list | tuple) else 0
+
+
+def _check_inputs(args, what):
+    """No argument larger than the budget's characters (a long string, a long list)."""
+    budget = current()
+    for value in args:
+        budget.check_size(_size(value), what)
 
 
 def _check_binop(operator, left, right):
@@ -100,7 +129,7 @@ def _check_binop(operator, left, right):
         raise TemplateLimit(f"the product is a number of more than {MAX_NUMBER_DIGITS} digits")
     if operator == "*" and not numbers:
         count = right if isinstance(right, int) else left if isinstance(left, int) else 1
-        budget.check_size(max(_length(left), _length(right)) * max(count, 0), "a repetition")
+        budget.check_size(max(_length(left), _length(right), 1) * max(count, 0), "a repetition")
     if operator == "+":
         budget.check_size(_length(left) + _length(right), "a concatenation")
     if operator == "%" and isinstance(left, str):
@@ -153,12 +182,12 @@ def _guarded_filter(name, function):
         budget.check_time()
         _check_ints(args)
         _check_ints(kwargs.values())
+        # The value follows a context or environment argument when the filter takes one.
+        values = [a for a in args if not hasattr(a, "environment") and not hasattr(a, "filters")]
+        _check_inputs([*values, *kwargs.values()], f"the {name} filter's input")
         grows = _GROWTH.get(name)
-        if grows is not None:
-            # The value follows a context or environment argument when the filter takes one.
-            values = [a for a in args if not hasattr(a, "environment") and not hasattr(a, "filters")]
-            if values:
-                budget.check_size(grows(values[0], values[1:]), f"the {name} filter's result")
+        if grows is not None and values:
+            budget.check_size(grows(values[0], values[1:]), f"the {name} filter's result")
         return function(*args, **kwargs)
 
     return guarded
@@ -180,9 +209,17 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self):
-        super().__init__(undefined=PromptUndefined, autoescape=False, keep_trailing_newline=True)
+        super().__init__(
+            undefined=PromptUndefined, autoescape=False, keep_trailing_newline=True, finalize=self._finalize
+        )
         self.filters = {name: _guarded_filter(name, self.filters[name]) for name in SAFE_FILTERS}
         self.globals = {"range": self.globals["range"], "dict": dict, "namespace": self.globals["namespace"]}
+
+    @staticmethod
+    def _finalize(value):
+        """Every {{ value }} before it becomes text: no larger than the budget."""
+        current().check_size(_size(value), "a value")
+        return value
 
     def call_binop(self, context, operator, left, right):
         _check_binop(operator, left, right)
@@ -199,6 +236,7 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
         current().check_time()
         _check_ints(args)
         _check_ints(kwargs.values())
+        _check_inputs([*args, *kwargs.values()], "a call's input")
         return super().call(__context, __obj, *args, **kwargs)
 
     def format_string(self, s, args, kwargs, format_func=None):
@@ -209,13 +247,24 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
 ENVIRONMENT = PromptSandbox()
 
 
+class _Concats(NodeTransformer):
+    """``a ~ b ~ c`` -> ``concat_guard__([a, b, c])``, innermost first."""
+
+    def visit_Concat(self, node):
+        self.generic_visit(node)
+        items = nodes.List(node.nodes, lineno=node.lineno)
+        return nodes.Call(nodes.Name(CONCAT_GUARD, "load"), [items], [], None, None, lineno=node.lineno)
+
+
 def _guard_loops(tree):
-    """Refuse what cannot be bounded; route every for loop's iterable through the budget."""
+    """Refuse what cannot be bounded; route every for loop's iterable and every ``~``
+    through the budget."""
     for node in tree.find_all(_FORBIDDEN_NODES):
         raise SecurityError(f"{type(node).__name__.lower()} is not allowed in a prompt template (line {node.lineno})")
     for node in tree.find_all(nodes.Name):
-        if node.name == LOOP_GUARD:
-            raise SecurityError(f"{LOOP_GUARD} is a reserved name")
+        if node.name in (LOOP_GUARD, CONCAT_GUARD):
+            raise SecurityError(f"{node.name} is a reserved name")
+    tree = _Concats().visit(tree)
     for node in tree.find_all(nodes.For):
         if node.recursive:
             raise SecurityError(f"recursive loops are not allowed in a prompt template (line {node.lineno})")
@@ -236,7 +285,7 @@ def render(source, variables, budget):
     token = _budget.set(budget)
     try:
         parts, size = [], 0
-        for part in template.generate(**variables, **{LOOP_GUARD: budget.loop}):
+        for part in template.generate(**variables, **{LOOP_GUARD: budget.loop, CONCAT_GUARD: budget.concat}):
             size += len(part)
             budget.check_size(size)
             budget.check_time()
