@@ -118,6 +118,7 @@ def test_an_openai_compatible_model_beside_claude(page, user, web_settings, work
         task = make_task(words=6, title="Side by side")
         page.goto(f"/tasks/{task.pk}/")
         page.click('.run-button[data-provider="local-vllm"][data-model="llama-3.3-70b"]')
+        page.wait_for_selector(".job-card")  # one launch at a time: the page ignores a click while one is on its way
         page.click(".run-button[data-provider=anthropic][data-model=claude-browser]")
         page.wait_for_function(
             "() => Array.from(document.querySelectorAll('.job-card .job-status'))"
