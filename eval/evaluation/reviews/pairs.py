@@ -99,11 +99,11 @@ def _judged_by(user):
 def _blind_for(user, pairs, hashes):
     """The pairs whose outputs ``user`` has never seen with their models."""
     known = seen.known(user.pk)
-
-    def unknown(pair, job_id):
-        return not known.output(job_id, pair.task_id, hashes.get(job_id, ""))
-
-    return [p for p in pairs if unknown(p, p.job_a) and unknown(p, p.job_b)]
+    task_of = {}
+    for pair in pairs:
+        task_of[pair.job_a] = task_of[pair.job_b] = pair.task_id
+    revealed = {job for job, task_id in task_of.items() if known.output(job, task_id, hashes.get(job, ""))}
+    return [p for p in pairs if p.job_a not in revealed and p.job_b not in revealed]
 
 
 def _open_assignments(user, now):

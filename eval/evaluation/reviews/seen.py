@@ -66,22 +66,22 @@ def mark_task(user_id, task_id):
     """Record that ``user_id`` was shown every job of ``task_id`` (the review page)."""
     if user_id is None:
         return
-    mark(user_id, LLMJob.objects.filter(task_id=task_id).values_list("id", flat=True))
+    mark(user_id, LLMJob.objects.filter(task_id=task_id).order_by().values_list("id", flat=True))
 
 
 class Known:
-    """The outputs one user knows the model of: by job, and by (task, output text)."""
+    """The outputs one user knows the model of: by job id (a UUID), and by (task, output text)."""
 
     def __init__(self, rows):
         self.jobs = set()
         self.texts = set()
         for job_id, task_id, output_hash in rows:
-            self.jobs.add(str(job_id))
+            self.jobs.add(job_id)
             if output_hash:
                 self.texts.add((task_id, output_hash))
 
     def output(self, job_id, task_id, output_hash):
-        return str(job_id) in self.jobs or (bool(output_hash) and (task_id, output_hash) in self.texts)
+        return job_id in self.jobs or (bool(output_hash) and (task_id, output_hash) in self.texts)
 
     def job(self, job):
         return self.output(job.pk, job.task_id, job.output_hash)
