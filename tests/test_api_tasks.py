@@ -153,7 +153,7 @@ def test_models_lists_configured_providers(reviewer, settings):
     body = login(reviewer).get("/api/models").json()
     by_name = {p["name"]: p for p in body["providers"]}
     assert set(by_name["anthropic"]) == {"name", "label", "demo", "models"}
-    assert by_name["anthropic"]["models"] == [{"name": "claude-test-1", "max_tokens": 64000}]
+    assert by_name["anthropic"]["models"] == [{"name": "claude-test-1", "max_tokens": 64000, "judge_only": False}]
     assert by_name["anthropic"]["demo"] is False
     assert by_name["echo"]["demo"] is True
     assert "sk-test" not in json.dumps(body)

@@ -13,13 +13,17 @@ router = Router(tags=["models"])
 @router.get("", response=answers({200: ModelCatalogue}), url_name="api-models")
 def list_models(request):
     """Configured providers (an API key is set; the offline `echo` demo while
-    ECHO_ENABLED) and their models with each one's max_tokens."""
+    ECHO_ENABLED) and their models with each one's max_tokens; `judge_only` models
+    judge judge runs and generate nothing."""
     providers = [
         {
             "name": entry.name,
             "label": entry.label,
             "demo": bool(entry.demo),
-            "models": [{"name": model.name, "max_tokens": model.max_tokens} for model in entry.models()],
+            "models": [
+                {"name": model.name, "max_tokens": model.max_tokens, "judge_only": model.judge_only}
+                for model in entry.models()
+            ],
         }
         for entry in catalogue.configured()
     ]

@@ -275,6 +275,7 @@ class ReviewOut(Schema):
 class ModelOut(Schema):
     name: str
     max_tokens: int
+    judge_only: bool = Field(False, description="Only the judge of a judge run (POST /api/runs kind judge).")
 
 
 class ProviderOut(Schema):

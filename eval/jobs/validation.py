@@ -15,10 +15,13 @@ MAX_STOP_CHARS = 200
 MAX_SEED = 2**31 - 1
 
 
-def clean_job_request(*, task, provider, model, params):
-    """Return the cleaned params or raise InvalidJob."""
+def clean_job_request(*, task, provider, model, params, judge=False):
+    """Return the cleaned params or raise InvalidJob. A judge-only model (the
+    catalogue's ``judge_only``) is refused unless ``judge`` (a judge run's model)."""
     entry = _provider(provider)
     info = _model(entry, model)
+    if info.judge_only and not judge:
+        raise InvalidJob(f"{info.name} is a judge model: choose it as the judge of a judge run", field="model")
     params = _params(params)
     _check_taken(params, entry, info)
     cleaned = {"max_tokens": _max_tokens(params, info)}

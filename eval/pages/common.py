@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 
+from eval.providers import catalogue
 from eval.storable import Unstorable, check_query, query_integer
 
 
@@ -56,15 +57,26 @@ def query(**params):
     return urlencode({name: value for name, value in params.items() if value})
 
 
-def provider_json(entry):
-    """A provider for the run buttons: its models, and prices so a paid launch can show its cost."""
+def provider_json(entry, *, judges=False):
+    """A provider for the run buttons: its models, and prices so a paid launch can show its cost.
+    Judge-only models (the catalogue's ``judge_only``) only with ``judges``, for a judge run's judge."""
+    models = [m for m in entry.models() if judges or not m.judge_only]
     return {
         "name": entry.name,
         "label": entry.label,
         "demo": entry.demo,
         "max_temperature": entry.max_temperature,
-        "models": [{"name": m.name, "max_tokens": m.max_tokens, "price": price(entry, m.name)} for m in entry.models()],
+        "models": [
+            {"name": m.name, "max_tokens": m.max_tokens, "price": price(entry, m.name), "judge_only": m.judge_only}
+            for m in models
+        ],
     }
+
+
+def providers_json(*, judges=False):
+    """The configured providers that offer a model (for a judge run's judge: ``judges``)."""
+    providers = (provider_json(entry, judges=judges) for entry in catalogue.configured())
+    return [provider for provider in providers if provider["models"]]
 
 
 def price(entry, model):

@@ -6,17 +6,20 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 
 from eval import access
+from eval.evaluation.reviews.rubrics import default_rubric
 from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import dataset_json
 from eval.jobs import prompt_templates, states
-from eval.models import LLMJob, Run, Task
-from eval.pages.common import page, provider_json
-from eval.providers import catalogue
+from eval.models import LLMJob, Rubric, Run, Task
+from eval.pages.common import page, providers_json
 
 RUN_FAILURES_SHOWN = 50
 
 
 RUN_FIRINGS_SHOWN = 20
+# The runs a "Judge two runs" form offers as A and B, newest first.
+JUDGED_RUNS_SHOWN = 200
+RUBRICS_SHOWN = 100
 
 
 def _check_runs_access(user):
@@ -38,7 +41,7 @@ def runs(request):
         else:
             by_source.setdefault(row["source"], {})[row["status"]] = row["n"]
     config = {
-        "providers": [provider_json(p) for p in catalogue.configured()],
+        "providers": providers_json(),
         "sources": dict(sorted(by_source.items())),  # {source: {status: n}}
         "missing": missing,  # {status: n}
         "confirm_cost_usd": float(settings.BULK_CONFIRM_COST_USD),
@@ -50,7 +53,28 @@ def runs(request):
         "time_zone": settings.TIME_ZONE,
         "prompt_templates": prompt_templates.choices(),
     }
+    if access.may_launch(request.user):
+        config["judge"] = _judge_form()
     return render(request, "runs.html", context)
+
+
+def _judge_form():
+    """What the "Judge two runs" form offers: the runs a judge run may compare (generate
+    and imported ones that have jobs), every model as the judge (judge-only ones
+    included: only here) and the rubrics, the default first."""
+    judged = (
+        Run.objects.filter(kind__in=[Run.Kind.GENERATE, Run.Kind.IMPORTED])
+        .exclude(status=Run.Status.SCHEDULED)
+        .order_by("-id")
+        .values("id", "name", "kind", "provider", "model", "status")[:JUDGED_RUNS_SHOWN]
+    )
+    default = default_rubric()
+    rubrics = [default, *Rubric.objects.exclude(pk=default.pk).order_by("name", "-version")[:RUBRICS_SHOWN]]
+    return {
+        "runs": list(judged),
+        "providers": providers_json(judges=True),
+        "rubrics": [{"id": r.pk, "label": f"{r.name} v{r.version}"} for r in rubrics],
+    }
 
 
 @page

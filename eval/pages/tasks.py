@@ -10,8 +10,7 @@ from eval.evaluation.reviews.rubrics import rubric_for_source, rubric_json
 from eval.evaluation.reviews.task_lists import search_tasks, task_page
 from eval.jobs import prompt_templates
 from eval.models import Review, Task
-from eval.pages.common import choice, cursor, page, provider_json, query
-from eval.providers import catalogue
+from eval.pages.common import choice, cursor, page, providers_json, query
 
 REVIEW_TABS = [
     ("", "All"),
@@ -65,7 +64,7 @@ def review(request, task_id):
     task = get_object_or_404(Task, pk=task_id)
     previous = Task.objects.filter(id__lt=task.id).order_by("-id").values_list("id", flat=True).first()
     following = Task.objects.filter(id__gt=task.id).order_by("id").values_list("id", flat=True).first()
-    providers = [provider_json(p) for p in catalogue.configured()]
+    providers = providers_json()  # judge-only models judge judge runs: no run button here
     my_review = Review.objects.filter(task=task, reviewer=request.user).first()
     seen.mark_task(request.user.pk, task.pk)  # the page shows each output with its model: none is blind now
     return render(

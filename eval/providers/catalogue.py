@@ -28,6 +28,10 @@ class ModelInfo:
     max_tokens: int
     # A usual answer length, when smaller than max_tokens: progress is measured against it.
     typical_tokens: int | None = None
+    # A model that only judges (its answers are judge JSON): offered as the judge of a
+    # judge run, never as a model that generates (the review page's run buttons, a
+    # generate run, POST /api/tasks/<id>/jobs).
+    judge_only: bool = False
 
 
 def _number(text):
@@ -205,7 +209,7 @@ ECHO = ProviderEntry(
         ModelInfo("echo", 4096),
         ModelInfo("echo-brief", 4096),
         ModelInfo("echo-reverse", 4096),
-        ModelInfo("echo-judge", 4096),
+        ModelInfo("echo-judge", 4096, judge_only=True),
     ),
     free=True,
     # A demo: it takes every param and its answers do not depend on sampling.

@@ -114,7 +114,11 @@ def clean_run(data):
     if kind not in (Run.Kind.GENERATE, Run.Kind.JUDGE):
         raise InvalidInput("kind is generate or judge (imported runs come from dataset uploads)", field="kind")
     params = clean_job_request(
-        task=Task(prompt="probe"), provider=data.get("provider"), model=data.get("model"), params=data.get("params")
+        task=Task(prompt="probe"),
+        provider=data.get("provider"),
+        model=data.get("model"),
+        params=data.get("params"),
+        judge=kind == Run.Kind.JUDGE,
     )
     fields = {
         "name": name.strip(),

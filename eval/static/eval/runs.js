@@ -288,6 +288,10 @@
     const body = build();
     if (body) submit(body);
   });
+  root.addEventListener("eval:run-created", () => {
+    poller.kick(); // a judge run from judgerun.js
+    loadBudget();
+  });
   field("run-schedule").addEventListener("input", () => {
     E.setText(field("run-submit"), field("run-schedule").value.trim() ? "Schedule run" : "Launch run");
   });
