@@ -18,7 +18,7 @@ from django.db import connections
 from eval.evaluation.reviews import judgements, pairs
 from eval.evaluation.runs import services as runs
 from eval.jobs import claims, create, endings, prompt_templates
-from eval.models import ApiToken, PairAssignment
+from eval.models import ApiToken, PairAssignment, Run
 
 
 class _Quiet(WSGIRequestHandler):
@@ -76,6 +76,7 @@ class ApiWorld:
     running: object
     scheduled: object
     template: object = None  # a prompt template
+    finished: object = None  # a done run over one dataset (it may be marked the baseline)
 
 
 @pytest.fixture
@@ -119,5 +120,13 @@ def api_world(live_url, staff, make_task):
         to_skip=to_skip,
         running=running,
         scheduled=scheduled,
+        finished=Run.objects.create(
+            name="done",
+            provider="echo",
+            model="echo",
+            status="done",
+            selection={"source": task.source},
+            created_by=staff,
+        ),
         template=prompt_templates.save(name="live", system="", messages=[{"role": "user", "content": "{{ prompt }}"}]),
     )

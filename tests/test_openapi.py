@@ -53,6 +53,7 @@ DESIGN_ENDPOINTS = {
     ("post", "/api/runs/{run_id}/launch"),
     ("get", "/api/runs/{run_id}/jobs"),
     ("get", "/api/runs/compare"),
+    ("post", "/api/runs/{run_id}/baseline"),
     ("get", "/api/budget"),
     ("get", "/api/templates"),
     ("post", "/api/templates"),
@@ -331,6 +332,7 @@ def live(api_world):
     values_for = {
         "cancel_run": {"run_id": world.running.pk},
         "launch_run": {"run_id": world.scheduled.pk},
+        "mark_baseline": {"run_id": world.finished.pk},
         "cancel_job": {"job_id": world.queued.pk},
         "hide_job": {"job_id": world.done.pk},
         "unhide_job": {"job_id": world.done.pk},

@@ -18,6 +18,7 @@ from eval.models import Alert
 Rule = Alert.Rule
 NO_WORKER, QUEUE_AGE, FAILURE_RATE = Rule.NO_WORKER.value, Rule.QUEUE_AGE.value, Rule.FAILURE_RATE.value
 PROVIDER_AUTH, SCHEDULE_REFUSED = Rule.PROVIDER_AUTH.value, Rule.SCHEDULE_REFUSED.value
+RUN_REGRESSION = Rule.RUN_REGRESSION.value
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,18 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Regression:
+    """A schedule whose latest firing regressed against its dataset's baseline."""
+
+    schedule_id: int
+    name: str
+    firing_id: int
+    baseline_id: int | None
+    words: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     queued: int = 0
     oldest_queued_at: datetime | None = None
@@ -57,6 +70,7 @@ class Snapshot:
     failed: int = 0  # of which failed
     auth_failed_at: dict[str, datetime] = field(default_factory=dict)  # provider -> auth error with no success since
     refusals: tuple[Refusal, ...] = ()
+    regressions: tuple[Regression, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ def evaluate(snapshot, now, limits):
     ]
     found += provider_auth(snapshot)
     found += schedule_refused(snapshot, now)
+    found += run_regression(snapshot, now)
     return [condition for condition in found if condition is not None]
 
 
@@ -161,3 +176,17 @@ def duration(delta):
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def run_regression(snapshot, now):
+    """One alert per schedule while its latest compared firing regressed; its next clean firing resolves it."""
+    return [
+        Condition(
+            f"{RUN_REGRESSION}:{found.schedule_id}",
+            RUN_REGRESSION,
+            f"scheduled run {found.schedule_id} ({found.name}): firing {found.firing_id} regressed against "
+            f"baseline run {found.baseline_id}: {found.words}",
+            found.at or now,
+        )
+        for found in snapshot.regressions
+    ]

@@ -4,9 +4,10 @@ from datetime import timedelta
 
 from django.db.models import Count, Max, Min, Q
 
-from eval.alerts.rules import PROVIDER_AUTH, Refusal, Snapshot
+from eval.alerts.rules import PROVIDER_AUTH, Refusal, Regression, Snapshot
 from eval.jobs import heartbeats, states
 from eval.models import Alert, LLMJob, Run, WorkerHeartbeat
+from eval.models.runs import regressed_schedules
 from eval.providers import catalogue
 
 AUTH_ERROR = "auth"  # the job error code of a rejected API key (eval/providers/errors.py)
@@ -25,6 +26,7 @@ def read(now, window_s):
         failed=failed,
         auth_failed_at=_auth_failures(providers),
         refusals=_refusals(),
+        regressions=_regressions(),
     )
 
 
@@ -76,3 +78,9 @@ def _refusals():
         .values("pk", "name", "refused_reason", "refused_at")
     )
     return tuple(Refusal(row["pk"], row["name"], row["refused_reason"], row["refused_at"]) for row in rows)
+
+
+def _regressions():
+    """Active schedules whose latest compared firing regressed (eval/models/runs.regressed_schedules)."""
+    rows = regressed_schedules().order_by("pk").values("pk", "name", "firing", "words", "baseline", "at")
+    return tuple(Regression(r["pk"], r["name"], r["firing"], r["baseline"], r["words"], r["at"]) for r in rows)

@@ -177,6 +177,10 @@ class RunOut(Schema):
     dataset_changed: bool = Field(False, description="Its dataset has a newer version since.")
     template: int | None = Field(None, description="The prompt template its jobs were rendered with.")
     template_name: str | None = Field(None, description='The template as "name vN".')
+    baseline: bool = Field(False, description="The baseline of its dataset (POST /api/runs/<id>/baseline).")
+    regression: str | None = Field(
+        None, description="A schedule's firing: the significant regressions found against the baseline when it ended."
+    )
 
 
 class RunPage(Schema):

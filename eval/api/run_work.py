@@ -14,13 +14,14 @@ from eval import access
 from eval.api import etag as etags
 from eval.api.errors import forbidden, not_found
 from eval.api.responses import answers
-from eval.api.run_schemas import RunId
+from eval.api.run_schemas import RunId, RunOut
 from eval.api.run_work_schemas import CompareOut, CompareQuery, RunJobFilters, RunJobPage
 from eval.api.serializers import job_json, job_rows
 from eval.evaluation.compare import service as compare
 from eval.evaluation.reviews import seen
-from eval.evaluation.runs import job_list
+from eval.evaluation.runs import baselines, job_list
 from eval.evaluation.runs import report as run_report
+from eval.evaluation.runs import services as runs
 from eval.models import LLMJob, Run, Task
 
 router = Router(tags=["runs"])
@@ -118,3 +119,20 @@ def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJob
         "next": job_list.cursor_of(rows[-1]) if more else None,
         "count": jobs.count(),
     }
+
+
+@router.post(
+    "/{run_id}/baseline", response=answers({200: RunOut}, 403, 404, 409, write=True), url_name="api-run-baseline"
+)
+def mark_baseline(request, run_id: RunId):
+    """Make this run the baseline of its dataset (its selection's source, or the one
+    dataset all its tasks come from): `manage.py runs compare --baseline` and each
+    scheduled firing compare with it. The dataset's previous baseline stops being one.
+    Staff or `eval.launch_run`; 409 unless the run is a done generate run over one dataset."""
+    user = request.user
+    run = Run.objects.select_related("created_by", "rubric").filter(pk=run_id).first()
+    if run is None or not access.may_see_runs(user):
+        raise not_found("no such run")
+    if not access.may_launch(user):
+        raise forbidden("marking a baseline needs staff or the eval.launch_run permission")
+    return runs.run_json(baselines.mark(runs.refresh_status(run)))

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from eval import alerts
+from eval.evaluation.compare import scheduled as scheduled_gates
 from eval.evaluation.runs import schedules
 from eval.evaluation.runs import services as runs
 from eval.jobs import quota, repairs
@@ -68,6 +69,7 @@ class Pass:
     sync: SyncResult | None = None
     fired: int = 0  # schedule firings that launched a run
     refused: int = 0  # schedule firings refused (over max_cost_usd or the budget)
+    regressed: int = 0  # firings that regressed against their dataset's baseline
     settled: int = 0  # budget reservations of ended jobs and runs settled to their cost
     requeued: int = 0
     failed: int = 0
@@ -87,7 +89,7 @@ class Pass:
         close_stale_connections()
         try:
             again = self.repair_jobs()
-            for step in (self.sync_tasks, self.fire_schedules, self.finish_runs):
+            for step in (self.sync_tasks, self.fire_schedules, self.finish_runs, self.gate_firings):
                 if self.should_stop():
                     break
                 step()
@@ -152,6 +154,14 @@ class Pass:
             self.errors.append(f"runs: {type(error).__name__}: {error}")
             return False
 
+    def gate_firings(self):
+        """Done firings of schedules compared with their baselines (the alert step reads what they found)."""
+        try:
+            self.regressed += scheduled_gates.gate_finished()
+        except Exception as error:
+            log.exception("gating runs failed")
+            self.errors.append(f"gates: {type(error).__name__}: {error}")
+
     def check_alerts(self):
         """The alert rules over the state the steps above left, then their sends (own budget: eval/alerts/step.py)."""
         try:
@@ -193,9 +203,9 @@ class Pass:
         return text
 
     def schedules_line(self):
-        if not (self.fired or self.refused):
+        if not (self.fired or self.refused or self.regressed):
             return ""
-        return f"schedules fired={self.fired} refused={self.refused}; "
+        return f"schedules fired={self.fired} refused={self.refused} regressed={self.regressed}; "
 
     def log(self, logger):
         """The pass's line, then the records the sync skipped (a few, and how many more)."""

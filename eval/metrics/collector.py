@@ -12,6 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from eval.jobs import heartbeats, states
 from eval.metrics import events
 from eval.models import LLMJob, Run
+from eval.models.runs import regressed_schedules
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ class DatabaseCollector:
             "eval_scheduled_runs_refused",
             "Scheduled runs whose last firing was refused (cleared by the next firing that launches).",
             value=refused.count(),
+        )
+        yield GaugeMetricFamily(
+            "eval_scheduled_runs_regressed",
+            "Scheduled runs whose latest firing regressed against its dataset's baseline (cleared by a clean one).",
+            value=regressed_schedules().count(),
         )
 
 

@@ -14,6 +14,7 @@ class Alert(models.Model):
         FAILURE_RATE = "failure_rate"
         PROVIDER_AUTH = "provider_auth"
         SCHEDULE_REFUSED = "schedule_refused"
+        RUN_REGRESSION = "run_regression"  # a schedule's latest firing regressed against the baseline
 
     # The rule and what it is about: "queue_age", "provider_auth:gemini", "schedule_refused:12".
     key = models.CharField(max_length=200, unique=True)

@@ -4,7 +4,7 @@ The rules live in eval/evaluation/runs.py and friends."""
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 
 from eval.models.evaluation import Rubric
 
@@ -64,6 +64,14 @@ class Run(models.Model):
     template = models.ForeignKey(
         "eval.PromptTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
+    # The dataset this run is the baseline of (one per dataset: marking another moves it).
+    baseline_of = models.CharField(max_length=200, blank=True)
+    # A schedule's firing, once done, is compared with its dataset's baseline
+    # (eval/evaluation/compare/scheduled.py): when, against which run, and the
+    # significant regressions found ("" for none; an alert while it holds).
+    gated_at = models.DateTimeField(null=True, blank=True)
+    gated_against = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    regression = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)  # +1 on every change of the run row itself
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True)
@@ -79,9 +87,34 @@ class Run(models.Model):
             # Reservations still held (eval/jobs/quota.py settles them).
             models.Index(fields=["created_by"], name="run_reserved_idx", condition=Q(reserved_usd__isnull=False)),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["baseline_of"], name="run_one_baseline_per_dataset", condition=~Q(baseline_of="")
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.kind}, {self.status})"
+
+
+def regressed_schedules():
+    """Active schedules whose latest compared firing regressed against its dataset's
+    baseline (eval/evaluation/compare/scheduled.py writes ``regression``), with that
+    firing's id (``firing``), words, baseline and time: what the alert rule and the
+    metrics gauge read. The next clean firing takes a schedule out."""
+    latest = Run.objects.filter(parent=OuterRef("pk"), gated_at__isnull=False).order_by("-gated_at", "-pk")
+    return (
+        Run.objects.filter(status=Run.Status.SCHEDULED, parent__isnull=True)
+        .exclude(schedule="")
+        .annotate(
+            firing=Subquery(latest.values("pk")[:1]),
+            words=Subquery(latest.values("regression")[:1]),
+            baseline=Subquery(latest.values("gated_against")[:1]),
+            at=Subquery(latest.values("gated_at")[:1]),
+        )
+        .exclude(words="")
+        .exclude(words__isnull=True)
+    )
 
 
 class DailySpend(models.Model):

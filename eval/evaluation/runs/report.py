@@ -143,6 +143,8 @@ def run_json(run):
         "judge": judge_json(run),
         "failures": failures(run.pk),
         "refused_reason": run.refused_reason or None,
+        "baseline": bool(run.baseline_of),
+        "regression": run.regression or None,
         **dataset_json(run),
         "template": run.template_id,
         "template_name": str(run.template) if run.template_id else None,

@@ -1,17 +1,26 @@
-"""``manage.py runs create|list|show|cancel|launch``: evaluation runs from a shell.
+"""``manage.py runs create|list|show|cancel|launch|compare``: evaluation runs from a shell.
 
 Everything goes through eval/evaluation/runs.py, as from the API. Exit codes:
 0 ok, 1 error (unknown run, a refusal: cost not confirmed, over budget, a
-state that forbids it), 2 usage (a bad option, provider, model or params).
+state that forbids it; ``create --wait`` not ended in time), 2 usage (a bad
+option, provider, model or params).
+
+``runs compare A B`` (or ``runs compare B --baseline``) is a CI gate (DESIGN
+"Comparison"): 0 no significant regression, 1 a significant regression
+(eval/evaluation/compare/gate.py), 2 an unknown or unfinished run, or no
+baseline. ``runs create ... --wait`` waits for the run to end first.
 """
 
 import json
+import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from eval.evaluation.compare import gate, service, text
 from eval.evaluation.errors import ConfirmCost
+from eval.evaluation.runs import baselines
 from eval.evaluation.runs import services as runs
 from eval.jobs.errors import JobError
 from eval.models import Run
@@ -31,8 +40,10 @@ class Command(BaseCommand):
         "Evaluation runs. `runs create --name N --provider P --model M [--params JSON] [--source S] "
         "[--task-status open|done] [--ids ...] [--limit N] [--schedule CRON] [--max-cost USD] [--checks JSON] "
         "[--judge-compare A B | --judge-score R] [--rubric ID] [--swap] [--user NAME] [--yes]`; `runs list`; "
-        "`runs show ID [--json]`; `runs cancel ID`; `runs launch ID [--yes]` (a scheduled run, now). "
-        "--yes confirms an estimate above BULK_CONFIRM_COST_USD."
+        "`runs show ID [--json]`; `runs cancel ID`; `runs launch ID [--yes]` (a scheduled run, now); "
+        "`runs compare A B [--alpha 0.05] [--format text|json]` or `runs compare B --baseline`: exit 1 on a "
+        "significant regression of B, 2 for an unknown or unfinished run. "
+        "--yes confirms an estimate above BULK_CONFIRM_COST_USD; `create --wait` waits for the run to end."
     )
 
     def add_arguments(self, parser):
@@ -57,6 +68,13 @@ class Command(BaseCommand):
         create.add_argument("--swap", action="store_true")
         create.add_argument("--user", default=None, metavar="USERNAME", help="the run's creator (and budget)")
         create.add_argument("--yes", "-y", action="store_true", help="confirm the estimated cost")
+        create.add_argument("--wait", action="store_true", help="wait for the run (a judge run: its jobs) to end")
+        create.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="with --wait: give up")
+        compare = actions.add_parser("compare", help="B against A (or its dataset's baseline): a CI gate")
+        compare.add_argument("run_ids", nargs="+", type=int, metavar="RUN", help="A B, or B with --baseline")
+        compare.add_argument("--baseline", action="store_true", help="A is the baseline of B's dataset")
+        compare.add_argument("--alpha", type=float, default=gate.DEFAULT_ALPHA)
+        compare.add_argument("--format", choices=["text", "json"], default="text")
         listing = actions.add_parser("list", help="runs, newest first")
         listing.add_argument("--limit", type=int, default=50)
         show = actions.add_parser("show", help="one run as DESIGN's Run JSON")
@@ -134,6 +152,49 @@ class Command(BaseCommand):
         skipped = getattr(run, "skipped", [])
         if skipped:
             self.stdout.write(f"Skipped {len(skipped)} task(s): " + "; ".join(f"{i}: {r}" for i, r in skipped[:20]))
+        if options["wait"] and not run.schedule:
+            self._say(self._wait(run, options["timeout"]))
+
+    def _wait(self, run, timeout, poll_s=1.0):
+        """Until ``run`` has ended (its status follows its jobs; a judge run's, its judged runs' too)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = runs.refresh_status(Run.objects.get(pk=run.pk))
+            if run.status in gate.ENDED:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CommandError(f"run {run.pk} has not ended after {timeout:g} s (it goes on)", returncode=1)
+            time.sleep(poll_s)
+
+    def _compare_runs(self, run_ids, baseline):
+        if len(run_ids) != (1 if baseline else 2):
+            raise CommandError("give runs A and B, or run B with --baseline", returncode=2)
+        found = Run.objects.in_bulk(run_ids)
+        missing = [run_id for run_id in run_ids if run_id not in found]
+        if missing:
+            raise CommandError(f"no run {missing[0]}", returncode=2)
+        run_b = runs.refresh_status(found[run_ids[-1]])
+        run_a = (
+            baselines.baseline_of(baselines.dataset_of(run_b)) if baseline else runs.refresh_status(found[run_ids[0]])
+        )
+        if run_a is None:
+            raise CommandError(f"run {run_b.pk}'s dataset has no baseline (POST /api/runs/<id>/baseline)", returncode=2)
+        for run in (run_a, run_b):
+            if run.status not in gate.ENDED:
+                raise CommandError(
+                    f"run {run.pk} is {run.status}: wait for it to end (runs create --wait)", returncode=2
+                )
+        return run_a, run_b
+
+    def _compare(self, *, run_ids, baseline, alpha, format, **options):
+        run_a, run_b = self._compare_runs(run_ids, baseline)
+        decision = gate.decide(service.build(run_a, run_b), alpha=alpha)
+        if format == "json":
+            self.stdout.write(_dumps(text.as_json(run_a, run_b, decision), indent=2))
+        else:
+            self.stdout.write("\n".join(text.lines(run_a, run_b, decision)))
+        if decision["regressed"]:
+            raise CommandError("; ".join(gate.words(decision)), returncode=1)
 
     def _list(self, *, limit, **options):
         found = list(Run.objects.select_related("created_by").order_by("-id")[: max(limit, 1)])

@@ -1,0 +1,51 @@
+"""A comparison's gate decision as text for a terminal or a CI log
+(``manage.py runs compare``), and as JSON for machines."""
+
+
+def _p(value):
+    return f"{value:.3g}"
+
+
+def lines(run_a, run_b, decision):
+    summary = decision["summary"]
+    tasks = summary["tasks"]
+    out = [
+        f"B #{run_b.pk} {run_b.name} ({run_b.provider}/{run_b.model}) against "
+        f"A #{run_a.pk} {run_a.name} ({run_a.provider}/{run_a.model})",
+        f"tasks compared: {tasks['compared']} (output changed on {tasks['changed_output']}); "
+        f"left out, prompt changed: {tasks['prompt_changed']}; "
+        f"only in A: {tasks['only_a']}; only in B: {tasks['only_b']}",
+    ]
+    for test in decision["tests"]:
+        verdict = "REGRESSION" if test["significant"] else "ok"
+        out.append(
+            f"  {test['kind']:5} {test['name']}: {test['regressions']} regressions, {test['fixes']} fixes, "
+            f"p = {_p(test['p_value'])}, Holm {_p(test['p_holm'])}: {verdict}"
+        )
+    if not decision["tests"]:
+        out.append("  no check both runs ran alike and no judge compared them: nothing to test")
+    if summary["checks_left_out"]:
+        out.append("  not compared (one run only, or other settings): " + ", ".join(summary["checks_left_out"]))
+    humans = summary["humans"]
+    if any(humans.values()):
+        out.append(
+            f"  reviewers (counted, not tested): A better {humans['a_wins']}, B better {humans['b_wins']}, "
+            f"ties {humans['ties']}, both bad {humans['both_bad']}"
+        )
+    cost, tokens = summary["cost_usd"], summary["tokens"]
+    out.append(
+        f"cost: A ${cost['a']:.6f}, B ${cost['b']:.6f}; tokens in/out: "
+        f"A {tokens['a']['input']}/{tokens['a']['output']}, B {tokens['b']['input']}/{tokens['b']['output']}"
+    )
+    out.append(
+        ("B REGRESSED" if decision["regressed"] else "no significant regression")
+        + f" (alpha {decision['alpha']}, Holm across {len(decision['tests'])} test(s))"
+    )
+    return out
+
+
+def as_json(run_a, run_b, decision):
+    def brief(run):
+        return {"id": run.pk, "name": run.name, "provider": run.provider, "model": run.model, "status": run.status}
+
+    return {"a": brief(run_a), "b": brief(run_b), **decision}
