@@ -17,6 +17,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -29,6 +30,7 @@ from eval.models import JobStatus, LLMJob
 from eval.transports.pubsub_holds import Holds
 from eval.worker.service import serve
 from tests.conftest import test_database_url
+from tests.fakes.pubsub_grpc import FakePubSubServer
 from tests.helpers import use_pubsub, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +51,12 @@ def crash_settings(settings):
     return settings
 
 
-def spawn_worker(transport, settings):
+def spawn_worker(transport, settings, lease=LEASE_SECONDS):
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "JOB_TRANSPORT": transport,
-        "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+        "JOB_LEASE_SECONDS": str(lease),
         "ECHO_CHUNK_DELAY_MS": "100",
         "WORKER_FLUSH_INTERVAL_MS": "200",
         "WORKER_POLL_INTERVAL_MS": "50",
@@ -90,9 +92,9 @@ def statuses(ids):
     return dict(LLMJob.objects.filter(id__in=ids).values_list("id", "status"))
 
 
-def kill_mid_job(transport, settings, ids):
+def kill_mid_job(transport, settings, ids, lease=LEASE_SECONDS):
     """Start a worker, kill it with -9 once every job runs on it; its worker id."""
-    process = spawn_worker(transport, settings)
+    process = spawn_worker(transport, settings, lease)
     try:
         wait_for(lambda: set(statuses(ids).values()) == {JobStatus.RUNNING}, timeout=60, message="every job running")
         time.sleep(0.5)  # mid-stream
@@ -161,6 +163,37 @@ def test_a_killed_workers_jobs_run_again_within_a_lease_on_db(settings, make_tas
     seconds = recover("db", settings, ids, worker_thread)  # no daemon: the surviving worker's lease repair
     assert seconds <= RECOVERY_BOUND, seconds
     assert_each_ended_once(ids)
+
+
+def test_the_dead_workers_own_messages_bring_its_jobs_back_with_publishing_down(
+    settings, monkeypatch, make_task, worker_thread, caplog
+):
+    """On the gRPC fake (a 10-s ack deadline lasts 1 s): the killed worker's
+    messages reach the new worker while the dead lease still runs; they are
+    held, not acked, and claim the jobs once the lease repair requeued them.
+    Publishing fails meanwhile, so no new message can be what brought them back."""
+    caplog.set_level("INFO", logger="eval.transports.pubsub_holds")
+    crash_settings(settings).JOB_LEASE_SECONDS = lease = 6
+    with FakePubSubServer(deadline_scale=0.1) as fake:
+        use_pubsub(settings, monkeypatch, fake.host)
+        call_command("pubsub_setup", "--ack-deadline", "10")
+        ids = queue_jobs(make_task)
+        dead = kill_mid_job("pubsub", settings, ids, lease)
+        fake.fail_next_publish(10_000, code=grpc.StatusCode.PERMISSION_DENIED)
+        published = fake.published
+        killed_at = time.monotonic()
+        worker = worker_thread(transport="pubsub", concurrency=JOBS * 2)
+        wait_for(lambda: running_again(ids, dead), timeout=lease + 30, interval=0.1, message="running again")
+        seconds = time.monotonic() - killed_at
+        wait_for(lambda: set(statuses(ids).values()) == {JobStatus.SUCCEEDED}, timeout=60, message="all succeeded")
+        worker.stop()
+        pubsub.reset_publisher()
+        assert fake.published == published and fake.publish_calls > 0  # the requeues' publishes all failed
+    assert seconds <= lease + 2 * repairs.worker_repair_interval() + 5, seconds
+    assert_each_ended_once(ids)
+    held = {r.job_id for r in caplog.records if r.getMessage().startswith("holding the message")}
+    # Held while the dead lease ran (all of them, unless a loaded box delayed the redelivery past it).
+    assert held and held <= set(ids)
 
 
 # --- the dead-letter topic ---------------------------------------------------------------------
