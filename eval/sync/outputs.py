@@ -12,8 +12,12 @@ changes nothing.
 """
 
 import hashlib
+import uuid
+
+from django.db import connection
 
 from eval.models import JobStatus, LLMJob, Run, Task
+from eval.sync import job_sql
 
 PROVIDER = "imported"
 MAX_LABEL = 100  # LLMJob.model max_length
@@ -110,34 +114,42 @@ def _run(dataset, label, runs, user, now):
 
 
 def write(dataset, runs, rows, user, now):
-    """Jobs for ``rows`` (from ``changed``), in one INSERT; returns the run ids they went to."""
+    """Jobs for ``rows`` (from ``changed``); returns the run ids they went to."""
     tasks = dict(
         Task.objects.filter(source=dataset, external_id__in={row[0] for row in rows}).values_list("external_id", "id")
     )
+    common = {
+        "kind": LLMJob.Kind.GENERATE,
+        "created_by_id": user.pk if user is not None else None,
+        "provider": PROVIDER,
+        "priority": LLMJob.Priority.BULK,
+        "status": JobStatus.SUCCEEDED,
+        "progress": 100,
+        "message": "Imported",
+        "stop_reason": "imported",
+        "attempts": 0,
+        "max_attempts": 0,
+        "available_at": now,
+        "started_at": now,
+        "finished_at": now,
+        "published_at": now,  # nothing to deliver: never republished
+        "created_at": now,
+        "updated_at": now,
+    }
     jobs = [
-        LLMJob(
-            kind=LLMJob.Kind.GENERATE,
-            task_id=tasks[external_id],
-            created_by=user,
-            provider=PROVIDER,
-            model=label,
-            priority=LLMJob.Priority.BULK,
-            run_id=_run(dataset, label, runs, user, now),
-            prompt_hash=prompt_hash,
-            status=JobStatus.SUCCEEDED,
-            progress=100,
-            message="Imported",
-            output=text,
-            output_hash=digest,
-            stop_reason="imported",
-            attempts=0,
-            max_attempts=0,
-            available_at=now,
-            started_at=now,
-            finished_at=now,
-            published_at=now,  # nothing to deliver: never republished
-        )
+        {
+            "id": uuid.uuid4(),
+            "task_id": tasks[external_id],
+            "model": label,
+            "run_id": _run(dataset, label, runs, user, now),
+            "prompt_hash": prompt_hash,
+            "output": text,
+            "output_hash": digest,
+        }
         for external_id, label, text, digest, prompt_hash in rows
     ]
-    LLMJob.objects.bulk_create(jobs, batch_size=500)
-    return {job.run_id for job in jobs}
+    if connection.vendor == "postgresql":
+        job_sql.insert_jobs(common, jobs)
+    else:  # SQLite: the ORM's bulk insert (executemany in C) is quick enough
+        LLMJob.objects.bulk_create([LLMJob(**common, **job) for job in jobs], batch_size=500)
+    return {job["run_id"] for job in jobs}

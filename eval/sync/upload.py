@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from eval.models import Run, Task
+from eval.models import LLMJob, Run, Task
 from eval.sync import outputs as imported
 from eval.sync.datasets import UploadRefused, check_dataset_name, record_version
 from eval.sync.formats import SourceError, csv_records, json_records, jsonl_records
 from eval.sync.importer import MASS_MISSING_FRACTION
 from eval.sync.records import InvalidRecord, validate
-from eval.sync.task_sql import TaskSql, stored
+from eval.sync.task_sql import TaskSql, refresh_statistics, stored
 
 BATCH_SIZE = 2000
 MAX_ERRORS = 1000
@@ -200,7 +200,7 @@ class _Check:
         output_rows = imported.changed(self.dataset, self.runs, with_outputs) if with_outputs else []
         self.report.outputs += len(output_rows)
         self.preview(batch, actions)
-        marshal.dump((rows, restore, output_rows), self.spool)
+        _spool(self.spool, (rows, restore, output_rows))
 
     def count(self, record, row, rows, restore):
         """Count what the import does with ``record`` (its existing ``row`` or None); collect what it writes."""
@@ -281,6 +281,20 @@ def _lock(dataset):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
+def _spool(spool, batch):
+    # Length-prefixed marshal.dumps: marshal.load() on a file reads it in many small
+    # pieces (0.08 s a batch of 2,000 records, measured), loads() of one read does not.
+    data = marshal.dumps(batch)
+    spool.write(len(data).to_bytes(8, "big"))
+    spool.write(data)
+
+
+def _unspool(spool):
+    """The next spooled batch, or None at the end."""
+    size = spool.read(8)
+    return marshal.loads(spool.read(int.from_bytes(size, "big"))) if size else None
+
+
 def _write(upload, report, spool, seen):
     dataset, now = upload.dataset, timezone.now()
     sql, stamp = TaskSql(), connection.ops.adapt_datetimefield_value(now)
@@ -290,10 +304,10 @@ def _write(upload, report, spool, seen):
     with transaction.atomic():
         _lock(dataset)
         while True:
-            try:
-                rows, restore, output_rows = marshal.load(spool)
-            except EOFError:
+            batch = _unspool(spool)
+            if batch is None:
                 break
+            rows, restore, output_rows = batch
             if rows:
                 with sql.cursor() as cursor:
                     sql.upsert_rows(cursor, dataset, rows, stamp)
@@ -307,6 +321,8 @@ def _write(upload, report, spool, seen):
             version = record_version(upload, report)
             Run.objects.filter(pk__in=touched).update(dataset_version=version, updated_at=now)
             report.version = version.number
+    refresh_statistics(Task, report.added)
+    refresh_statistics(LLMJob, report.outputs)
 
 
 def _mark_missing(pks, now):
