@@ -3,6 +3,7 @@ card, live while the worker runs the run; the "Failed checks" filter; a link
 to each task's review page. Fixtures: tests/browser_support.py."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from eval.evaluation.runs import services as runs
 from eval.models import Run
@@ -40,13 +41,18 @@ def test_a_running_run_shows_its_outputs_as_they_come(page, user, worker):
     assert not page.errors
 
 
-def test_the_failed_checks_filter_and_the_task_links(page, user):
+def test_the_failed_checks_filter_the_task_links_and_the_baseline(page, user):
+    user.user_permissions.add(Permission.objects.get(codename="launch_run", content_type__app_label="eval"))
     run = make_run(user, status=Run.Status.DONE)
     good, bad = (make_task(words=3, title=title, reference="word0 word1 word2") for title in ("Good", "Bad"))
     settle(run, good, "word0 word1 word2", checks={"exact": True})
     settle(run, bad, "something else", checks={"exact": False})
     page.goto(f"/runs/{run.pk}/")
     page.wait_for_function("() => document.querySelectorAll('#run-jobs .job-card').length === 2")
+    page.screenshot(path="/tmp/run-page.png", full_page=True)
+    page.click("#baseline-button")
+    page.wait_for_selector("#baseline-badge:not([hidden])")
+    assert page.is_hidden("#baseline-button") and Run.objects.get(pk=run.pk).baseline_of == "browser"
     page.click("#run-jobs-filters [data-show=failed_checks]")
     page.wait_for_function("() => document.querySelectorAll('#run-jobs .job-card').length === 1")
     card = page.locator("#run-jobs .job-card")

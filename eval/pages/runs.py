@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, render
 
 from eval import access
 from eval.evaluation.reviews.rubrics import default_rubric
+from eval.evaluation.runs import baselines
 from eval.evaluation.runs import status as run_status
 from eval.evaluation.runs.report import dataset_json
 from eval.jobs import prompt_templates, states
@@ -97,5 +98,6 @@ def run_detail(request, run_id):
         "can_cancel": access.may_cancel_run(user, run),
         "poll_interval_ms": settings.POLL_INTERVAL_MS,
         "dataset": dataset_json(run),
+        "baseline": baselines.baseline_of(baselines.dataset_of(run)) if run.kind != Run.Kind.JUDGE else None,
     }
     return render(request, "run.html", context)

@@ -52,10 +52,15 @@ def decide(comparison, alpha=DEFAULT_ALPHA):
     return {"regressed": any(t["significant"] for t in found), "alpha": alpha, "tests": found, "summary": summary}
 
 
+def label(test):
+    """ "check exact", or a judge's own label ("judge run 4 (echo/echo-judge)")."""
+    return f"check {test['name']}" if test["kind"] == "check" else test["name"]
+
+
 def words(decision):
     """One line per significant regression, for an alert or a log."""
     return [
-        f"{t['kind']} {t['name']}: {t['regressions']} regressions against {t['fixes']} fixes "
+        f"{label(t)}: {t['regressions']} regressions against {t['fixes']} fixes "
         f"(p = {t['p_value']:.3g}, {t['p_holm']:.3g} after Holm)"
         for t in decision["tests"]
         if t["significant"]

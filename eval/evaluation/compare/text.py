@@ -1,6 +1,8 @@
 """A comparison's gate decision as text for a terminal or a CI log
 (``manage.py runs compare``), and as JSON for machines."""
 
+from eval.evaluation.compare.gate import label
+
 
 def _p(value):
     return f"{value:.3g}"
@@ -19,7 +21,7 @@ def lines(run_a, run_b, decision):
     for test in decision["tests"]:
         verdict = "REGRESSION" if test["significant"] else "ok"
         out.append(
-            f"  {test['kind']:5} {test['name']}: {test['regressions']} regressions, {test['fixes']} fixes, "
+            f"  {label(test)}: {test['regressions']} regressions, {test['fixes']} fixes, "
             f"p = {_p(test['p_value'])}, Holm {_p(test['p_holm'])}: {verdict}"
         )
     if not decision["tests"]:

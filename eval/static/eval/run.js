@@ -160,6 +160,7 @@
     E.setText(refused, data.refused_reason ? "Last firing refused: " + data.refused_reason : "");
     drawFailures(data);
     drawActions(data);
+    drawBaseline(data);
     document.dispatchEvent(new CustomEvent("eval:run", { detail: data })); // runjobs.js
     return data.status === "running";
   }
@@ -192,6 +193,15 @@
         ? "The latest " + listed + " of " + failed + " failures are listed."
         : R.plural(more, "more job") + " failed since this page was loaded.");
     }
+  }
+
+  /* Run JSON "baseline" and "regression" (a schedule's firing compared with it). */
+  function drawBaseline(data) {
+    $("baseline-badge").hidden = !data.baseline;
+    $("baseline-button").hidden = !(root.dataset.canLaunch && data.status === "done" && data.kind !== "judge" && !data.baseline);
+    const regression = $("run-regression");
+    regression.hidden = !data.regression;
+    E.setText(regression, data.regression ? "Regressed against the baseline: " + data.regression : "");
   }
 
   function drawActions(data) {
@@ -252,4 +262,5 @@
   });
 
   $("launch-button").addEventListener("click", () => act($("launch-button"), "launch", "Launching…"));
+  $("baseline-button").addEventListener("click", () => act($("baseline-button"), "baseline", "Marking…"));
 })();
