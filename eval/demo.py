@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from eval import access
-from eval.evaluation.reviews import judgements
+from eval.evaluation.reviews import judgements, seen
 from eval.evaluation.runs import services as runs_service
 from eval.models import Judgement, LLMJob, Run, Task
 from eval.providers import catalogue
@@ -201,9 +201,16 @@ def _already(reviewer, jobs):
 
 
 def _pairwise(reviewer, task, outputs):
-    """The reviewer's blind verdicts on the task's three pairs; returns how many were new."""
+    """The reviewer's verdicts on the task's three pairs; returns how many were new.
+
+    As on /pairs/: the first is blind; its verdict reveals two of the three
+    models, and each other pair holds one of them, so those are not blind. Which
+    pair comes first turns from task to task, so every pair of models has blind
+    verdicts."""
     made = 0
-    for index, (better_model, worse_model) in enumerate(itertools.combinations(DEMO_MODELS, 2)):
+    pairs = list(enumerate(itertools.combinations(DEMO_MODELS, 2)))
+    first = int(_draw("first pair", task.external_id) * len(pairs))
+    for index, (better_model, worse_model) in pairs[first:] + pairs[:first]:
         better, worse = outputs[better_model], outputs[worse_model]
         if _already(reviewer, [better, worse]):
             continue
@@ -217,8 +224,9 @@ def _pairwise(reviewer, task, outputs):
             jobs=[better, worse],
             verdict=verdict,
             shown_left=left,
-            blind=True,
+            blind=not seen.knows_any(reviewer.pk, [better, worse]),
         )
+        seen.mark(reviewer.pk, [better.pk, worse.pk])  # the verdict reveals both models
         made += 1
     return made
 
