@@ -134,13 +134,13 @@ def main():
 
     def mark_new():
         start = next(fresh)
-        seen.mark(user.pk, [job.pk for job in jobs[start : start + 3]])
+        seen.mark_jobs(user.pk, [job.pk for job in jobs[start : start + 3]])
 
     last = jobs[-3:]
     for name, call in (
         ("next_pair", next_pair),
         ("mark poll (new)", mark_new),
-        ("mark poll (cached)", lambda: seen.mark(user.pk, [job.pk for job in last])),
+        ("mark poll (cached)", lambda: seen.mark_jobs(user.pk, [job.pk for job in last])),
         ("mark_task (review page)", lambda: seen.mark_task(user.pk, last[0].task_id)),
     ):
         with CaptureQueriesContext(connection) as queries:

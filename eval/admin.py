@@ -45,7 +45,7 @@ class LLMJobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         if request.method == "GET" and response.status_code == 200:
-            seen.mark(request.user.pk, [object_id])  # the output with its model: not blind for this user now
+            seen.mark_jobs(request.user.pk, [object_id])  # the output with its model: not blind for this user now
         return response
 
     @admin.action(description="Cancel selected jobs")

@@ -226,7 +226,7 @@ def _pairwise(reviewer, task, outputs):
             shown_left=left,
             blind=not seen.knows_any(reviewer.pk, [better, worse]),
         )
-        seen.mark(reviewer.pk, [better.pk, worse.pk])  # the verdict reveals both models
+        seen.mark_jobs(reviewer.pk, [better.pk, worse.pk])  # the verdict reveals both models
         made += 1
     return made
 

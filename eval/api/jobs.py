@@ -28,7 +28,7 @@ def list_jobs(request, query: Query[JobIds]):
         return {"jobs": []}
     rows = LLMJob.objects.filter(pk__in=query.ids)
     found = {str(row["id"]): row for row in job_rows(rows, max_chars=settings.POLL_OUTPUT_CHARS)}
-    seen.mark(request.user.pk, [row["id"] for row in found.values()])  # models shown: not blind for them
+    seen.mark_jobs(request.user.pk, [row["id"] for row in found.values()])  # models shown: not blind for them
     return {"jobs": [job_json(found[job_id], request.user) for job_id in query.ids if job_id in found]}
 
 
@@ -43,7 +43,7 @@ def get_job(request, response: HttpResponse, job_id: JobId, query: Query[OutputF
     row = job_rows(LLMJob.objects.filter(pk=job_id), output_from=output_from).first()
     if row is None:
         raise not_found("no such job")
-    seen.mark(user.pk, [row["id"]])
+    seen.mark_jobs(user.pk, [row["id"]])
     tag = etags.job_etag(user, row, output_from)
     if etags.matches(request, tag):
         return etags.not_modified(tag)

@@ -32,6 +32,6 @@ def manageable_job(user, job_id, verb):
 def job_answer(request, response, job_id):
     """The job as JSON, with ``Location: /api/jobs/<id>`` on ``response``."""
     row = job_rows(LLMJob.objects.filter(pk=job_id)).get()
-    seen.mark(request.user.pk, [row["id"]])  # the answer shows the output with its model
+    seen.mark_jobs(request.user.pk, [row["id"]])  # the answer shows the output with its model
     response["Location"] = f"/api/jobs/{job_id}"
     return job_json(row, request.user)

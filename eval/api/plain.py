@@ -62,7 +62,7 @@ def poll_answer(request, task_id):
         return etags.not_modified(tag)
     metrics.observe_poll(200)
     rows = list(poll_rows(task_id))
-    seen.mark(user.pk, [row["id"] for row in rows])  # models shown: no longer blind for these outputs
+    seen.mark_jobs(user.pk, [row["id"] for row in rows])  # models shown: no longer blind for these outputs
     body = {
         "task": task_id,
         "jobs": [job_json(row, user) for row in rows],

@@ -71,7 +71,7 @@ def _with_jobs(rows, user):
     for row in rows:
         row["a"], row["b"] = job_json(jobs[row["a"]], user), job_json(jobs[row["b"]], user)
         row["title"] = titles.get(row["task"], "")
-    seen.mark(user.pk, ids)  # outputs shown with their models: not blind for them
+    seen.mark_jobs(user.pk, ids)  # outputs shown with their models: not blind for them
 
 
 RUN_JOB_EXTRA = ("check_results", "task__title", "task__external_id")
@@ -112,7 +112,7 @@ def run_jobs(request, response: HttpResponse, run_id: RunId, query: Query[RunJob
     rows = list(job_rows(job_list.page(jobs, after), max_chars=settings.POLL_OUTPUT_CHARS, extra=RUN_JOB_EXTRA))
     more = len(rows) > job_list.PAGE_SIZE
     rows = rows[: job_list.PAGE_SIZE]
-    seen.mark(user.pk, [row["id"] for row in rows])  # outputs shown with their models: not blind for them
+    seen.mark_jobs(user.pk, [row["id"] for row in rows])  # outputs shown with their models: not blind for them
     return {
         "run": run_id,
         "jobs": [_run_job_json(row, user) for row in rows],

@@ -228,7 +228,7 @@ def submit_verdict(user, token, *, verdict, answers=None, notes=""):
             blind=not seen.knows_any(user.pk, jobs),
         )
         taken.update(judgement=judgement)
-        seen.mark(user.pk, [job.pk for job in jobs])  # the answer reveals both models
+        seen.mark_jobs(user.pk, [job.pk for job in jobs])  # the answer reveals both models
     return judgement, assignment
 
 

@@ -28,7 +28,7 @@ _known_lock = threading.Lock()
 _KNOWN_MAX = 100_000
 
 
-def mark(user_id, job_ids):
+def mark_jobs(user_id, job_ids):
     """Record that ``user_id`` was shown the outputs of ``job_ids`` with their models (idempotent)."""
     if user_id is None:
         return
@@ -66,7 +66,7 @@ def mark_task(user_id, task_id):
     """Record that ``user_id`` was shown every job of ``task_id`` (the review page)."""
     if user_id is None:
         return
-    mark(user_id, LLMJob.objects.filter(task_id=task_id).order_by().values_list("id", flat=True))
+    mark_jobs(user_id, LLMJob.objects.filter(task_id=task_id).order_by().values_list("id", flat=True))
 
 
 class Known:
