@@ -136,3 +136,11 @@ def test_imported_outputs_are_paired_blind_compared_and_judged(manager, reviewer
         content_type="application/json",
     )
     assert refused.status_code == 400
+
+
+def test_the_results_page_offers_imported_runs_to_compare(manager):
+    upload(manager, [record(1)])
+    v1, v2 = (Run.objects.get(model=label) for label in ("app-v1", "app-v2"))
+    html = manager.get("/results/").content.decode()
+    assert f'name="runs" value="{v1.pk}"' in html and f'name="runs" value="{v2.pk}"' in html
+    assert "(imported/app-v1, done)" in html

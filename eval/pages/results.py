@@ -43,8 +43,9 @@ def results(request):
     if not access.is_staff(request.user):
         raise PermissionDenied("The results page is for staff. Ask an admin if you need it.")
     context = _results_filters(request)
-    generate_runs = Run.objects.filter(kind=Run.Kind.GENERATE).exclude(status=Run.Status.SCHEDULED)
-    context["runs"] = generate_runs.only("id", "name", "provider", "model", "status").order_by("-id")[
-        :RESULTS_RUNS_SHOWN
-    ]
+    # Runs with outputs to compare: generated here, or imported with a dataset.
+    output_runs = Run.objects.filter(kind__in=[Run.Kind.GENERATE, Run.Kind.IMPORTED]).exclude(
+        status=Run.Status.SCHEDULED
+    )
+    context["runs"] = output_runs.only("id", "name", "provider", "model", "status").order_by("-id")[:RESULTS_RUNS_SHOWN]
     return render(request, "results.html", context)
