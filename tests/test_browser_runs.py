@@ -120,6 +120,8 @@ def test_it_confirms_a_costly_launch_and_says_when_the_budget_is_spent(page, lau
     settings.USER_DAILY_BUDGET_USD = 10
     three_tasks()
     fill_form(page, "costly", max_tokens=1000)
+    # The server's estimate (a dry run of the create call), put in words by runs.js.
+    page.wait_for_selector("#run-estimate:has-text('At most about $6.00 for 3 calls')")
     page.wait_for_selector("#budget-text:has-text('left')")
     page.click("#run-submit")
     dialog = page.locator("dialog.confirm-dialog")

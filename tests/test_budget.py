@@ -15,6 +15,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from eval.daemon.passes import Pass
+from eval.evaluation.runs import costs as run_costs
 from eval.evaluation.runs import schedules
 from eval.evaluation.runs import services as runs
 from eval.jobs import claims, create, endings, quota
@@ -216,7 +217,7 @@ def test_a_judge_run_reserves_and_its_judge_jobs_settle_it(budgeted, staff, make
     for job in LLMJob.objects.filter(run__in=[a, b]):
         end(job)
     judge = {"compare": [a.pk, b.pk], "swap": True}
-    estimate = runs.estimate(
+    estimate = run_costs.estimate(
         Run(
             kind="judge",
             provider="echo",
@@ -226,7 +227,7 @@ def test_a_judge_run_reserves_and_its_judge_jobs_settle_it(budgeted, staff, make
             compare_b=b,
             swap=True,
         )
-    )[0]
+    )[0].usd
     assert estimate == 2 * ONE_CALL  # two judge calls (swap), output priced only
     budgeted.USER_DAILY_BUDGET_USD = float(estimate) - 0.01
     body = run_body(name="j", kind="judge", model="echo-judge", judge=judge)

@@ -26,6 +26,8 @@ DESIGN_ENDPOINTS = {
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{task_id}/jobs"),
     ("post", "/api/tasks/{task_id}/jobs"),
+    # A dry run of the create call: what the review page's confirm shows (issue 17, costs).
+    ("post", "/api/tasks/{task_id}/jobs/estimate"),
     ("get", "/api/tasks/{task_id}/review"),
     ("put", "/api/tasks/{task_id}/review"),
     ("get", "/api/jobs"),

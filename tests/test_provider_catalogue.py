@@ -13,7 +13,7 @@ import pytest
 
 from eval.jobs.errors import InvalidJob
 from eval.jobs.validation import clean_job_request
-from eval.providers import catalogue
+from eval.providers import catalogue, pricing
 from eval.providers.catalogue import ModelInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_max_concurrency_comes_from_settings(keys):
     ],
 )
 def test_cost(keys, provider, model, input_tokens, output_tokens, cost):
-    assert catalogue.get(provider).cost(model, input_tokens, output_tokens) == cost
+    assert pricing.cost(catalogue.get(provider), model, input_tokens, output_tokens) == cost
 
 
 def test_prices_are_per_million_tokens_by_prefix(keys):
@@ -237,14 +237,14 @@ WEB_REQUEST = textwrap.dedent(
 
     get_resolver().url_patterns  # the whole URLconf: every view module, as a web process has
     from eval.jobs.validation import clean_job_request
-    from eval.providers import catalogue
+    from eval.providers import catalogue, pricing
 
     assert [entry.name for entry in catalogue.configured()] == ["anthropic", "gemini", "echo"]
     task = types.SimpleNamespace(prompt="Say hello", messages=None)
     for entry in catalogue.configured():
         model = entry.models()[0].name
         clean_job_request(task=task, provider=entry.name, model=model, params={"temperature": 0.5})
-        entry.cost(model, 10, 10)
+        pricing.cost(entry, model, 10, 10)
     loaded = sorted(
         name for name in sys.modules
         if name.partition(".")[0] == "anthropic"

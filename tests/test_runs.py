@@ -9,12 +9,11 @@ import pytest
 from django.db import connection, connections
 
 from eval.evaluation.errors import BudgetExceeded, ConfirmCost
-from eval.evaluation.runs import costs
 from eval.evaluation.runs import services as runs
 from eval.jobs import claims, endings, outbox, quota, transitions
 from eval.jobs.errors import JobError
 from eval.models import DailySpend, LLMJob, Run, Task
-from eval.providers import catalogue
+from eval.providers import catalogue, pricing
 
 # $1 per million input tokens, $2 per million output ones.
 PRICES = {"echo": [1, 2]}
@@ -41,10 +40,10 @@ def expected(prompts, max_tokens):
 def test_it_prices_from_model_prices_before_the_table(settings):
     entry = catalogue.get("echo")
     settings.MODEL_PRICES = {}
-    assert entry.cost("echo", 1000, 1000) == Decimal("0")
+    assert pricing.cost(entry, "echo", 1000, 1000) == Decimal("0")
     settings.MODEL_PRICES = {"echo": [1, 2], "echo-b": [3, 4]}
-    assert entry.cost("echo-brief", 1_000_000, 0) == Decimal("3")  # the longest prefix wins
-    assert entry.cost("echo", 1_000_000, 1_000_000) == Decimal("3")
+    assert pricing.cost(entry, "echo-brief", 1_000_000, 0) == Decimal("3")  # the longest prefix wins
+    assert pricing.cost(entry, "echo", 1_000_000, 1_000_000) == Decimal("3")
 
 
 @pytest.mark.django_db
@@ -54,7 +53,7 @@ def test_it_estimates_prompt_characters_over_four_plus_max_tokens(priced, make_t
         make_task(prompt=prompt)
     run = runs.create_run(user=staff, data=body(params={"max_tokens": 100}))
     assert run.status == Run.Status.RUNNING
-    assert run.estimated_cost_usd == expected(prompts, 100).quantize(costs.CENT)
+    assert run.estimated_cost_usd == expected(prompts, 100).quantize(pricing.MICRODOLLAR)
     jobs = LLMJob.objects.filter(run=run)
     assert jobs.count() == 3 and set(jobs.values_list("priority", flat=True)) == {LLMJob.Priority.BULK}
     assert set(jobs.values_list("created_by", flat=True)) == {staff.pk}

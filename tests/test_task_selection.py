@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from eval.evaluation.runs import costs as run_costs
 from eval.evaluation.runs import input as run_input
-from eval.evaluation.runs import services as runs
 from eval.models import LLMJob, Run, Task
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +80,6 @@ def test_enqueue_llm_jobs_and_a_run_ask_the_same_rule(tasks, monkeypatch):
     asked.clear()
     run = Run(provider="echo", model="echo", params={"max_tokens": 5}, selection={"source": "a", "status": "open"})
     run.selection["limit"] = 2
-    _, rows, _ = runs.estimate(run)
+    _, rows, _ = run_costs.estimate(run)
     assert asked == [{"source": "a", "status": "open", "limit": 2}]
     assert {task_id for task_id, _, _ in rows} == by_command == {tasks["a_open"].pk, tasks["a_open_2"].pk}

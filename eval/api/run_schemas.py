@@ -8,6 +8,7 @@ from pydantic_core import PydanticCustomError
 
 from eval.api.schemas import DATE_TIME, TASK_ID_RE, Body, BodyId, Cursor, ErrorDetail, JobParams
 from eval.models import Run, Task
+from eval.providers import pricing
 from eval.storable import BIGINT_MAX
 
 CHECK_TYPES = Literal["exact", "contains", "regex", "json_valid"]
@@ -91,6 +92,9 @@ class RunCreate(Body):
     confirm_cost_usd: float | None = usd(
         "Confirms an estimate above BULK_CONFIRM_COST_USD: send at least the estimate."
     )
+    dry_run: bool | None = Field(
+        None, description="true: create nothing; answer 200 with what launching it now would cost at most."
+    )
 
 
 class RunFilters(Schema):
@@ -155,8 +159,8 @@ class RunOut(Schema):
     totals: RunTotals
     progress: int = Field(description="Ended jobs over all jobs, 0-100.")
     estimated_cost_usd: float | None = Field(
-        description="At launch: ceil(prompt characters / 4) input tokens per task at the input price, plus "
-        "max_tokens at the output price (an upper bound on the output side)."
+        description=f"At launch: ceil(prompt characters / {pricing.CHARS_PER_TOKEN}) input tokens per task at the "
+        "input price, plus max_tokens at the output price (an upper bound on the output side)."
     )
     cost_usd: float = Field(description="What its jobs have cost so far.")
     max_cost_usd: float | None

@@ -11,8 +11,10 @@ from ninja import Query, Router, Status
 from eval import access
 from eval.api import etag as etags
 from eval.api.errors import forbidden, not_found
+from eval.api.estimate_schemas import RunEstimateOut
 from eval.api.responses import answers
 from eval.api.run_schemas import BudgetOut, CostError, LaunchOptions, RunCreate, RunFilters, RunId, RunOut, RunPage
+from eval.evaluation.runs import costs as run_costs
 from eval.evaluation.runs import report as run_report
 from eval.evaluation.runs import services as runs
 from eval.jobs import quota
@@ -45,20 +47,36 @@ def _answer(response, run):
     return runs.run_json(run)
 
 
-@router.post("", response=answers({201: RunOut, 409: CostError}, 403, write=True), url_name="api-runs")
+@router.post(
+    "", response=answers({201: RunOut, 200: RunEstimateOut, 409: CostError}, 403, write=True), url_name="api-runs"
+)
 def create_run(request, response: HttpResponse, payload: RunCreate):
     """Create a run. Without `schedule` it is launched at once: its jobs are queued
-    at bulk priority. The estimate counts each prompt as ceil(characters / 4) tokens
-    at the input price plus max_tokens at the output price; above BULK_CONFIRM_COST_USD
+    at bulk priority. The estimate counts each prompt's characters over chars_per_token
+    as its input tokens, plus max_tokens at the output price; above BULK_CONFIRM_COST_USD
     it needs `confirm_cost_usd` >= the estimate (409 `confirm_cost`), and it must fit
     in your remaining daily budget (409 `budget_exceeded`); both carry
-    `error.estimated_cost_usd`."""
+    `error.estimated_cost_usd`. With `"dry_run": true` nothing is created: 200 with
+    the estimate of launching it now (what the runs page shows)."""
     user = _launcher(request.user)
     data = payload.model_dump(exclude_none=True)
     if payload.params is not None:
         data["params"] = payload.params.model_dump(exclude_unset=True)
+    if data.pop("dry_run", False):
+        found, tasks, skipped = run_costs.dry_run(data)
+        return Status(200, _estimate_answer(found, tasks, skipped))
     run = runs.create_run(user=user, data=data)
     return Status(201, _answer(response, run))
+
+
+def _estimate_answer(found, tasks, skipped):
+    return {
+        "dry_run": True,
+        "estimate": found.as_json(),
+        "estimated_cost_usd": float(found.usd),
+        "tasks": tasks,
+        "skipped": len(skipped),
+    }
 
 
 @router.get("", response=answers({200: RunPage}, 400), url_name="api-runs-list")

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from eval.api.errors import STATUS
 from eval.jobs import states
 from eval.models import Alert, Task
+from eval.providers import catalogue
 from eval.storable import BIGINT_MAX
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -112,7 +113,10 @@ class Body(Schema):
 
 class JobParams(Body):
     max_tokens: int | None = Field(
-        None, ge=1, le=BIGINT_MAX, description="1 to the model's maximum; default 1024 (or less)."
+        None,
+        ge=1,
+        le=BIGINT_MAX,
+        description=f"1 to the model's maximum; default {catalogue.DEFAULT_MAX_TOKENS} (or less).",
     )
     temperature: float | None = Field(None, ge=0, description="0 to the provider's maximum.")
     system: str | None = Field(None, description="A system prompt.")

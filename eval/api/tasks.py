@@ -5,6 +5,7 @@ from ninja import Header, Query, Router, Status
 
 from eval import access
 from eval.api import plain
+from eval.api.estimate_schemas import JobEstimateOut
 from eval.api.lookups import job_answer, visible_task
 from eval.api.responses import answers
 from eval.api.run_schemas import CostError
@@ -75,3 +76,18 @@ def create_job(
         template=template,
     )
     return Status(201 if created else 200, job_answer(request, response, job.pk))
+
+
+@router.post(
+    "/{task_id}/jobs/estimate",
+    response=answers({200: JobEstimateOut}, 404, write=True),
+    url_name="api-task-job-estimate",
+)
+def estimate_job(request, task_id: TaskId, payload: JobCreate):
+    """A dry run of creating this job (the same body, refused the same way):
+    what it would cost at most. Nothing is created; no limit is counted."""
+    task = visible_task(request.user, task_id)
+    params = payload.params.model_dump(exclude_unset=True) if payload.params is not None else None
+    template = clean_template(payload.template, params) if payload.template is not None else None
+    found = create.dry_run(task=task, provider=payload.provider, model=payload.model, params=params, template=template)
+    return {"estimate": found.as_json()}

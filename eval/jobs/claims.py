@@ -9,6 +9,7 @@ from django.utils import timezone
 from eval.jobs import states, transitions
 from eval.jobs.sqlvalues import as_datetime, as_json, as_uuid, uuid_param
 from eval.models import LLMJob, Task
+from eval.providers import catalogue
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class ClaimedJob:
 
     @property
     def max_tokens(self):
-        return self.params.get("max_tokens", 1024)
+        return self.params.get("max_tokens", catalogue.DEFAULT_MAX_TOKENS)
 
 
 class NotClaimed(enum.StrEnum):

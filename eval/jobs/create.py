@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from eval.jobs import outbox, prompt_templates, quota, states
 from eval.jobs.errors import IdempotencyConflict, JobConflict
-from eval.jobs.validation import clean_job_request
+from eval.jobs.validation import clean_job_request, sent_chars
 from eval.models import LLMJob, prompt_fingerprint
+from eval.providers import catalogue, pricing
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +78,14 @@ def create_job(
     (eval/jobs/quota.py) holds the lock until the new row is committed. Every
     new job then reserves its estimate against its creator's daily budget in
     the same transaction (quota.reserve_job; BudgetExceeded refuses it)."""
-    cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
-    messages = prompt_templates.messages_for(task, template, cleaned.get("system", ""))
     fingerprint = _request_fingerprint(task, provider, model, params, template) if idempotency_key else ""
+    job = _requested_job(task, provider, model, params, template)
     if idempotency_key:
         existing = _idempotent_replay(created_by, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
-    job = new_job(
-        task=task,
-        provider=provider,
-        model=model,
-        params=cleaned,
-        created_by=created_by,
-        priority=priority,
-        idempotency_key=idempotency_key,
-        idempotency_hash=fingerprint,
-        retry_of=retry_of,
-        template=template,
-        messages_sent=messages,
-    )
+    job.created_by, job.priority, job.retry_of = created_by, priority, retry_of
+    job.idempotency_key, job.idempotency_hash = idempotency_key, fingerprint
     try:
         with transaction.atomic():
             if admit is not None:
@@ -112,6 +101,21 @@ def create_job(
         return existing, False
     log.info("job queued", extra={"job_id": job.pk, "task_id": task.pk, "provider": provider, "model": model})
     return job, True
+
+
+def _requested_job(task, provider, model, params, template):
+    """The unsaved job a request asks for: params cleaned (InvalidJob), messages rendered."""
+    cleaned = clean_job_request(task=task, provider=provider, model=model, params=params)
+    messages = prompt_templates.messages_for(task, template, cleaned.get("system", ""))
+    return new_job(task=task, provider=provider, model=model, params=cleaned, template=template, messages_sent=messages)
+
+
+def dry_run(*, task, provider, model, params=None, template=None):
+    """What ``create_job`` with these arguments would cost at most, creating
+    nothing (an Estimate of exactly what it would send, as its budget reservation
+    counts it); refuses what it refuses (InvalidJob)."""
+    job = _requested_job(task, provider, model, params, template)
+    return pricing.estimate(catalogue.get(provider), model, [sent_chars(job)], job.params["max_tokens"])
 
 
 def _idempotent_replay(user, key, fingerprint):

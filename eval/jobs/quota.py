@@ -40,8 +40,9 @@ from django.utils import timezone
 
 from eval.jobs import states
 from eval.jobs.errors import BudgetExceeded, ConfirmCost, InvalidJob, MaxCostExceeded, RateLimited
+from eval.jobs.validation import sent_chars
 from eval.models import DailySpend, LLMJob, Run
-from eval.providers import catalogue
+from eval.providers import catalogue, pricing
 
 QUEUED_CAP_RETRY_AFTER_S = 10
 # Amounts are whole micro-dollars. SQLite keeps a decimal column as a float, so a
@@ -114,7 +115,7 @@ def today():
 def check_priced(entry, model):
     """While a budget is set, a model with no price cannot be launched (the echo
     demo models are free unless MODEL_PRICES prices them)."""
-    if budget() is not None and entry is not None and entry.price(model) is None:
+    if budget() is not None and entry is not None and pricing.price(entry, model) is None:
         raise InvalidJob(
             f"no price is known for {entry.name} model {model!r} and a daily budget is set: "
             "add it to MODEL_PRICES to launch it",
@@ -164,18 +165,10 @@ def reserve_job(job):
         return
     entry = catalogue.get(job.provider)
     check_priced(entry, job.model)
-    amount = entry.estimate(job.model, [_prompt_chars(job)], job.params["max_tokens"])
+    amount = pricing.estimate(entry, job.model, [sent_chars(job)], job.params["max_tokens"]).usd
     job.reserved_on = reserve(job.created_by, amount)
     if job.reserved_on is not None:
         job.reserved_usd = amount
-
-
-def _prompt_chars(job):
-    """What the job sends, in characters: its rendered messages (a template's, a
-    conversation's, system included), else the task's prompt and params.system."""
-    if job.messages_sent:
-        return sum(len(message.get("content") or "") for message in job.messages_sent)
-    return len(job.task.prompt or "") + len(job.params.get("system") or "")
 
 
 def reserved_today(user):

@@ -7,7 +7,6 @@ from eval.jobs.errors import InvalidJob
 from eval.providers import catalogue
 
 ALLOWED_PARAMS = {"max_tokens", "temperature", "system", "top_p", "stop", "seed"}
-DEFAULT_MAX_TOKENS = 1024
 # At most this many stop sequences (OpenAI's limit, the smallest of the providers'), each
 # of at most MAX_STOP_CHARS; a seed fits a signed 32-bit integer (Gemini's).
 MAX_STOPS = 4
@@ -78,7 +77,7 @@ def _params(params):
 
 
 def _max_tokens(params, info):
-    max_tokens = params.get("max_tokens", min(DEFAULT_MAX_TOKENS, info.max_tokens))
+    max_tokens = params.get("max_tokens", info.default_max_tokens)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= info.max_tokens:
         raise InvalidJob(f"max_tokens must be an integer from 1 to {info.max_tokens}", field="params.max_tokens")
     return max_tokens
@@ -137,11 +136,25 @@ def _system(params):
     return system
 
 
+def prompt_chars(task, system=""):
+    """The characters a job of ``task`` sends: a conversation sends every turn
+    (its prompt is its last user turn), else the prompt; plus the system prompt."""
+    sent = sum(len(turn.get("content") or "") for turn in task.messages) if task.messages else len(task.prompt or "")
+    return sent + len(system)
+
+
+def sent_chars(job):
+    """What a new job sends, in characters: its rendered messages (a template's,
+    a conversation's, system included), else its task's prompt and system prompt.
+    Its estimate (pricing.estimate) and its budget reservation count these."""
+    if job.messages_sent:
+        return sum(len(message.get("content") or "") for message in job.messages_sent)
+    return len(job.task.prompt or "") + len(job.params.get("system") or "")
+
+
 def _check_prompt(task, system):
     prompt = task.prompt or ""
     if not prompt.strip():
         raise InvalidJob("the task's prompt is empty", field="prompt")
-    # A conversation sends every turn (its prompt is its last user turn).
-    sent = sum(len(turn.get("content") or "") for turn in task.messages) if task.messages else len(prompt)
-    if sent + len(system) > settings.MAX_PROMPT_CHARS:
+    if prompt_chars(task, system) > settings.MAX_PROMPT_CHARS:
         raise InvalidJob(f"the prompt is longer than MAX_PROMPT_CHARS ({settings.MAX_PROMPT_CHARS})", field="prompt")

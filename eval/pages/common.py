@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 
-from eval.providers import catalogue
+from eval.providers import catalogue, pricing
 from eval.storable import Unstorable, check_query, query_integer
 
 
@@ -81,7 +81,7 @@ def providers_json(*, judges=False):
 
 def price(entry, model):
     """[USD per million input tokens, per million output] or None (free or unknown)."""
-    million = entry.cost(model, 1_000_000, 0), entry.cost(model, 0, 1_000_000)
-    if None in million or not any(million):
+    found = pricing.price(entry, model)
+    if found is None or found.free:
         return None
-    return [float(million[0]), float(million[1])]
+    return [float(found.input), float(found.output)]

@@ -13,6 +13,7 @@ from eval.evaluation.runs.report import dataset_json
 from eval.jobs import prompt_templates, states
 from eval.models import LLMJob, Rubric, Run, Task
 from eval.pages.common import page, providers_json
+from eval.providers import catalogue
 
 RUN_FAILURES_SHOWN = 50
 
@@ -53,6 +54,7 @@ def runs(request):
         "statuses": Task.Status.values,
         "time_zone": settings.TIME_ZONE,
         "prompt_templates": prompt_templates.choices(),
+        "default_max_tokens": catalogue.DEFAULT_MAX_TOKENS,
     }
     if access.may_launch(request.user):
         config["judge"] = _judge_form()

@@ -11,6 +11,7 @@ from eval.evaluation.reviews.task_lists import search_tasks, task_page
 from eval.jobs import prompt_templates
 from eval.models import Review, Task
 from eval.pages.common import choice, cursor, page, providers_json, query
+from eval.providers import catalogue
 
 REVIEW_TABS = [
     ("", "All"),
@@ -82,5 +83,6 @@ def review(request, task_id):
             "ratings": range(1, 6),
             "poll_interval_ms": settings.POLL_INTERVAL_MS,
             "judgement_undo_seconds": settings.JUDGEMENT_UNDO_SECONDS,
+            "default_max_tokens": catalogue.DEFAULT_MAX_TOKENS,
         },
     )

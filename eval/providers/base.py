@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from eval.providers import pricing
 from eval.providers.catalogue import ModelInfo, ProviderEntry, parse_models
 
 __all__ = [
@@ -108,7 +109,7 @@ class Provider:
         return self.entry.is_configured()
 
     def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
-        return self.entry.cost(model, input_tokens, output_tokens)
+        return pricing.cost(self.entry, model, input_tokens, output_tokens)
 
     def expected_tokens(self, request: GenerationRequest) -> int:
         """How long the answer will likely be, for progress a person can read:

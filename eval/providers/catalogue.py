@@ -7,19 +7,11 @@ Web processes validate and describe jobs from here and never import an SDK
 
 import os
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
 
-# Prompt tokens are counted as ceil(characters / 4) before a call: no tokenizer is
-# loaded in a web process, and English text runs at about four characters a token.
-CHARS_PER_TOKEN = 4
-MICRO_USD = Decimal("0.000001")
-
-
-def prompt_tokens(chars):
-    """ceil(chars / 4): the documented count of a prompt's tokens before the call."""
-    return -(-int(chars) // CHARS_PER_TOKEN)
+# A job's max_tokens when its request sets none (or the model's maximum, if lower).
+DEFAULT_MAX_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +24,10 @@ class ModelInfo:
     # judge run, never as a model that generates (the review page's run buttons, a
     # generate run, POST /api/tasks/<id>/jobs).
     judge_only: bool = False
+
+    @property
+    def default_max_tokens(self):
+        return min(DEFAULT_MAX_TOKENS, self.max_tokens)
 
 
 def _number(text):
@@ -67,6 +63,7 @@ class ProviderEntry:
     fixed_models: tuple[ModelInfo, ...] = ()
     # USD per million tokens (input, output) by model-name prefix; the first matching
     # prefix wins, so more specific names come first. Unknown model -> no cost.
+    # Read by eval/providers/pricing.py only.
     prices: dict[str, tuple[str, str]] = field(default_factory=dict)
     # A flat cost for every call (the echo demo costs nothing), instead of prices.
     free: bool = False
@@ -115,37 +112,6 @@ class ProviderEntry:
         if self.concurrency:
             return self.concurrency
         return getattr(settings, self.concurrency_setting) if self.concurrency_setting else 1000
-
-    def price(self, model) -> tuple[Decimal, Decimal] | None:
-        """USD per million tokens (input, output) of ``model``: MODEL_PRICES first
-        (an operator's override, longest matching prefix), then the built-in table
-        (first matching prefix); None when unknown. The echo demo is free unless
-        MODEL_PRICES prices it (tests and demos of cost control)."""
-        overrides = [prefix for prefix in getattr(settings, "MODEL_PRICES", {}) if model.startswith(prefix)]
-        if overrides:
-            per_in, per_out = settings.MODEL_PRICES[max(overrides, key=len)]
-            return Decimal(str(per_in)), Decimal(str(per_out))
-        if self.free:
-            return Decimal("0"), Decimal("0")
-        for prefix, (per_in, per_out) in self.prices.items():
-            if model.startswith(prefix):
-                return Decimal(per_in), Decimal(per_out)
-        return None
-
-    def cost(self, model, input_tokens, output_tokens) -> Decimal | None:
-        price = self.price(model)
-        if price is None:
-            return None
-        per_in, per_out = price
-        total = per_in * (input_tokens or 0) + per_out * (output_tokens or 0)
-        return (total / Decimal(1_000_000)).quantize(MICRO_USD)
-
-    def estimate(self, model, prompt_chars, max_tokens) -> Decimal | None:
-        """USD of one call of ``model`` per prompt length in ``prompt_chars``, each
-        with up to ``max_tokens`` of output: an upper bound on the output side.
-        None when the model has no price."""
-        counts = [prompt_tokens(chars) for chars in prompt_chars]
-        return self.cost(model, sum(counts), max_tokens * len(counts))
 
 
 # Every param a job may set besides max_tokens (eval/jobs/validation.py).

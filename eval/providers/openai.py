@@ -20,7 +20,7 @@ import openai
 import orjson
 from django.conf import settings
 
-from eval.providers import catalogue, http_errors, sse
+from eval.providers import catalogue, http_errors, pricing, sse
 from eval.providers.base import GenerationRequest, GenerationResult, Provider, TextCallback
 from eval.providers.errors import ProviderError
 from eval.providers.http import async_http_client
@@ -160,7 +160,7 @@ class OpenAIProvider(Provider):
         """Null when the server reported no usage: an unknown cost is not $0."""
         if input_tokens is None or output_tokens is None:
             return None
-        return self.entry.cost(model, input_tokens, output_tokens)
+        return pricing.cost(self.entry, model, input_tokens, output_tokens)
 
     async def stream(self, request: GenerationRequest, on_text: TextCallback) -> GenerationResult:
         client = self._get_client()

@@ -1,35 +1,56 @@
-"""What a launch is expected to cost, before anything is queued (DESIGN
-"Evaluation", cost control).
-
-Prices come from the provider catalogue (USD per million tokens; MODEL_PRICES
-overrides the built-in table). Prompt tokens are counted as ceil(characters /
-4) of the prompt plus the system prompt: no tokenizer is loaded in a web
-process, and English text runs at about four characters a token. The output
-is bounded by max_tokens, so the estimate is an upper bound on the output
-side: it is what the run can cost at most, not what it usually costs.
-"""
+"""What a run costs: its estimate at launch and what its jobs have cost so far.
+The arithmetic is eval/providers/pricing.py's; this module only says which
+calls a run makes (DESIGN "Evaluation", cost control)."""
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Sum
 
-from eval.models import LLMJob
-from eval.providers.catalogue import CHARS_PER_TOKEN, MICRO_USD, prompt_tokens
-
-__all__ = ["CENT", "CHARS_PER_TOKEN", "actual", "estimate", "prompt_tokens"]
-CENT = MICRO_USD
+from eval.evaluation.runs import input as run_input
+from eval.models import LLMJob, Run
+from eval.providers import catalogue, pricing
 
 
-def estimate(entry, model, prompt_chars, max_tokens):
-    """USD for one call per prompt length in ``prompt_chars`` (each with up to
-    ``max_tokens`` of output; the catalogue's arithmetic). A model without a known
-    price costs 0 here (say so where it is shown; while a budget is set the launch
-    is refused first: eval/jobs/quota.py). Returns a Decimal rounded to 1e-6."""
-    value = entry.estimate(model, prompt_chars, max_tokens)
-    return Decimal("0") if value is None else value
+def dry_run(data):
+    """What POST /api/runs with body ``data`` would launch now, creating nothing:
+    (Estimate, tasks or None for a judge run, skipped). Refuses what the create
+    call refuses (InvalidInput)."""
+    fields = run_input.clean_run(data)
+    fields.pop("confirm_cost_usd")
+    found, rows, skipped = estimate(Run(status=Run.Status.SCHEDULED, **fields))
+    return found, None if rows is None else len(rows), skipped
+
+
+def estimate(run):
+    """(Estimate, rows, skipped) of launching ``run`` now: rows are the
+    (task_id, prompt_hash, chars) a generate run queues, skipped the
+    (task_id, reason) it cannot (a judge run: its jobs are made as outputs come)."""
+    entry = catalogue.get(run.provider)
+    if run.kind == Run.Kind.JUDGE:
+        return _judge_estimate(entry, run), None, []
+    if entry is None:
+        raise run_input.InvalidInput(f"unknown or unconfigured provider {run.provider!r}", field="provider")
+    system = run.params.get("system") or ""
+    rows, skipped = run_input.launchable(run.selection, system, settings.MAX_PROMPT_CHARS)
+    found = pricing.estimate(entry, run.model, (chars for _, _, chars in rows), run.params["max_tokens"])
+    return found, rows, skipped
+
+
+def _judge_estimate(entry, run):
+    """Judge jobs judge the outputs of the judged runs' tasks: per task, the
+    prompt and each output (bounded by the judged runs' max_tokens) in, the
+    judge's max_tokens out; twice with swap."""
+    judged = [r for r in (run.compare_a, run.compare_b, run.score_of) if r is not None]
+    if entry is None or not judged:
+        return pricing.NO_CALLS
+    outputs_chars = sum(r.params.get("max_tokens", 0) for r in judged) * pricing.CHARS_PER_TOKEN
+    rows, _ = run_input.launchable(judged[0].selection, "", settings.MAX_PROMPT_CHARS)
+    per_task = [chars + outputs_chars for _, _, chars in rows] * (2 if run.swap and run.compare_a_id else 1)
+    return pricing.estimate(entry, run.model, per_task, run.params["max_tokens"])
 
 
 def actual(run_id):
     """What a run's jobs have cost so far (the worker writes each job's cost)."""
     value = LLMJob.objects.filter(run_id=run_id).aggregate(total=Sum("cost_usd"))["total"]
-    return (value or Decimal("0")).quantize(CENT)
+    return pricing.usd(value or Decimal("0"))

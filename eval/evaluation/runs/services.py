@@ -13,9 +13,6 @@ reservation for all its jobs (a judge run's too) until it has ended; then
 quota.settle corrects it to what they cost.
 """
 
-from decimal import Decimal
-
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -84,33 +81,6 @@ def launch_now(parent, *, by, confirm_cost_usd=None):
         raise
 
 
-def estimate(run):
-    """(estimated cost, rows, skipped) of launching ``run`` now."""
-    if run.kind == Run.Kind.JUDGE:
-        return _judge_estimate(run), None, []
-    entry = catalogue.get(run.provider)
-    if entry is None:
-        raise run_input.InvalidInput(f"unknown or unconfigured provider {run.provider!r}", field="provider")
-    system = run.params.get("system") or ""
-    rows, skipped = run_input.launchable(run.selection, system, settings.MAX_PROMPT_CHARS)
-    cost = costs.estimate(entry, run.model, (chars for _, _, chars in rows), run.params["max_tokens"])
-    return cost, rows, skipped
-
-
-def _judge_estimate(run):
-    """Judge jobs judge the outputs of the judged runs' tasks: per task, the
-    prompt and each output (bounded by the judged runs' max_tokens) in, the
-    judge's max_tokens out; twice with swap."""
-    judged = [r for r in (run.compare_a, run.compare_b, run.score_of) if r is not None]
-    entry = catalogue.get(run.provider)
-    if entry is None or not judged:
-        return Decimal("0")
-    outputs_chars = sum(r.params.get("max_tokens", 0) for r in judged) * costs.CHARS_PER_TOKEN
-    rows, _ = run_input.launchable(judged[0].selection, "", settings.MAX_PROMPT_CHARS)
-    per_task = [chars + outputs_chars for _, _, chars in rows] * (2 if run.swap and run.compare_a_id else 1)
-    return costs.estimate(entry, run.model, per_task, run.params["max_tokens"])
-
-
 def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_BATCH):
     """Launch a ``scheduled`` run: its jobs queued, status running. Raises
     ConfirmCost, BudgetExceeded (also over max_cost_usd), Conflict, InvalidInput
@@ -118,7 +88,8 @@ def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_B
     budget is charged ("run now" makes a child created by the caller)."""
     if run.status != Run.Status.SCHEDULED:
         raise Conflict(f"the run is already {run.status}")
-    cost, rows, skipped = estimate(run)
+    found, rows, skipped = costs.estimate(run)
+    cost = found.usd
     quota.check_priced(catalogue.get(run.provider), run.model)
     quota.check_bulk_cost(cost, max_cost_usd=run.max_cost_usd, confirm_cost_usd=confirm_cost_usd, firing=firing)
     # Every task's messages, rendered before anything is charged or queued (a template

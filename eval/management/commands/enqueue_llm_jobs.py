@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from eval.evaluation.runs import costs
 from eval.evaluation.runs import input as run_input
 from eval.evaluation.runs import services as runs
 from eval.jobs import create
@@ -221,7 +222,7 @@ class Command(BaseCommand):
     @staticmethod
     def _estimate(provider, model, cleaned, ids):
         probe = Run(provider=provider, model=model, params=cleaned, selection={"ids": ids})
-        return runs.estimate(probe)[0]
+        return costs.estimate(probe)[0].usd
 
     def _check_numbers(self, options):
         if options["limit"] is not None and options["limit"] < 1:

@@ -1,15 +1,15 @@
 /* Launching a job from the review page, safely (issue 10):
    - `r` ignores key auto-repeat and waits for the launch on its way, so a
      held key starts one job;
-   - a paid model asks first, with the estimated cost;
+   - a paid model asks first, with the cost the server estimates for exactly
+     this launch (a dry run of the create call: POST .../jobs/estimate); this
+     file only formats it;
    - max tokens and temperature are sent as typed: the server refuses a value
      out of range and its reason is shown (nothing is clamped here). */
 (function () {
   "use strict";
 
   const E = window.Eval;
-  const CHARS_PER_TOKEN = 4; // a rough rule for English text; good enough to warn
-  const DEFAULT_MAX_TOKENS = 1024; // the server's default when none is sent
 
   function money(usd) {
     if (usd === 0) return "$0";
@@ -29,7 +29,6 @@
       this.template = options.template || null; // the prompt template picker (none: the task as it is)
       this.status = options.status;
       this.url = options.url;
-      this.promptChars = Number(options.promptChars) || 0;
       this.onJob = options.onJob;
       this.last = null;
       this.busy = false;
@@ -59,32 +58,32 @@
       return { params: params };
     }
 
-    estimate(button, params) {
-      const perIn = Number(button.dataset.priceIn);
-      const perOut = Number(button.dataset.priceOut);
-      const inputTokens = Math.ceil(this.promptChars / CHARS_PER_TOKEN);
-      const outputTokens = params.max_tokens == null ? DEFAULT_MAX_TOKENS : params.max_tokens;
-      const usd = (inputTokens * perIn + outputTokens * perOut) / 1e6;
-      return {
-        usd: usd,
-        lines: [
-          "Estimated cost: at most about " + money(usd) + ".",
-          "How: the prompt's " + this.promptChars.toLocaleString() + " characters ÷ " + CHARS_PER_TOKEN + " ≈ " +
-            inputTokens.toLocaleString() + " input tokens at $" + perIn + " per million, plus up to " +
-            outputTokens.toLocaleString() + " output tokens (max tokens) at $" + perOut + " per million.",
-          "Most answers stop before max tokens, so the real cost is usually lower.",
-        ],
-      };
+    /* The server's estimate ({usd, prompt_chars, chars_per_token, input_tokens,
+       output_tokens, price}) as the dialog's lines. */
+    static costLines(estimate) {
+      const price = estimate.price;
+      return [
+        "Estimated cost: at most about " + money(estimate.usd) + ".",
+        "How: the prompt's " + estimate.prompt_chars.toLocaleString() + " characters ÷ " + estimate.chars_per_token + " ≈ " +
+          estimate.input_tokens.toLocaleString() + " input tokens at $" + price.input + " per million, plus up to " +
+          estimate.output_tokens.toLocaleString() + " output tokens (max tokens) at $" + price.output + " per million.",
+        "Most answers stop before max tokens, so the real cost is usually lower.",
+      ];
     }
 
+    /* true to launch, false if the person declined, null if the server refused the request (said). */
     async confirmCost(button, params) {
-      const validMax = params.max_tokens == null || (Number.isInteger(params.max_tokens) && params.max_tokens >= 1);
-      // A paid model, with a max tokens the server will accept: say what it may cost.
-      if (!button.dataset.priceIn || !validMax) return true;
-      const estimate = this.estimate(button, params);
+      if (!button.dataset.priceIn) return true; // free, or no price known: nothing to ask
+      const result = await E.api("POST", this.url + "/estimate", this.body(button, params));
+      if (!result.ok || !result.data) {
+        this.refused(result);
+        return null;
+      }
+      const estimate = result.data.estimate;
+      if (!estimate.price || !estimate.usd) return true;
       const answer = await E.confirmDialog({
         title: "Run " + button.dataset.model + "? It is a paid model.",
-        lines: estimate.lines,
+        lines: Launcher.costLines(estimate),
         buttons: [
           { label: "Run it (about " + money(estimate.usd) + ")", value: true },
           { label: "Don’t run", value: false },
@@ -105,7 +104,9 @@
       }
       this.busy = true;
       try {
-        if (!(await this.confirmCost(button, built.params))) {
+        const go = await this.confirmCost(button, built.params);
+        if (go === null) return null; // refused: refused() said why
+        if (!go) {
           this.say("Not started: you chose not to run it.");
           return null;
         }
@@ -115,9 +116,15 @@
       }
     }
 
-    async send(button, params) {
+    /* The create call's body; its estimate is a dry run of the same body. */
+    body(button, params) {
       const body = { provider: button.dataset.provider, model: button.dataset.model, params: params };
       if (this.template && this.template.value) body.template = Number(this.template.value);
+      return body;
+    }
+
+    async send(button, params) {
+      const body = this.body(button, params);
       button.disabled = true;
       this.say("Starting " + button.dataset.model + "…");
       const result = await E.api("POST", this.url, body, { "Idempotency-Key": newKey() });

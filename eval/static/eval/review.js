@@ -82,7 +82,6 @@
     template: $("run-template"),
     status: $("run-status"),
     url: data.pollUrl,
-    promptChars: data.promptChars,
     onJob: (job) => {
       const card = cards.upsert(job);
       afterJobs();

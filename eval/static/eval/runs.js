@@ -161,7 +161,7 @@
     selected = n;
     E.setText(out, text + ".");
     out.classList.toggle("none", n === 0);
-    estimate();
+    estimateSoon();
   }
   function countSoon() {
     clearTimeout(countTimer);
@@ -169,19 +169,37 @@
   }
   for (const id of ["run-source", "run-status", "run-ids", "run-limit"]) field(id).addEventListener("input", countSoon);
 
-  /* A rough upper bound before the server's estimate: output bounded by max tokens. */
-  function estimate() {
+  /* The server's estimate of launching the form as it stands (POST /api/runs with
+     dry_run: the same body, nothing created), put in words; nothing is computed here. */
+  let estimateTimer = null;
+  let estimateSeq = 0;
+  async function estimate() {
     const out = field("run-estimate");
     const { provider, model } = chosenModel();
-    if (!provider || !model || selected == null) return E.setText(out, "");
-    if (!model.price) return E.setText(out, provider.demo ? "A demo model: free." : "No price is known for this model: the estimate counts it as free.");
-    const maxTokens = num(field("run-max-tokens").value) || 1024;
-    const upper = (selected * maxTokens * model.price[1]) / 1e6;
-    E.setText(out, "Output alone costs at most " + money(upper) + " (" + plural(selected, "task") + " × " + maxTokens.toLocaleString() +
-      " max tokens at $" + model.price[1] + " per million); the server adds the prompts when you launch.");
+    const collected = collect();
+    if (!provider || !model || selected == null || collected.error) return E.setText(out, "");
+    const seq = ++estimateSeq;
+    const draft = Object.assign({}, collected.body, { name: collected.body.name || "estimate", dry_run: true });
+    const result = await E.api("POST", root.dataset.runsUrl, draft);
+    if (seq !== estimateSeq) return; // a newer estimate is on its way
+    if (!result.ok || !result.data) return E.setText(out, "No estimate: " + E.errorText(result));
+    E.setText(out, estimateText(result.data, provider));
   }
-  modelSelect.addEventListener("change", estimate);
-  field("run-max-tokens").addEventListener("input", estimate);
+  function estimateText(answer, provider) {
+    const e = answer.estimate;
+    if (!e.price) return "No price is known for this model: the estimate counts it as free.";
+    if (!e.usd) return provider.demo ? "A demo model: free." : "Free.";
+    return "At most about " + money(e.usd) + " for " + plural(e.calls, "call") + ": " +
+      e.input_tokens.toLocaleString() + " input tokens (the prompts' " + e.prompt_chars.toLocaleString() + " characters ÷ " +
+      e.chars_per_token + ") at $" + e.price.input + " per million, plus up to " + e.output_tokens.toLocaleString() +
+      " output tokens (max tokens) at $" + e.price.output + " per million. Most answers stop sooner.";
+  }
+  function estimateSoon() {
+    clearTimeout(estimateTimer);
+    estimateTimer = setTimeout(estimate, COUNT_DELAY_MS);
+  }
+  modelSelect.addEventListener("change", estimateSoon);
+  for (const id of ["run-max-tokens", "run-temperature"]) field(id).addEventListener("input", estimateSoon);
   updateCount();
 
   // --- submitting ------------------------------------------------------------------------
@@ -195,22 +213,23 @@
   }
   form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
 
-  function build() {
+  /* The create body from the form: {body} or {error: [input, message]} (the name may be
+     empty: the estimate needs none). */
+  function collect() {
     const name = field("run-name");
-    if (!name.value.trim()) return invalid(name, "Give the run a name.");
     const { provider, model } = chosenModel();
-    if (!provider || !model) return invalid(modelSelect, "Choose a model.");
+    if (!provider || !model) return { error: [modelSelect, "Choose a model."] };
     const params = {};
     for (const [key, id] of [["max_tokens", "run-max-tokens"], ["temperature", "run-temperature"]]) {
       const input = field(id);
-      if (input.validity.badInput) return invalid(input, input.labels[0].firstChild.textContent.trim() + " must be a number.");
+      if (input.validity.badInput) return { error: [input, input.labels[0].firstChild.textContent.trim() + " must be a number."] };
       if (input.value.trim() !== "") params[key] = Number(input.value);
     }
     const tasks = {};
     if (field("run-source").value) tasks.source = field("run-source").value;
     if (field("run-status").value) tasks.status = field("run-status").value;
     const chosen = ids();
-    if (chosen.error) return invalid(field("run-ids"), chosen.error + ".");
+    if (chosen.error) return { error: [field("run-ids"), chosen.error + "."] };
     if (chosen.ids.length) tasks.ids = chosen.ids;
     if (field("run-limit").value.trim()) tasks.limit = Number(field("run-limit").value);
     const body = { name: name.value.trim(), provider: provider.name, model: model.name, params: params, tasks: tasks };
@@ -222,13 +241,20 @@
       const check = { type: box.value };
       if (box.value === "regex") {
         const pattern = field("check-regex-pattern");
-        if (!pattern.value) return invalid(pattern, "Give the regex the outputs must match.");
+        if (!pattern.value) return { error: [pattern, "Give the regex the outputs must match."] };
         check.pattern = pattern.value;
       }
       checks.push(check);
     }
     if (checks.length) body.checks = checks;
-    return body;
+    return { body: body };
+  }
+
+  function build() {
+    const name = field("run-name");
+    if (!name.value.trim()) return invalid(name, "Give the run a name.");
+    const collected = collect();
+    return collected.error ? invalid(...collected.error) : collected.body;
   }
 
   async function submit(body) {
@@ -260,7 +286,7 @@
       title: "Launch “" + body.name + "”?",
       lines: [
         "Estimated " + money(usd) + " — above the " + money(config.confirm_cost_usd) + " confirmation threshold. Launch anyway?",
-        "The estimate counts each prompt at about 4 characters a token and up to max tokens of output per task: " +
+        "The estimate counts each prompt by its length (no tokenizer) and up to max tokens of output per task: " +
           "an upper bound, most answers stop sooner.",
       ],
       buttons: [{ label: "Launch anyway (" + money(usd) + ")", value: true }, { label: "Don’t launch", value: false }],
