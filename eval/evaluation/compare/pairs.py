@@ -7,7 +7,6 @@ jobs of a task newest first (``llmjob_run_status_idx`` finds them).
 A task whose own content (``prompt_hash``) differs between the two jobs is
 left out of the comparison and counted (``prompt_changed``)."""
 
-import json
 from dataclasses import dataclass
 
 from django.db import connection
@@ -26,35 +25,47 @@ _ENDED = (states.SUCCEEDED.value, states.FAILED.value)
 # of them cost more than the statement (durations are read for a page only).
 _PAIRS_SQL = """
 WITH ranked AS (
-  SELECT j.id, j.run_id, j.task_id, j.status, j.output_hash, j.prompt_hash, j.check_results,
-         j.input_tokens, j.output_tokens, j.cost_usd,
+  SELECT j.id, j.run_id, j.task_id, j.status, j.output_hash, j.prompt_hash, j.input_tokens, j.output_tokens,
+         j.cost_usd{checks},
          ROW_NUMBER() OVER (PARTITION BY j.run_id, j.task_id ORDER BY j.finished_at DESC, j.created_at DESC) AS n
   FROM eval_llmjob j
   WHERE j.run_id IN (%(a)s, %(b)s) AND j.status IN (%(succeeded)s, %(failed)s) AND j.kind <> 'judge'
     AND j.hidden = %(hidden)s
 )
-SELECT task_id,
-       MAX(CASE WHEN run_id = %(a)s THEN CAST(id AS TEXT) END),
-       MAX(CASE WHEN run_id = %(a)s THEN status END),
-       MAX(CASE WHEN run_id = %(a)s THEN output_hash END),
-       MAX(CASE WHEN run_id = %(a)s THEN prompt_hash END),
-       MAX(CASE WHEN run_id = %(a)s THEN CAST(check_results AS TEXT) END),
-       MAX(CASE WHEN run_id = %(a)s THEN input_tokens END),
-       MAX(CASE WHEN run_id = %(a)s THEN output_tokens END),
-       MAX(CASE WHEN run_id = %(a)s THEN cost_usd END),
-       MAX(CASE WHEN run_id = %(b)s THEN CAST(id AS TEXT) END),
-       MAX(CASE WHEN run_id = %(b)s THEN status END),
-       MAX(CASE WHEN run_id = %(b)s THEN output_hash END),
-       MAX(CASE WHEN run_id = %(b)s THEN prompt_hash END),
-       MAX(CASE WHEN run_id = %(b)s THEN CAST(check_results AS TEXT) END),
-       MAX(CASE WHEN run_id = %(b)s THEN input_tokens END),
-       MAX(CASE WHEN run_id = %(b)s THEN output_tokens END),
-       MAX(CASE WHEN run_id = %(b)s THEN cost_usd END)
+SELECT task_id, {side_a}, {side_b}
 FROM ranked WHERE n = 1
 GROUP BY task_id
 HAVING SUM(CASE WHEN run_id = %(a)s THEN 1 ELSE 0 END) > 0 AND SUM(CASE WHEN run_id = %(b)s THEN 1 ELSE 0 END) > 0
 ORDER BY task_id
 """
+_SIDE_COLUMNS = (
+    "CAST(id AS TEXT)",
+    "status",
+    "output_hash",
+    "prompt_hash",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+# A check's result read in SQL (a JSON boolean, or NULL when the check did not
+# apply): decoding 20,000 JSON documents in Python cost more than the statement.
+_CHECK_SQL = {
+    "postgresql": "(j.check_results ->> %({param})s)",  # 'true' / 'false'
+    "sqlite": "json_extract(j.check_results, '$.' || %({param})s)",  # 1 / 0
+}
+_BOOLEAN = {"true": True, "false": False, 1: True, 0: False}  # 1 and 0 also match True and False
+
+
+def _pairs_sql(check_names):
+    extract = _CHECK_SQL.get(connection.vendor, _CHECK_SQL["sqlite"])
+    checks = "".join(f", {extract.format(param=f'c{i}')} AS c{i}" for i in range(len(check_names)))
+    columns = [*_SIDE_COLUMNS, *(f"c{i}" for i in range(len(check_names)))]
+
+    def side(run):
+        return ", ".join(f"MAX(CASE WHEN run_id = %({run})s THEN {column} END)" for column in columns)
+
+    return _PAIRS_SQL.format(checks=checks, side_a=side("a"), side_b=side("b"))
+
 
 _TASKS_SQL = """
 SELECT run_id, COUNT(DISTINCT task_id) FROM eval_llmjob
@@ -71,7 +82,7 @@ class Side:
     status: str
     output_hash: str
     prompt_hash: str
-    check_results: dict
+    check_results: dict  # {check: passed} of the checks asked for that applied
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float  # summed for display: a float's 15 digits hold any run's total
@@ -101,20 +112,14 @@ class Pair:
         return bool(self.a.prompt_hash and self.b.prompt_hash and self.a.prompt_hash != self.b.prompt_hash)
 
 
-def _json(value):
-    if isinstance(value, str):
-        value = json.loads(value) if value and value != "{}" else {}
-    return value if isinstance(value, dict) else {}
-
-
-def _side(values):
-    job_id, status, output_hash, prompt_hash, checks, tokens_in, tokens_out, cost = values
+def _side(values, check_names):
+    job_id, status, output_hash, prompt_hash, tokens_in, tokens_out, cost, *checks = values
     return Side(
         job_id=str(job_id) if not isinstance(job_id, str) or len(job_id) != 32 else _dashed(job_id),
         status=status,
         output_hash=output_hash or "",
         prompt_hash=prompt_hash or "",
-        check_results=_json(checks),
+        check_results={name: _BOOLEAN[v] for name, v in zip(check_names, checks, strict=True) if v is not None},
         input_tokens=tokens_in,
         output_tokens=tokens_out,
         cost_usd=float(cost or 0),
@@ -126,14 +131,15 @@ def _dashed(hex32):
     return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
 
 
-def pairs(run_a, run_b):
-    """[Pair] of every task both runs ran, ordered by task id."""
+def pairs(run_a, run_b, check_names=()):
+    """[Pair] of every task both runs ran, ordered by task id, with the results of ``check_names``."""
+    params = {"a": run_a, "b": run_b, "succeeded": _ENDED[0], "failed": _ENDED[1], "hidden": False}
+    params.update({f"c{i}": name for i, name in enumerate(check_names)})
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PAIRS_SQL, {"a": run_a, "b": run_b, "succeeded": _ENDED[0], "failed": _ENDED[1], "hidden": False}
-        )
+        cursor.execute(_pairs_sql(check_names), params)
         rows = cursor.fetchall()
-    return [Pair(row[0], _side(row[1:9]), _side(row[9:17])) for row in rows]
+    width = len(_SIDE_COLUMNS) + len(check_names)
+    return [Pair(row[0], _side(row[1 : 1 + width], check_names), _side(row[1 + width :], check_names)) for row in rows]
 
 
 def tasks_ran(run_a, run_b):

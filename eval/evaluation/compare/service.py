@@ -56,7 +56,7 @@ def common_checks(run_a, run_b):
 def build(run_a, run_b):
     """The comparison of two runs: one SQL join for the pairs, one query per kind of verdict."""
     checks, left_out = common_checks(run_a, run_b)
-    found = pair_rows.pairs(run_a.pk, run_b.pk)
+    found = pair_rows.pairs(run_a.pk, run_b.pk, [check["type"] for check in checks])
     kept = [pair for pair in found if not pair.prompt_changed]
     task_ids = {pair.task_id for pair in kept}
     judges, outcomes = verdicts.judge_outcomes(run_a.pk, run_b.pk, task_ids)
