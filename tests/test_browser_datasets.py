@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from eval.models import DatasetVersion, Run, Task
+from eval.sync.upload import Upload, import_upload
 from tests import browser_support as support
 
 browser, server, page = support.browser, support.server, support.page
@@ -131,3 +132,27 @@ def test_a_dropped_jsonl_with_a_conversation_and_outputs(page, manager):
 def test_the_page_is_for_dataset_managers(page):
     response = page.goto("/datasets/")
     assert response.status == 403
+
+
+def test_blind_pairs_show_a_conversation_as_its_turns(page, manager, tmp_path):
+    chat = [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Say hello."},
+        {"role": "assistant", "content": "Bonjour !"},
+        {"role": "user", "content": "Now say goodbye."},
+    ]
+    record = {
+        "id": "c1",
+        "messages": chat,
+        "outputs": [{"label": "v1", "text": "Au revoir"}, {"label": "v2", "text": "Salut"}],
+    }
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    import_upload(Upload(dataset="pairs", path=str(path), fmt="jsonl"))
+    page.goto("/pairs/")
+    page.wait_for_selector("#pair:not([hidden])")
+    assert page.locator("#pair-conversation .turn-role").all_text_contents() == ["System", "User", "Assistant", "User"]
+    assert page.locator("#pair-conversation .text-view").nth(3).text_content() == "Now say goodbye."
+    assert page.is_hidden("#pair-prompt") and "Conversation" in page.text_content("#pair-prompt-title")
+    assert {page.text_content("#left-output"), page.text_content("#right-output")} == {"Au revoir", "Salut"}
+    assert not page.errors
