@@ -12,6 +12,7 @@ import json
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, Phase, given
@@ -189,6 +190,29 @@ def test_the_pairs_export_and_the_admin_job_page_take_outputs_out_of_the_blind_p
         verdict(client, pair[0]["pair"], "tie")
     assert len(served) == 1  # the third task's pair only: the others hold an output staff have seen
     assert served[0].isdisjoint(outputs_of(assignment) | {jobs[0].pk})
+
+
+def test_outputs_uploaded_with_their_labels_are_not_blind_for_their_uploader(reviewer, staff):
+    """A dataset's ``outputs`` come with their labels (the models of imported runs): the
+    uploader had both, so those pairs are never blind for them; for others they are."""
+    records = [
+        {
+            "id": f"t{i}",
+            "prompt": f"Question {i}?",
+            "outputs": [{"label": "v1", "text": f"short {i}"}, {"label": "v2", "text": f"long answer {i}"}],
+        }
+        for i in range(2)
+    ]
+    content = "".join(json.dumps(r) + "\n" for r in records).encode()
+    uploader = login(staff)
+    answer = uploader.post("/api/datasets/app/imports", {"file": SimpleUploadedFile("outputs.jsonl", content)})
+    assert answer.status_code in (200, 201), answer.content
+    assert next_pair(uploader) == (None, None)
+    pair = pairs.candidate_pairs("app")[0]
+    token = pairs._assign(staff, pair).token  # however a token came to them
+    assert verdict(uploader, token).json()["blind"] is False
+    body, _ = next_pair(login(reviewer))
+    assert verdict(login(reviewer), body["pair"]).json()["blind"] is True
 
 
 # --- (c) a token takes one verdict, and none after a skip ----------------------------------------

@@ -46,28 +46,31 @@ class Pair:
 
 
 def _latest_jobs_by_task(source):
-    """{task_id: {job id: output hash}}: per task, the latest judgeable job of each (provider, model)."""
+    """{task_id: {job id: (output hash, provider, creator id)}}: per task, the latest
+    judgeable job of each (provider, model)."""
     jobs = LLMJob.objects.judgeable().filter(prompt_hash=F("task__prompt_hash"))
     if source:
         jobs = jobs.filter(task__source=source)
     latest = {}
-    for job_id, task_id, provider, model, output_hash in jobs.order_by("task_id", "created_at", "id").values_list(
-        "id", "task_id", "provider", "model", "output_hash"
-    ):
-        latest[(task_id, provider, model)] = (job_id, output_hash)  # a later job of the same model replaces it
+    rows = jobs.order_by("task_id", "created_at", "id").values_list(
+        "id", "task_id", "provider", "model", "output_hash", "created_by_id"
+    )
+    for job_id, task_id, provider, model, output_hash, created_by_id in rows:
+        # A later job of the same model replaces it.
+        latest[(task_id, provider, model)] = (job_id, (output_hash, provider, created_by_id))
     by_task = {}
-    for (task_id, _, _), (job_id, output_hash) in latest.items():
-        by_task.setdefault(task_id, {})[job_id] = output_hash
+    for (task_id, _, _), (job_id, about) in latest.items():
+        by_task.setdefault(task_id, {})[job_id] = about
     return by_task
 
 
 def _candidates(source):
-    """(every pair, {job id: output hash} of their jobs)."""
-    pairs, hashes = [], {}
+    """(every pair, {job id: (output hash, provider, creator id)} of their jobs)."""
+    pairs, about = [], {}
     for task_id, jobs in _latest_jobs_by_task(source).items():
         pairs.extend(Pair.of(task_id, a, b) for a, b in itertools.combinations(jobs, 2))
-        hashes.update(jobs)
-    return pairs, hashes
+        about.update(jobs)
+    return pairs, about
 
 
 def candidate_pairs(source=""):
@@ -96,14 +99,19 @@ def _judged_by(user):
     return {Pair.of(*row) for row in rows}
 
 
-def _blind_for(user, pairs, hashes):
-    """The pairs whose outputs ``user`` has never seen with their models."""
+def _blind_for(user, pairs, jobs):
+    """The pairs whose outputs ``user`` has never seen with their models (nor uploaded with them)."""
     known = seen.known(user.pk)
     task_of = {}
     for pair in pairs:
         task_of[pair.job_a] = task_of[pair.job_b] = pair.task_id
-    revealed = {job for job, task_id in task_of.items() if known.output(job, task_id, hashes.get(job, ""))}
-    return [p for p in pairs if p.job_a not in revealed and p.job_b not in revealed]
+
+    def revealed(job, task_id):
+        output_hash, provider, created_by_id = jobs[job]
+        return known.output(job, task_id, output_hash) or seen.authored(user.pk, provider, created_by_id)
+
+    shown = {job for job, task_id in task_of.items() if revealed(job, task_id)}
+    return [p for p in pairs if p.job_a not in shown and p.job_b not in shown]
 
 
 def _open_assignments(user, now):
@@ -120,11 +128,11 @@ def _spread(user, pair):
 def eligible_pairs(user, source=""):
     """The pairs the caller may judge next, in serving order, and their open assignments."""
     now = timezone.now()
-    pairs, hashes = _candidates(source)
+    pairs, jobs = _candidates(source)
     counts, mine = _verdict_counts(pairs), _judged_by(user)
     target = settings.PAIR_TARGET_JUDGEMENTS
     open_ = _open_assignments(user, now)
-    eligible = _blind_for(user, [p for p in pairs if p not in mine and counts.get(p, 0) < target], hashes)
+    eligible = _blind_for(user, [p for p in pairs if p not in mine and counts.get(p, 0) < target], jobs)
 
     def order(pair):
         assignment = open_.get(pair)

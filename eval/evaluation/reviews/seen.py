@@ -19,6 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from eval.models import LLMJob, ModelSeen
+from eval.sync.outputs import PROVIDER as IMPORTED
 
 # (user id, job id) pairs this process already recorded: rows are never
 # deleted (but with their job or user), so a poll while a model streams costs
@@ -95,12 +96,18 @@ def known(user_id, task_ids=None):
     return Known(rows.values_list("job_id", "job__task_id", "job__output_hash"))
 
 
+def authored(user_id, provider, created_by_id):
+    """An output produced elsewhere that ``user_id`` uploaded with its label (a
+    dataset's ``outputs``): they had it, and its model, before any page showed it."""
+    return provider == IMPORTED and user_id is not None and created_by_id == user_id
+
+
 def knows_any(user_id, jobs):
     """True if ``user_id`` has seen the model of any of ``jobs`` (LLMJob rows of one task or more)."""
     if not jobs:
         return False
     what = known(user_id, {job.task_id for job in jobs})
-    return any(what.job(job) for job in jobs)
+    return any(what.job(job) or authored(user_id, job.provider, job.created_by_id) for job in jobs)
 
 
 def forget_cache():
