@@ -3,6 +3,9 @@ judged, the starting values of every new queued job (interactive, bulk, judge),
 the job JSON's ``terminal`` flag, and the heartbeat interval against the
 online threshold."""
 
+import re
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 
@@ -90,3 +93,11 @@ def test_a_runs_json_counts_live_and_ended_jobs_for_its_page():
     counts = {"queued": 2, "running": 1, "succeeded": 4, "failed": 2, "cancelled": 1}
     assert report.totals(counts) == {"jobs": 10, "live": 3, "ended": 7}
     assert report.progress(counts) == 70
+
+
+def test_the_pages_scripts_read_terminal_from_the_job_json_not_a_copy_of_the_states():
+    static = Path(__file__).resolve().parent.parent / "eval" / "static" / "eval"
+    listed = r"""\[\s*["']succeeded["']\s*,\s*["']failed["']"""
+    ended = re.compile(r"""job\.status\s*===\s*["'](failed|cancelled)["']|""" + listed)
+    for script in static.glob("*.js"):
+        assert not ended.search(script.read_text()), script.name

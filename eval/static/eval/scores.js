@@ -129,7 +129,7 @@
       const job = card.job;
       if (job.hidden) return "Hidden outputs are not scored: unhide it first.";
       if (job.status === "succeeded") return "";
-      if (job.status === "failed" || job.status === "cancelled") return "Only a finished answer can be scored; this job " + job.status + ".";
+      if (job.terminal) return "Only a finished answer can be scored; this job " + job.status + "."; // ended, not succeeded
       return "You can score it once it has finished.";
     }
 
