@@ -48,6 +48,7 @@ max_requests_jitter = max_requests // 2
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
+logger_class = "coreproject.gunicorn_logging.Logger"  # no empty "Listening at:" line
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "coreproject.wsgi:application"
 
@@ -58,7 +59,8 @@ def on_starting(server):
         from coreproject.gunicorn_worker import refuse_addresses_in_use  # noqa: PLC0415  (the master loads no app code before it forks)
 
         refuse_addresses_in_use(server.cfg.address)
-        # gunicorn's own "Listening at" line is empty here: the workers bind.
+        # gunicorn's own "Listening at" line would be empty here (the workers bind):
+        # coreproject/gunicorn_logging.py drops it.
         server.log.info("Workers listen at: %s (a SO_REUSEPORT socket each)", ", ".join(server.cfg.bind))
 
 

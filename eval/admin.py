@@ -125,10 +125,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} token(s).")
 
 
+QUESTIONS_HINT = (
+    "A JSON list of questions, each an object with key (an identifier), label and type: "
+    "rating (optional scale [low, high], default [1, 5]), choice (options: a list of at least two texts), "
+    "boolean or text; optional required (true/false). For example: "
+    '[{"key": "quality", "label": "Overall quality", "type": "rating", "scale": [1, 5], "required": true}, '
+    '{"key": "safe", "label": "Safe to show", "type": "boolean"}, '
+    '{"key": "notes", "label": "Notes", "type": "text"}]'
+)
+
+
 class RubricForm(forms.ModelForm):
     class Meta:
         model = Rubric
         fields = ("name", "guidelines", "questions")
+        help_texts = {"questions": QUESTIONS_HINT}
+        widgets = {"questions": forms.Textarea(attrs={"rows": 12, "cols": 90, "spellcheck": "false"})}
 
     def clean_questions(self):
         questions = self.cleaned_data["questions"]

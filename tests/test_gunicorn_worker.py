@@ -110,6 +110,10 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path):
             connection.close()
         os.killpg(server.pid, 15)
         server.wait(30)
+    log = server.stderr.read().decode()
+    # Where it listens, said once and with the address (gunicorn's own line was "Listening at:  (927)").
+    assert f"Workers listen at: 127.0.0.1:{port}" in log
+    assert "Listening at:" not in log, log[-2000:]
 
 
 @linux_only
