@@ -156,7 +156,7 @@ def test_drafts_round_trip_and_are_bounded(reviewer, task):
     )
     assert saved.status_code == 200 and saved.json()["data"]["scores"] == {"abc": 3}
     assert client.get(url).json()["data"]["notes"] == "so far"
-    too_big = client.put(url, json.dumps({"notes": "x" * 70_000}), content_type="application/json")
+    too_big = client.put(url, json.dumps({"notes": "x" * 600_000}), content_type="application/json")
     assert error_of(too_big)[:2] == (400, "invalid")
     assert client.delete(url).status_code == 204
     assert client.get(url).json()["data"] is None

@@ -36,3 +36,18 @@ def test_the_diff_has_a_legend(page, user):
     legend.wait_for(state="visible")
     assert "only in the second output" in legend.inner_text() and "only in the first" in legend.inner_text()
     assert page.locator("#diff-output ins").count() and page.locator("#diff-output del").count()
+
+
+def test_a_draft_the_server_refuses_says_the_servers_reason_and_the_notes_say_their_limit(page, user):
+    task = make_task()
+    open_review(page, task, settled=False)
+    assert page.get_attribute("#review-notes", "maxlength") == "100000"
+    assert "up to 100000 characters" in page.inner_text("label.notes")
+    # A script (or a paste an extension let through) can put more in than maxlength allows.
+    page.eval_on_selector(
+        "#review-notes",
+        "el => { el.value = 'é'.repeat(300000); el.dispatchEvent(new Event('input', {bubbles: true})); }",
+    )
+    page.wait_for_function("() => document.body.innerText.includes('the draft was not kept')")
+    text = page.inner_text("body")
+    assert "at most 512 KB" in text and "the server did not answer" not in text

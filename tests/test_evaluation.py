@@ -185,7 +185,7 @@ def test_drafts_are_kept_per_user_and_bounded(task, reviewer, staff):
     assert drafts.get(reviewer, task).data == {"rating": 3, "notes": "half done"}
     assert drafts.get(staff, task) is None
     with pytest.raises(InvalidInput):
-        drafts.put(reviewer, task, {"notes": "x" * 70_000})
+        drafts.put(reviewer, task, {"notes": "x" * 600_000})
     drafts.discard(reviewer, task)
     assert drafts.get(reviewer, task) is None
 

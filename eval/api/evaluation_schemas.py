@@ -140,7 +140,7 @@ class PairJudgementOut(JudgementOut):
 
 
 class DraftIn(BaseModel):
-    """Any JSON object (the page's unsaved review form), up to 64 KB. A plain
+    """Any JSON object (the page's unsaved review form), up to 512 KB. A plain
     pydantic model: ninja's Schema would drop the keys it does not declare."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"rating": 3, "notes": "half done"}]})

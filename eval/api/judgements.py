@@ -75,7 +75,7 @@ def get_draft(request, task_id: TaskId):
 
 @tasks_router.put("/{task_id}/draft", response=answers({200: DraftOut}, 404, write=True))
 def put_draft(request, task_id: TaskId, payload: DraftIn):
-    """Keep your unsaved review form (any JSON object up to 64 KB), so another device sees it."""
+    """Keep your unsaved review form (any JSON object up to 512 KB), so another device sees it."""
     task = visible_task(request.user, task_id)
     draft = drafts.put(request.user, task, payload.model_dump())
     return drafts.draft_json(task.pk, draft)

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from eval.api.errors import STATUS
 from eval.jobs import states
-from eval.models import Alert, Task
+from eval.models import Alert, Review, Task
 from eval.providers import catalogue
 from eval.storable import BIGINT_MAX
 
@@ -28,7 +28,7 @@ UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UUID_RE = re.compile(UUID_PATTERN)
 TASK_ID_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MAX_IDS = 100
-MAX_NOTES_CHARS = 100_000
+MAX_NOTES_CHARS = Review.MAX_NOTES_CHARS
 MAX_SEARCH_CHARS = 500  # percent-encoded, still inside gunicorn's request line (deploy/gunicorn.conf.py)
 MAX_IDEMPOTENCY_KEY = 200
 NO_NUL = r"^[^\x00]*$"  # a header stored in a text column (PostgreSQL text cannot hold NUL)

@@ -9,6 +9,8 @@ from eval.models.tasks import Task
 
 
 class Review(models.Model):
+    MAX_NOTES_CHARS = 100_000  # the API's schema and the review page's field both say it
+
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
     preferred_job = models.ForeignKey(LLMJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

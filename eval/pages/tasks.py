@@ -84,5 +84,6 @@ def review(request, task_id):
             "poll_interval_ms": settings.POLL_INTERVAL_MS,
             "judgement_undo_seconds": settings.JUDGEMENT_UNDO_SECONDS,
             "default_max_tokens": catalogue.DEFAULT_MAX_TOKENS,
+            "max_notes_chars": Review.MAX_NOTES_CHARS,
         },
     )

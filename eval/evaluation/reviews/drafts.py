@@ -5,7 +5,9 @@ import json
 from eval.evaluation.errors import InvalidInput
 from eval.models import ReviewDraft
 
-MAX_DRAFT_BYTES = 64 * 1024
+# Room for a whole unsaved review: notes of Review.MAX_NOTES_CHARS characters of
+# up to 4 UTF-8 bytes each, plus the score answers (the API takes 1 MB bodies).
+MAX_DRAFT_BYTES = 512 * 1024
 
 
 def get(user, task):

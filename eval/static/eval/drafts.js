@@ -57,6 +57,8 @@
       if (text === this.written) return;
       const result = data ? await E.api("PUT", this.url, data) : await E.api("DELETE", this.url);
       this.failed = !result.ok;
+      // The server's reason when it gave one (a 400 says why); none only when it did not answer.
+      this.error = result.ok ? "" : E.errorText(result);
       if (result.ok) {
         this.written = text;
         this.updatedAt = data && result.data ? result.data.updated_at : null;

@@ -118,7 +118,7 @@
     form.paint({
       otherUnsaved: Object.keys(scores.unsaved()).length > 0,
       updatedAt: drafts.written ? drafts.updatedAt : null,
-      error: drafts.failed ? "the server did not answer" : "",
+      error: drafts.failed ? drafts.error || "the server did not answer" : "",
     });
   }
 
