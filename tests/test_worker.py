@@ -39,7 +39,7 @@ def row(job):
 
 def test_it_runs_queued_jobs_to_success(make_task, fast_jobs):
     jobs = [queue(make_task(prompt=f"hello {i} world")) for i in range(5)]
-    executor = asyncio.run(serve(transport="db", once=True, concurrency=3))
+    executor = asyncio.run(serve(transport="db", max_jobs=5, concurrency=3))
     for i, job in enumerate(jobs):
         done = row(job)
         assert done.status == JobStatus.SUCCEEDED, done.message
@@ -47,6 +47,14 @@ def test_it_runs_queued_jobs_to_success(make_task, fast_jobs):
         assert done.stop_reason == "end_turn" and done.cost_usd == 0 and done.finished_at
     beat = WorkerHeartbeat.objects.get(worker_id=executor.worker_id)
     assert (beat.jobs_done, beat.jobs_failed, beat.in_flight) == (5, 0, 0) and beat.stopped_at
+
+
+def test_a_one_off_drain_leaves_no_worker_on_the_dashboard(task, fast_jobs):
+    """load_demo and scripts drain with --once: no "offline worker" row is left behind."""
+    queue(task)
+    executor = asyncio.run(serve(transport="db", once=True))
+    assert row(LLMJob.objects.get()).status == JobStatus.SUCCEEDED
+    assert not WorkerHeartbeat.objects.filter(worker_id=executor.worker_id).exists()
 
 
 def test_max_tokens_stops_the_stream(task, fast_jobs):

@@ -66,6 +66,11 @@ def beat(worker_id, *, jobs_done, jobs_failed, in_flight, first=None, stopped=Fa
     )
 
 
+def forget(worker_id):
+    """A one-off drain that ended cleanly leaves no row behind."""
+    WorkerHeartbeat.objects.filter(worker_id=worker_id).delete()
+
+
 def prune(now=None):
     """Forget workers not seen for a day. Returns how many rows went."""
     now = now or timezone.now()

@@ -35,8 +35,11 @@ def new_worker_id():
 
 
 class Executor:
-    def __init__(self, *, database, worker_id=None, concurrency=None, transport_name=""):
+    def __init__(self, *, database, worker_id=None, concurrency=None, transport_name="", one_off=False):
         self.db = database
+        # A one-off drain (--once: load_demo, a script) is no worker anyone runs:
+        # the dashboard forgets it when it ends instead of listing it offline.
+        self.one_off = one_off
         self.worker_id = worker_id or new_worker_id()
         logformat.set_process_worker_id(self.worker_id)
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
@@ -91,7 +94,10 @@ class Executor:
     async def close(self):
         await self.flusher.stop()
         await self.writer.close()
-        await self.db.call(self._beat, stopped=True)
+        if self.one_off:
+            await self.db.call(heartbeats.forget, self.worker_id)
+        else:
+            await self.db.call(self._beat, stopped=True)
         for name in list(self._semaphores):
             provider = get_provider(name)
             if provider is not None:

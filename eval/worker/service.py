@@ -33,7 +33,9 @@ async def serve(
             pass
 
     database = Database(settings.WORKER_DB_THREADS)
-    executor = Executor(database=database, concurrency=concurrency, transport_name=transport, worker_id=worker_id)
+    executor = Executor(
+        database=database, concurrency=concurrency, transport_name=transport, worker_id=worker_id, one_off=once
+    )
     await executor.start()
     if own_process:
         tune_gc(STREAMING_THRESHOLDS)
