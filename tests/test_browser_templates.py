@@ -51,6 +51,7 @@ def test_it_previews_a_draft_live_and_saves_versions(page, launcher):
     page.click("#template-save")
     page.wait_for_function("() => document.getElementById('template-status').textContent.includes('v1')")
     page.fill("#template-system", "Answer in {{ metadata.lang }}, briefly.")
+    page.wait_for_function("() => document.getElementById('preview').textContent.includes('French, briefly.')")
     page.click("#template-save")
     page.wait_for_function("() => document.getElementById('template-status').textContent.includes('v2')")
     assert list(PromptTemplate.objects.values_list("name", "version")) == [("in-language", 2), ("in-language", 1)]
