@@ -247,3 +247,18 @@ def test_a_chunked_body_is_read_to_its_end_within_the_limit(staff, settings):
     many = [{"id": f"r{i}", "prompt": "x" * 100} for i in range(30)]
     response = import_view(chunked_request(staff, jsonl(*many), "toobig"), "toobig")
     assert response.status_code == 413 and not Task.objects.filter(source="toobig").exists()
+
+
+def test_an_empty_file_is_an_error_not_an_empty_import(manager):
+    for content in (b"", b"\n\n", b"qid,question\n"):
+        name = "empty.csv" if content.startswith(b"qid") else "empty.jsonl"
+        response = upload(
+            manager,
+            "qa",
+            content,
+            name,
+            mapping=json.dumps({"id": "qid", "prompt": "question"}) if name.endswith(".csv") else "",
+        )
+        assert response.status_code == 400, content
+        assert response.json()["error"]["errors"] == [{"line": None, "message": "the file holds no records"}]
+    assert not DatasetVersion.objects.exists()

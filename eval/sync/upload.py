@@ -157,6 +157,8 @@ class _Check:
                     self.take(line, data, error)
         except SourceError as error:  # the rest of the file cannot be read
             self.error(None, str(error))
+        if not self.seen and not self.report.error_count:
+            self.error(None, "the file holds no records")
         self.flush()
         if self.upload.mode == "replace" and not self.report.error_count:
             self.report.missing = len(gone(self.dataset, self.seen, self.upload.allow_mass_missing))
