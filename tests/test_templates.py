@@ -11,6 +11,7 @@ from eval.jobs import claims, prompt_templates
 from eval.models import LLMJob, PromptTemplate, Run, Task
 from eval.worker.attempt import generation_request
 from tests.helpers import login
+from tests.test_commands import run as command
 from tests.test_results import output, pairwise  # the results tests' row builders
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +272,11 @@ def test_results_can_be_grouped_by_template_version(make_task, staff, reviewer):
     assert [row["key"] for row in plain_answer["rows"]] == ["echo/m1"]  # by model: the versions together
     response = login(staff).get("/api/results?group_by=template&runs=1")
     assert response.status_code == 400 and response.json()["error"]["field"] == "group_by"
+
+
+def test_the_runs_command_takes_a_template(make_task, staff):
+    task = make_task(prompt="p", metadata={"lang": "Basque"})
+    template = prompt_templates.save(name="cli", system="In {{ metadata.lang }}.", messages=QA["messages"])
+    command("runs", "create", "--name", "cli", "--provider", "echo", "--model", "echo", "--template", str(template.pk))
+    job = LLMJob.objects.get(task=task)
+    assert job.template_id == template.pk and job.messages_sent[0] == {"role": "system", "content": "In Basque."}

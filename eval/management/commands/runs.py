@@ -39,7 +39,8 @@ class Command(BaseCommand):
     help = (
         "Evaluation runs. `runs create --name N --provider P --model M [--params JSON] [--source S] "
         "[--task-status open|done] [--ids ...] [--limit N] [--schedule CRON] [--max-cost USD] [--checks JSON] "
-        "[--judge-compare A B | --judge-score R] [--rubric ID] [--swap] [--user NAME] [--yes]`; `runs list`; "
+        "[--judge-compare A B | --judge-score R] [--rubric ID] [--swap] [--template ID] [--user NAME] [--yes]`; "
+        "`runs list`; "
         "`runs show ID [--json]`; `runs cancel ID`; `runs launch ID [--yes]` (a scheduled run, now); "
         "`runs compare A B [--alpha 0.05] [--format text|json]` or `runs compare B --baseline`: exit 1 on a "
         "significant regression of B, 2 for an unknown or unfinished run. "
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         create.add_argument("--judge-score", type=int, default=None, metavar="RUN")
         create.add_argument("--rubric", type=int, default=None)
         create.add_argument("--swap", action="store_true")
+        create.add_argument("--template", type=int, default=None, metavar="ID", help="a prompt template's id")
         create.add_argument("--user", default=None, metavar="USERNAME", help="the run's creator (and budget)")
         create.add_argument("--yes", "-y", action="store_true", help="confirm the estimated cost")
         create.add_argument("--wait", action="store_true", help="wait for the run (a judge run: its jobs) to end")
@@ -138,7 +140,7 @@ class Command(BaseCommand):
         selection = {"source": options["source"], "status": options["task_status"], "ids": options["ids"]}
         selection["limit"] = options["limit"]
         data["tasks"] = {key: value for key, value in selection.items() if value is not None}
-        data.update(schedule=options["schedule"], max_cost_usd=options["max_cost"])
+        data.update(schedule=options["schedule"], max_cost_usd=options["max_cost"], template=options["template"])
         judge = _judge(options)
         if judge is not None:
             data.update(kind=Run.Kind.JUDGE, judge=judge)
