@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from eval.pages import compare, datasets, results, review_modes, runs, site, tasks, templates, tokens
+from eval.pages import compare, datasets, judgements, results, review_modes, runs, site, tasks, templates, tokens
 
 urlpatterns = [
     path("api/", include("eval.api.urls")),  # first: every open tab polls it every 2 s
@@ -12,6 +12,7 @@ urlpatterns = [
     path("runs/compare", compare.compare, name="runs-compare"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("results/", results.results, name="results"),
+    path("judgements/", judgements.judgements, name="judgements"),
     path("datasets/", datasets.datasets, name="datasets"),
     path("templates/", templates.templates, name="templates"),
     path("dashboard/", review_modes.dashboard, name="dashboard"),

@@ -39,6 +39,7 @@ DESIGN_ENDPOINTS = {
     # Evaluation
     ("get", "/api/tasks/{task_id}/judgements"),
     ("post", "/api/tasks/{task_id}/judgements"),
+    ("get", "/api/judgements"),
     ("delete", "/api/judgements/{judgement_id}"),
     ("get", "/api/tasks/{task_id}/draft"),
     ("put", "/api/tasks/{task_id}/draft"),

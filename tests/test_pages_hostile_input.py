@@ -56,6 +56,7 @@ def page_urls(task):
         "/runs/",
         f"/runs/{run.pk}/",
         "/results/",
+        "/judgements/",
         "/dashboard/",
         "/tokens/",
     ]

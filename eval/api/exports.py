@@ -39,6 +39,19 @@ DOWNLOAD = {
 
 class ExportQuery(Schema):
     source: str | None = Field(None, max_length=MAX_SOURCE, description="Only tasks of this source.")
+    run: str | None = Field(
+        None,
+        max_length=40,
+        pattern=r"^\d+(,\d+)?$",
+        description="A run id: the judgements it is in (its outputs judged, or its judge jobs' verdicts) and the "
+        "tasks it has a job on; two ids `A,B`: the pairwise verdicts between them.",
+    )
+    runs: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^\d+(,\d+)*$",
+        description="Run ids `A,B,...` (GET /api/results `runs=`): judgements whose every output is from one of them.",
+    )
     include_stale: bool = Field(False, description="Also judgements made against an earlier prompt or reference.")
 
 
@@ -53,12 +66,15 @@ def download_export(request, what: What, extension: Extension, query: Query[Expo
     and its reviews; `judgements`: one row per current judgement (human and LLM judge);
     `pairs`: preference pairs `{prompt, chosen, rejected, chosen_model, rejected_model,
     task, judged_by}` from pairwise verdicts that pick a side. Withdrawn and superseded
-    judgements are never exported; stale ones only with `include_stale`."""
+    judgements are never exported; stale ones only with `include_stale`. `run=` and `runs=`
+    narrow it as on GET /api/judgements (an unknown run: 400 `invalid`)."""
     if not access.is_staff(request.user):
         raise forbidden("exports are for staff")
-    export = Export(what, extension, source=query.source, include_stale=query.include_stale)
+    export = Export(
+        what, extension, source=query.source, include_stale=query.include_stale, run=query.run, runs=query.runs
+    )
     if what == "pairs":  # outputs with their models: none of them is blind for the caller now
-        seen.mark_selected(request.user.pk, pair_jobs(query.source))
+        seen.mark_selected(request.user.pk, pair_jobs(export.scope))
     response = StreamingHttpResponse(iter(export), content_type=export.content_type)
     response["Content-Disposition"] = f'attachment; filename="{export.filename()}"'
     response["Cache-Control"] = "no-store"

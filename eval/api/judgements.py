@@ -1,5 +1,6 @@
-"""``/api/tasks/<id>/judgements``, ``/api/judgements/<id>``, drafts and
-hiding jobs: thin callers of eval/evaluation and eval/jobs."""
+"""``/api/tasks/<id>/judgements``, ``/api/judgements`` (staff: the judgements
+behind a results figure), ``/api/judgements/<id>``, drafts and hiding jobs:
+thin callers of eval/evaluation and eval/jobs."""
 
 from django.http import HttpResponse
 from ninja import Query, Router, Status
@@ -7,10 +8,11 @@ from ninja import Query, Router, Status
 from eval import access
 from eval.api.errors import forbidden, not_found
 from eval.api.evaluation_schemas import AllJudgements, DraftIn, DraftOut, JudgementIn, JudgementList, JudgementOut
+from eval.api.judgement_list_schemas import JudgementFilters, JudgementPage
 from eval.api.lookups import job_answer, visible_task
 from eval.api.responses import answers
 from eval.api.schemas import JobId, JobOut, TaskId
-from eval.evaluation.reviews import drafts, judgements
+from eval.evaluation.reviews import drafts, judgement_filters, judgement_list, judgements
 from eval.jobs import visibility
 from eval.models import Judgement, LLMJob
 
@@ -50,6 +52,29 @@ def create_judgement(request, task_id: TaskId, payload: JudgementIn):
         notes=payload.notes or "",
     )
     return Status(201, _json(judgement, task))
+
+
+@judgements_router.get("", response=answers({200: JudgementPage}, 400, 403), url_name="api-judgements")
+def list_all_judgements(request, query: Query[JudgementFilters]):
+    """Staff only: current judgements of visible outputs (those the results count),
+    newest first, 50 a page (keyset on id: pass `next` as `after`). `run`, `runs`,
+    `model` and `source` narrow them as GET /api/exports does; `judged_by`, `judge`,
+    `blind` and `kind` pick a results segment; stale ones only with `include_stale`.
+    An unknown run is a 400 `invalid`."""
+    if not access.is_staff(request.user):
+        raise forbidden("the judgements list is for staff")
+    scope = judgement_filters.build(
+        source=query.source,
+        run=query.run,
+        runs=query.runs,
+        model=query.model,
+        judged_by=query.judged_by,
+        judge=query.judge,
+        blind=query.blind,
+        kind=query.kind,
+    )
+    rows, cursor = judgement_list.page(scope, include_stale=query.include_stale, after=query.after)
+    return {"judgements": rows, "next": cursor}
 
 
 @judgements_router.delete("/{judgement_id}", response=answers({200: JudgementOut}, 403, 404, 409, write=True))

@@ -119,8 +119,8 @@ def judgement_row(row):
     )
 
 
-def judgement_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
-    queryset = counted(source).annotate(answers_text=Cast("answers", TextField()))
+def judgement_rows(scope=None, include_stale=False, batch_size=BATCH_SIZE):
+    queryset = counted(scope).annotate(answers_text=Cast("answers", TextField()))
     for batch in keyset(queryset, _JUDGEMENT_FIELDS, batch_size):
         rows = [judgement_row(row) for row in batch if include_stale or not is_stale(row)]
         if rows:
@@ -143,22 +143,22 @@ def pair_row(row):
     )
 
 
-def _pairs(source):
-    return counted(source).filter(
+def _pairs(scope):
+    return counted(scope).filter(
         visible(), kind=Judgement.Kind.PAIRWISE, verdict__in=[Judgement.Verdict.A, Judgement.Verdict.B]
     )
 
 
-def pair_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
-    queryset = _pairs(source)
+def pair_rows(scope=None, include_stale=False, batch_size=BATCH_SIZE):
+    queryset = _pairs(scope)
     for batch in keyset(queryset, _PAIR_FIELDS, batch_size):
         rows = [pair_row(row) for row in batch if include_stale or not is_stale(row)]
         if rows:
             yield rows
 
 
-def pair_jobs(source=None):
+def pair_jobs(scope=None):
     """The jobs whose outputs and models the ``pairs`` export shows (stale ones included),
     as ``seen_job`` rows for seen.mark_selected."""
-    queryset = _pairs(source).order_by()
+    queryset = _pairs(scope).order_by()
     return queryset.values(seen_job=F("job_a_id")).union(queryset.values(seen_job=F("job_b_id")))

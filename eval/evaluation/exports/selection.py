@@ -29,8 +29,9 @@ def keyset(queryset, fields, size=BATCH_SIZE, tuples=False):
         last = batch[-1][0] if tuples else batch[-1]["id"]
 
 
-def counted(source=None):
-    """Current judgements (neither withdrawn nor superseded), of tasks of ``source``.
+def counted(scope=None):
+    """Current judgements (neither withdrawn nor superseded) that ``scope`` (a
+    JudgementFilter: source, runs...) picks.
 
     Staleness is left to ``is_stale`` on each row: as a join condition
     (``judgement.prompt_hash = task.prompt_hash``) PostgreSQL estimates it
@@ -38,7 +39,7 @@ def counted(source=None):
     (0.45 s a batch at 30,000 judgements, measured); without it each batch
     is an index range scan on the judgement's primary key."""
     queryset = current(Judgement.objects.all())
-    return queryset.filter(task__source=source) if source else queryset
+    return scope.apply(queryset) if scope is not None else queryset
 
 
 def is_stale(row):

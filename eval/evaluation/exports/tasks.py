@@ -197,8 +197,11 @@ def task_row(task, summary, reviews):
     )
 
 
-def task_rows(source=None, include_stale=False, batch_size=BATCH_SIZE):
-    tasks = Task.objects.filter(source=source) if source else Task.objects.all()
+def task_rows(scope=None, include_stale=False, batch_size=BATCH_SIZE):
+    """With ``scope`` (a JudgementFilter): its source's tasks, and with runs the tasks they
+    have a job on; each summary holds all of the task's current judgements."""
+    tasks = scope.tasks(Task.objects.all()) if scope is not None else Task.objects.all()
+    source = scope.source if scope is not None else None
     tasks = tasks.annotate(metadata_text=Cast("metadata", TextField()), messages_text=Cast("messages", TextField()))
     for batch in keyset(tasks, _TASK_FIELDS, batch_size, tuples=True):
         summaries, reviews = _summaries(batch, source, include_stale), _reviews(batch, source)

@@ -1,5 +1,5 @@
 """``manage.py export_reviews --format jsonl|csv --what tasks|judgements|pairs
-[--source S] [--include-stale] [-o FILE]``: an export to stdout or a file.
+[--source S] [--run ID[,ID]] [--include-stale] [-o FILE]``: an export to stdout or a file.
 
 Streamed a batch at a time (eval/evaluation/exports/). With ``-o`` it is
 written beside FILE and renamed into place at the end, so FILE is never a
@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from eval.evaluation.errors import InvalidInput
 from eval.evaluation.exports import FORMATS, KINDS, Export
 
 
@@ -31,12 +32,21 @@ class Command(BaseCommand):
         parser.add_argument("--what", required=True, choices=list(KINDS))
         parser.add_argument("--source", default=None, help="only tasks of this source")
         parser.add_argument(
+            "--run",
+            default=None,
+            metavar="ID[,ID]",
+            help="the judgements a run is in and the tasks it has a job on; two ids: the verdicts between them",
+        )
+        parser.add_argument(
             "--include-stale", action="store_true", help="also judgements made against an earlier prompt"
         )
         parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write here (default: stdout)")
 
-    def handle(self, *args, fmt, what, source, include_stale, output, **options):
-        export = Export(what, fmt, source=source, include_stale=include_stale)
+    def handle(self, *args, fmt, what, source, run, include_stale, output, **options):
+        try:
+            export = Export(what, fmt, source=source, include_stale=include_stale, run=run)
+        except InvalidInput as error:
+            raise CommandError(str(error), returncode=2) from None
         started = time.monotonic()
         try:
             if output:
