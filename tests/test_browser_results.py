@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, reverse
 
 from eval.models import Judgement
 from tests import browser_support as support
+from tests.test_results import output, pairwise
 
 # The shared browser fixtures, used here by name.
 browser, server, page = support.browser, support.server, support.page
@@ -110,3 +111,17 @@ def test_it_is_for_staff_only(page, demo):
     assert response.status == 403
     assert "for staff" in page.inner_text("#error-message")
     assert page.locator("header a[href='/results/']").count() == 0
+
+
+def test_ratings_from_few_verdicts_are_starred_and_explained(page, user):
+    """ "692 [692, 692], n = 3" had no asterisk: only one-way ratings got one."""
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    for verdict in ["a", "b", "tie"]:
+        task = support.make_task()
+        pairwise(task, output(task, "m1"), output(task, "m2"), verdict, reviewer=user, blind=True)
+    open_results(page)
+    figures = page.locator("svg.rating-chart text.figure, svg.rating-chart text.row-label").all_text_contents()
+    few = [f for f in figures if "n = 3" in f]
+    assert len(few) == 2 and all("*" in f for f in few), figures  # neither is one way
+    assert "Fewer than 10 verdicts" in page.inner_text("body")

@@ -119,3 +119,11 @@ def test_the_bootstrap_interval_covers_the_true_rating_about_95_percent_of_the_t
         covered += int(np.sum((low <= true_elo) & (true_elo <= high)))
     assert 0.90 <= covered / 800 <= 0.99, covered / 800
     assert time.monotonic() - started < 60  # about 6 s here; a bound for a busy box, not a speed test
+
+
+def test_a_mean_interval_stays_on_the_answers_scale():
+    # Answers 1, 1, 2 on a 1-5 scale: t's interval reaches below 1 unclipped.
+    mean, low, high = stats.mean_interval(3, 4.0, 6.0)
+    assert low < 1
+    clipped = stats.mean_interval(3, 4.0, 6.0, within=(1, 5))
+    assert clipped[0] == mean and clipped[1] == 1 and clipped[2] == high

@@ -68,7 +68,7 @@ def results(*, source=None, runs=None, include_stale=False, group_by=None):
     figures = {
         segment: results_pairwise.segment_figures(index, pairs, segment, rated.get(segment, {})) for segment in segments
     }
-    means = _score_figures(index, scores, list(questions))
+    means = _score_figures(index, scores, list(questions), rating_scales())
     for n, row in enumerate(rows):
         row["figures"] = [
             _figure(segment, means.get((segment, n)) or _no_scores(questions), figures[segment]["rows"][n])
@@ -111,6 +111,18 @@ def rating_questions():
             if isinstance(question, dict) and question.get("type") == "rating" and question.get("key"):
                 keys.setdefault(question["key"], []).append(rubric.pk)
     return keys
+
+
+def rating_scales():
+    """{key: (lowest, highest)}: the widest scale its rating questions have (default 1-5)."""
+    scales = {}
+    for rubric in Rubric.objects.only("questions"):
+        for question in rubric.questions or []:
+            if isinstance(question, dict) and question.get("type") == "rating" and question.get("key"):
+                low, high = question.get("scale") or (1, 5)
+                known = scales.get(question["key"], (low, high))
+                scales[question["key"]] = (min(low, known[0]), max(high, known[1]))
+    return scales
 
 
 def _rows(scope, pairs, scores, check_counts):
@@ -186,7 +198,7 @@ def _no_scores(questions):
     }
 
 
-def _score_figures(index, scores, keys):
+def _score_figures(index, scores, keys, scales):
     """{(segment, row index): {"scores", "questions"}} from score_sums' rows."""
     figures = {}
     for judge, blind, a1, a2, count, *sums in scores:
@@ -195,7 +207,9 @@ def _score_figures(index, scores, keys):
         questions = []
         for n, key in enumerate(keys):
             values, total, squares = sums[3 * n : 3 * n + 3]
-            mean, low, high = stats.mean_interval(values, float(total or 0), float(squares or 0))
+            mean, low, high = stats.mean_interval(
+                values, float(total or 0), float(squares or 0), within=scales.get(key)
+            )
             questions.append({"key": key, "n": values, "mean": mean, "low": low, "high": high})
         figures[((judge, bool(blind)), index[(a1, a2)])] = {"scores": count, "questions": questions}
     return figures

@@ -53,9 +53,11 @@ def t975(df):
     )
 
 
-def mean_interval(n, total, total_of_squares):
+def mean_interval(n, total, total_of_squares, within=None):
     """(mean, low, high) from the count, the sum and the sum of squares (as SQL
-    gives them). The interval is None with fewer than two values."""
+    gives them). The interval is None with fewer than two values; ``within``
+    (lowest, highest) keeps it on the answers' scale (t's interval at small n
+    can reach past it: 1.30 [0.95, 1.65] on a 1-5 scale)."""
     if not n:
         return None, None, None
     mean = total / n
@@ -63,7 +65,10 @@ def mean_interval(n, total, total_of_squares):
         return mean, None, None
     variance = max(total_of_squares - n * mean * mean, 0.0) / (n - 1)
     half = t975(n - 1) * math.sqrt(variance / n)
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return mean, low, high
 
 
 def wilson(successes, n, z=Z95):

@@ -151,7 +151,7 @@
       el("tr", {}, [
         el("th", { scope: "row", text: r.label }),
         cell(count(r.judgements), true),
-        cell(ratingText(r.rating) + (r.rating && oneWay(r) ? "*" : ""), true),
+        cell(ratingText(r.rating) + (r.rating && shaky(r) ? "*" : ""), true),
         cell(count(r.games), true),
         cell(count(r.wins), true),
         cell(count(r.losses), true),
@@ -167,6 +167,14 @@
   function clip(text, chars) {
     const room = Math.max(8, Math.floor(chars));
     return text.length <= room ? text : text.slice(0, room - 1) + "…";
+  }
+
+  const FEW_VERDICTS = 10;
+
+  /* A rating to read with care: all one way, or from fewer than FEW_VERDICTS
+     verdicts (where the bootstrap's interval can collapse to a point). */
+  function shaky(r) {
+    return oneWay(r) || (r.games || 0) < FEW_VERDICTS;
   }
 
   /* Every decided verdict one way: a Bradley-Terry estimate without a finite maximum. */
@@ -205,7 +213,7 @@
     root.append(svg("line", { x1: x(1000), x2: x(1000), y1: top, y2: height - 24, class: "axis-mean" }));
     rated.forEach((r, i) => {
       const y = top + i * line + (narrow ? 30 : line / 2);
-      const figure = ratingText(r.rating) + (oneWay(r) ? "*" : "") + ", n = " + r.games;
+      const figure = ratingText(r.rating) + (shaky(r) ? "*" : "") + ", n = " + r.games;
       if (narrow) root.append(svg("text", { x: 2, y: y - 12, class: "row-label" }, clip(r.label, width / 7 - figure.length - 2) + ": " + figure));
       else {
         root.append(svg("text", { x: labelW, y: y + 4, "text-anchor": "end", class: "row-label" }, clip(r.label, labelW / 7)));
@@ -218,8 +226,8 @@
       root.append(svg("circle", { cx: x(r.rating.elo), cy: y, r: 5, class: "point" }));
     });
     const caption = "Rating on the Elo scale (mean 1000, the dashed line); the bar is the 95% bootstrap interval; n = pairwise verdicts. Overlapping bars: the order is not settled.";
-    const footnote = rated.some(oneWay)
-      ? "* Won or lost every decided verdict: the rating only says “far above” or “far below”; its size and interval come from the fit's limit, not from the data."
+    const footnote = rated.some(shaky)
+      ? "* Fewer than " + FEW_VERDICTS + " verdicts, or won or lost every decided one: read the rating as a direction only; its size and interval say little (a few verdicts can give an interval of a single point)."
       : "";
     return el("figure", { className: "chart" }, [
       root,
