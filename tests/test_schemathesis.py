@@ -177,7 +177,13 @@ def test_linked_calls_answer_as_documented(served):
     answers and ``Location`` headers feed the next call's path)."""
     first = FirstFailure()
 
-    class Calls(served.schema.as_state_machine()):
+    # The datasets endpoints are fuzzed one by one above, not chained: every import the
+    # fuzzer makes adds a dataset to GET /api/datasets, so a link drawn from that list
+    # depends on what earlier examples wrote, which Hypothesis refuses as flaky data
+    # generation (FlakyStrategyDefinition).
+    chained = served.schema.exclude(path_regex=r"^/api/datasets")
+
+    class Calls(chained.as_state_machine()):
         def get_call_kwargs(self, case):
             return {"base_url": served.base, "session": served.http, "headers": served.headers}
 
