@@ -3,6 +3,7 @@ browser), each in a real browser: a refused launch reads as an error, the
 diff says what its colours mean. Fixtures: tests/browser_support.py."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from tests.browser_support import make_task
 from tests.test_browser_review import finished_job, open_review
@@ -51,3 +52,23 @@ def test_a_draft_the_server_refuses_says_the_servers_reason_and_the_notes_say_th
     page.wait_for_function("() => document.body.innerText.includes('the draft was not kept')")
     text = page.inner_text("body")
     assert "at most 512 KB" in text and "the server did not answer" not in text
+
+
+@pytest.fixture
+def launcher(user):
+    user.user_permissions.add(Permission.objects.get(codename="launch_run", content_type__app_label="eval"))
+    return user
+
+
+def test_the_run_form_refuses_a_negative_limit_and_names_an_unknown_task_id(page, launcher):
+    tasks = [make_task(source="edge") for _ in range(2)]
+    page.goto("/runs/")
+    page.select_option("#run-model", "echo/echo")
+    page.fill("#run-limit", "-3")
+    page.wait_for_function("() => document.getElementById('task-count').textContent.startsWith('The limit must')")
+    page.fill("#run-limit", "")
+    page.fill("#run-ids", f"{tasks[0].pk}, {tasks[1].pk}, 9999")
+    page.wait_for_function("() => document.getElementById('task-count').textContent.includes('9999')")
+    assert "no task with id 9999" in page.inner_text("#task-count")
+    page.fill("#run-ids", f"{tasks[0].pk}, {tasks[1].pk}")
+    page.wait_for_function("() => document.getElementById('task-count').textContent.startsWith('2 tasks selected')")

@@ -48,12 +48,29 @@ def clean_selection(tasks):
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise InvalidInput("tasks.ids must be a list of integer task ids", field="tasks.ids")
         selection["ids"] = sorted(set(ids))
+        _refuse_unknown_ids(selection["ids"])
     if tasks.get("limit") is not None:
         limit = tasks["limit"]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput("tasks.limit must be a whole number of at least 1", field="tasks.limit")
         selection["limit"] = limit
     return selection
+
+
+ID_BATCH = 10_000  # under SQLite's limit on query parameters
+
+
+def _refuse_unknown_ids(ids):
+    """An id that names no task is a typo to point at, not a task to leave out quietly."""
+    found = set()
+    for start in range(0, len(ids), ID_BATCH):
+        found.update(Task.objects.filter(id__in=ids[start : start + ID_BATCH]).values_list("id", flat=True))
+    unknown = [task_id for task_id in ids if task_id not in found]
+    if unknown:
+        shown = ", ".join(str(task_id) for task_id in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise InvalidInput(
+            f"no task with id {shown}" if len(unknown) == 1 else f"no tasks with ids {shown}", field="tasks.ids"
+        )
 
 
 def _run_ref(value, field):

@@ -147,9 +147,18 @@
       n = Math.max(0, result.data.count - gone); // a run leaves out tasks gone from their source
     }
     let text;
+    const limitText = field("run-limit").value.trim();
+    if (limitText && !(/^\d+$/.test(limitText) && Number(limitText) >= 1)) {
+      selected = null;
+      return E.setText(out, "The limit must be a whole number of at least 1 (or empty for all).");
+    }
     if (chosen.ids.length) {
       n = Math.min(n, chosen.ids.length);
-      text = "Up to " + plural(n, "task") + " (the ids given" + note + (taskStatus ? ", " + taskStatus : "") + ")";
+      // The exact count (and any id that names no task) comes with the server's estimate.
+      text = "Checking the " + plural(chosen.ids.length, "id") + " given…";
+      selected = n;
+      E.setText(out, text);
+      return estimateSoon();
     } else {
       text = plural(n, "task") + " selected" + note + (taskStatus ? " (" + taskStatus + ")" : "");
     }
@@ -182,7 +191,14 @@
     const draft = Object.assign({}, collected.body, { name: collected.body.name || "estimate", dry_run: true });
     const result = await E.api("POST", root.dataset.runsUrl, draft);
     if (seq !== estimateSeq) return; // a newer estimate is on its way
-    if (!result.ok || !result.data) return E.setText(out, "No estimate: " + E.errorText(result));
+    if (!result.ok || !result.data) {
+      if (E.errorField(result).startsWith("tasks")) E.setText(field("task-count"), E.errorText(result) + ".");
+      return E.setText(out, "No estimate: " + E.errorText(result));
+    }
+    if (collected.body.tasks && collected.body.tasks.ids && result.data.tasks != null) {
+      selected = result.data.tasks;
+      E.setText(field("task-count"), plural(result.data.tasks, "task") + " selected (of the " + plural(collected.body.tasks.ids.length, "id") + " given).");
+    }
     E.setText(out, estimateText(result.data, provider));
   }
   function estimateText(answer, provider) {
