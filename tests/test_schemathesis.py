@@ -180,8 +180,10 @@ def test_linked_calls_answer_as_documented(served):
     # The datasets endpoints are fuzzed one by one above, not chained: every import the
     # fuzzer makes adds a dataset to GET /api/datasets, so a link drawn from that list
     # depends on what earlier examples wrote, which Hypothesis refuses as flaky data
-    # generation (FlakyStrategyDefinition).
-    chained = served.schema.exclude(path_regex=r"^/api/datasets")
+    # generation (FlakyStrategyDefinition). GET /api/runs/compare only reads and feeds
+    # no call the jobs list does not: with its inferred links in the machine, Hypothesis
+    # stopped the same way (no check had failed). Both are checked on their own above.
+    chained = served.schema.exclude(path_regex=r"^/api/datasets").exclude(path="/api/runs/compare")
 
     class Calls(chained.as_state_machine()):
         def get_call_kwargs(self, case):
