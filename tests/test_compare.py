@@ -186,5 +186,9 @@ def test_the_compare_page_frame(reviewer, outsider, staff, make_task):
     assert f'data-a="{a.pk}" data-b="{b.pk}"' in html and "compare.js" in html and 'id="filter-only"' in html
     assert f'<option value="{a.pk}" selected>' in html
     assert 'data-a="' not in login(reviewer).get("/runs/compare").content.decode()  # choose two runs first
+    a.baseline_of = "tests"
+    a.save()
+    html = login(reviewer).get(f"/runs/compare?b={b.pk}").content.decode()  # from B's page: A is the baseline
+    assert f'data-a="{a.pk}" data-b="{b.pk}"' in html
     assert login(outsider).get("/runs/compare").status_code == 403
     assert login(reviewer).get("/runs/compare?a=99999999999999999999").status_code == 400

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
 from eval import access
+from eval.evaluation.runs import baselines
 from eval.models import Run
 from eval.pages.common import integer, page
 
@@ -24,6 +25,10 @@ def compare(request):
         .only("id", "name", "provider", "model", "status")
         .order_by("-id")[:CHOICES_SHOWN]
     )
+    if run_a is None and run_b is not None:  # from a run's page: A defaults to its dataset's baseline
+        found = Run.objects.filter(pk=run_b).first()
+        baseline = baselines.baseline_of(baselines.dataset_of(found)) if found else None
+        run_a = baseline.pk if baseline and baseline.pk != run_b else None
     chosen = Run.objects.in_bulk([r for r in (run_a, run_b) if r is not None])
     for run in chosen.values():  # a run older than the list can still be chosen by its id
         if run not in choices:
