@@ -27,6 +27,9 @@ def _results_filters(request):
         group_by="template" if by_template else "",
     )
     return {
+        "export_query": query(
+            source=source, runs=",".join(map(str, run_ids)), include_stale="true" if stale else ""
+        ),  # the downloads carry the filters
         "sources": sources,
         "source": source,
         "run_ids": run_ids,

@@ -100,6 +100,7 @@
     const keep = w.keys.map((_, i) => i).filter((i) => played[i]);
     if (keep.length < 2) return null;
     return {
+      keep: keep,
       labels: keep.map((i) => labels[i]),
       cells: keep.map((i) => keep.map((j) => ({ rate: w.rates[i][j], n: w.games[i][j] }))),
     };
@@ -107,9 +108,36 @@
 
   function readSegment(data, segment, index, labels) {
     const rows = data.rows
-      .map((row, n) => Object.assign({ label: labels[n] }, row.figures[index]))
+      .map((row, n) => Object.assign({ label: labels[n], select: rowFilter(data, row) }, row.figures[index]))
       .filter((figure) => figure.judgements > 0);
-    return { title: segmentTitle(segment), note: segmentNote(segment), rows: rows, matrix: segmentMatrix(segment, labels) };
+    const matrix = segmentMatrix(segment, labels);
+    if (matrix) matrix.select = matrix.keep.map((i) => rowFilter(data, data.rows[i]));
+    const who = { judged_by: segment.judged_by, judge: segment.judge, blind: segment.blind ? "true" : "false" };
+    return { title: segmentTitle(segment), note: segmentNote(segment), rows: rows, matrix: matrix, who: who, base: data };
+  }
+
+  // --- links to the judgements behind a figure (/judgements/, GET /api/judgements's filters) ---
+
+  /* A row's own filter: its run, or its model (with rows per template: the model's judgements). */
+  function rowFilter(data, row) {
+    return data.group_by === "run" && row.run ? { run: String(row.run.id) } : { model: row.provider + "/" + row.model };
+  }
+
+  /* The /judgements/ URL of a group's figure: the page's filters, the segment, then ``select``. */
+  function judgementsUrl(group, select) {
+    const params = new URLSearchParams();
+    const base = group.base;
+    if (base.source) params.set("source", base.source);
+    if (base.runs && base.runs.length) params.set("runs", base.runs.join(","));
+    if (base.include_stale) params.set("include_stale", "true");
+    for (const [name, value] of Object.entries(Object.assign({}, group.who, select))) if (value != null) params.set(name, value);
+    return "/judgements/?" + params.toString();
+  }
+
+  /* A win-rate cell's filter: the verdicts between its row and its column; null when both are one model. */
+  function pairFilter(a, b) {
+    const name = a.run ? "run" : "model";
+    return a[name] === b[name] ? null : { [name]: a[name] + "," + b[name], kind: "pairwise" };
   }
 
   function readResults(data) {
@@ -149,7 +177,7 @@
       { label: "Both bad", num: true }, ...questions.map((k) => ({ label: "Mean " + k + " [95%]", num: true }))];
     const rows = group.rows.map((r) =>
       el("tr", {}, [
-        el("th", { scope: "row", text: r.label }),
+        el("th", { scope: "row" }, [el("a", { href: judgementsUrl(group, r.select), title: "The judgements behind this row", text: r.label })]),
         cell(count(r.judgements), true),
         cell(ratingText(r.rating) + (r.rating && shaky(r) ? "*" : ""), true),
         cell(count(r.games), true),
@@ -248,11 +276,12 @@
         ...m.labels.map((_, j) => {
           const c = (m.cells[i] || [])[j];
           if (i === j || !c || !isNum(c.rate)) return el("td", { className: "num heat-none", text: i === j ? "" : "–" });
-          const td = el("td", { className: "num heat-" + Math.round(c.rate * 10) }, [
-            el("span", { className: "rate", text: pct(c.rate) }),
-            el("span", { className: "cell-n", text: nText(c.n) }),
-          ]);
-          td.title = rowLabel + " beats " + m.labels[j] + " in " + pct(c.rate) + " of " + (c.n || 0) + " verdicts";
+          const figures = [el("span", { className: "rate", text: pct(c.rate) }), el("span", { className: "cell-n", text: nText(c.n) })];
+          const title = rowLabel + " beats " + m.labels[j] + " in " + pct(c.rate) + " of " + (c.n || 0) + " verdicts";
+          const pair = pairFilter(m.select[i], m.select[j]);
+          const link = pair && el("a", { href: judgementsUrl(group, pair), title: title + ": open them" }, figures);
+          const td = el("td", { className: "num heat-" + Math.round(c.rate * 10) }, link ? [link] : figures);
+          td.title = title;
           return td;
         }),
       ])
