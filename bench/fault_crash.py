@@ -174,7 +174,7 @@ def run(transport, args):
 
             emulator = PubSubEmulator()
             os.environ["PUBSUB_EMULATOR_HOST"] = emulator.start()
-        django_on_fresh_postgres(f"evalbench_crash_{transport}")
+        django_on_fresh_postgres(args.database or f"evalbench_crash_{transport}")
         logging.getLogger().setLevel(logging.WARNING)  # this process; the workers and the daemon log at INFO
         from django.core.management import call_command
 
@@ -248,6 +248,7 @@ def parse(argv=None):
     parser.add_argument("--sync-interval", type=float, default=10)
     parser.add_argument("--kill-after", type=float, default=3.5)
     parser.add_argument("--limit", type=float, default=900, help="give up waiting after this many seconds")
+    parser.add_argument("--database", default="", help="scratch database (default evalbench_crash_<transport>)")
     parser.add_argument("--keep-logs", default="", help="copy the processes' logs to this directory")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     return parser.parse_args(argv)

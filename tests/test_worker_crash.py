@@ -27,7 +27,7 @@ from google.cloud import pubsub_v1
 from eval.broker import pubsub
 from eval.jobs import create, outbox, repairs
 from eval.models import JobStatus, LLMJob
-from eval.transports.pubsub_holds import Holds
+from eval.transports.pubsub_holds import Holds, LeaseWatch
 from eval.worker.service import serve
 from tests.conftest import test_database_url
 from tests.fakes.pubsub_grpc import FakePubSubServer
@@ -165,13 +165,14 @@ def test_a_killed_workers_jobs_run_again_within_a_lease_on_db(settings, make_tas
     assert_each_ended_once(ids)
 
 
-def test_the_dead_workers_own_messages_bring_its_jobs_back_with_publishing_down(
+def test_the_dead_workers_jobs_come_back_by_their_lease_watch_with_publishing_down(
     settings, monkeypatch, make_task, worker_thread, caplog
 ):
     """On the gRPC fake (a 10-s ack deadline lasts 1 s): the killed worker's
-    messages reach the new worker while the dead lease still runs; they are
-    held, not acked, and claim the jobs once the lease repair requeued them.
-    Publishing fails meanwhile, so no new message can be what brought them back."""
+    messages reach the new worker while the dead lease still runs; it acks
+    them, watches the leases, and claims the jobs by id once its lease repair
+    requeued them. Publishing fails meanwhile, so no new message can be what
+    brought them back."""
     caplog.set_level("INFO", logger="eval.transports.pubsub_holds")
     crash_settings(settings).JOB_LEASE_SECONDS = lease = 6
     with FakePubSubServer(deadline_scale=0.1) as fake:
@@ -191,9 +192,9 @@ def test_the_dead_workers_own_messages_bring_its_jobs_back_with_publishing_down(
         assert fake.published == published and fake.publish_calls > 0  # the requeues' publishes all failed
     assert seconds <= lease + 2 * repairs.worker_repair_interval() + 5, seconds
     assert_each_ended_once(ids)
-    held = {r.job_id for r in caplog.records if r.getMessage().startswith("holding the message")}
-    # Held while the dead lease ran (all of them, unless a loaded box delayed the redelivery past it).
-    assert held and held <= set(ids)
+    watched = {r.job_id for r in caplog.records if r.getMessage().startswith("watching the lease")}
+    # Watched while the dead lease ran (all of them, unless a loaded box delayed the redelivery past it).
+    assert watched and watched <= set(ids)
 
 
 # --- the dead-letter topic ---------------------------------------------------------------------
@@ -247,7 +248,7 @@ def test_a_dead_lettered_message_is_still_a_job_the_daemon_republishes(on_emulat
     assert (done.status, done.output, done.attempts) == (JobStatus.SUCCEEDED, "still here", 1)
 
 
-# --- the holds, alone ---------------------------------------------------------------------------
+# --- holds and watches, alone ---------------------------------------------------------------------------
 
 
 class Message:
@@ -258,21 +259,24 @@ class Message:
         self.acks += 1
 
 
-def test_holds_wait_out_a_lease_then_ack_a_copy_once_the_holder_renewed_it():
+def test_a_lease_watch_claims_when_the_lease_could_have_run_out_and_ends_once_it_is_renewed():
     async def scenario():
         arrived = []
-        holds = Holds(asyncio.get_running_loop(), lambda job_id, m: arrived.append((job_id, m)), 0.05)
-        message, lease = Message(), timezone.now() + timedelta(seconds=0.1)
-        assert holds.wait_for_lease("j", message, lease)  # held, not acked
-        assert "j" in holds and message.acks == 0
+        watch = LeaseWatch(asyncio.get_running_loop(), lambda job_id, m: arrived.append((job_id, m)), 0.05)
+        lease = timezone.now() + timedelta(seconds=0.1)
+        assert watch.watch("j", lease) and "j" in watch
         await asyncio.sleep(0.1 + 1.2)  # the lease's end and the grace
-        assert arrived == [("j", message)] and "j" not in holds
-        # Looked at again: the same lease, run out (its worker is dead): held until the repair.
-        assert holds.wait_for_lease("j", message, lease)
-        holds.leases_requeued()
-        assert arrived[-1] == ("j", message)
-        # A renewed lease: the holder is alive, the message a copy.
-        assert not holds.wait_for_lease("j", message, lease + timedelta(seconds=5))
+        assert arrived == [("j", None)]  # claim by id
+        # Still running under the same lease, run out (its worker is dead): tried again soon, and
+        # at once when the lease repair requeued jobs.
+        assert watch.watch("j", lease)
+        watch.leases_requeued()
+        await asyncio.sleep(0.1)
+        assert arrived[1:] == [("j", None), ("j", None)]
+        # A renewed lease: the holder is alive, the watch ends.
+        assert not watch.watch("j", lease + timedelta(seconds=5)) and "j" not in watch
+        watch.leases_requeued()
+        assert len(arrived) == 3
 
     asyncio.run(scenario())
 
@@ -280,7 +284,7 @@ def test_holds_wait_out_a_lease_then_ack_a_copy_once_the_holder_renewed_it():
 def test_holds_ack_an_older_copy_when_the_job_starts_here_and_leave_the_new_message_alone():
     async def scenario():
         arrived = []
-        holds = Holds(asyncio.get_running_loop(), lambda job_id, m: arrived.append((job_id, m)), 0.05)
+        holds = Holds(asyncio.get_running_loop(), lambda job_id, m: arrived.append((job_id, m)))
         waiting, claimed = Message(), Message()
         holds.look_again("j", 0.05, waiting)  # e.g. in retry backoff
         holds.keep("j", claimed)  # another copy arrived and claimed the job

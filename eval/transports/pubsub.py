@@ -3,11 +3,12 @@
 Messages carry only the job id (data) and ``task_id``/``provider``
 attributes, never the prompt. The subscriber callback runs on the client's
 thread pool: it parses the id, hands it to the asyncio loop and returns. The
-message is acked when the row is settled (terminal, unknown, or running on
-a worker that proved alive) and nacked when this worker hands the job back;
-a job in retry backoff, or running under a lease that may be a dead worker's,
-keeps its message (the client extends its deadline) until it is due or the
-lease could have run out (pubsub_holds.py).
+message is acked when the row is settled (terminal, unknown, running
+elsewhere) and nacked when this worker hands the job back; a job in retry
+backoff keeps its message (the client extends its deadline) until it is due.
+A job running on another worker, maybe a dead one whose lease has not run
+out, is watched and claimed by id when that lease could have run out
+(pubsub_holds.py).
 
 Ack deadlines: the client asks for ACK_DEADLINE_SECONDS and keeps extending
 it while a message is held. Left to its defaults it opened each stream with
@@ -33,7 +34,7 @@ from eval.broker.pubsub import subscription_path
 from eval.jobs import claims, repairs
 from eval.jobs.claims import NotClaimed
 from eval.jobs.outcomes import Outcome
-from eval.transports.pubsub_holds import Holds
+from eval.transports.pubsub_holds import Holds, LeaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ class PubSubTransport:
         self.claimed = 0
         self.malformed = 0
         self.subscriptions = [subscription_path(subscription), subscription_path(subscription, bulk=True)]
-        self._inbox = collections.deque()  # (job_id, message), filled on the loop
+        self._inbox = collections.deque()  # (job_id, message or None: claim by id), filled on the loop
         self._arrived = asyncio.Event()
         self._held = None  # Holds, made on the loop
+        self._watch = None  # LeaseWatch, made on the loop
         self._loop = None
         self._subscriber = None
         self._streams = []
@@ -117,7 +119,7 @@ class PubSubTransport:
         self._arrived.clear()
         batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), BATCH_MESSAGES))]
         self._idle_since = time.monotonic()
-        await self._claim(self._within_quota(batch))
+        await self._claim(self._within_quota(self._within_room(batch)))
         return True
 
     async def finished(self):
@@ -135,7 +137,8 @@ class PubSubTransport:
         from google.cloud import pubsub_v1  # noqa: PLC0415  (google-cloud-pubsub is heavy: loaded only where it is used)
 
         self._loop = asyncio.get_running_loop()
-        self._held = Holds(self._loop, self._arrive, repairs.worker_repair_interval())
+        self._held = Holds(self._loop, self._arrive)
+        self._watch = LeaseWatch(self._loop, self._arrive, repairs.worker_repair_interval())
         self._subscriber = pubsub_v1.SubscriberClient()
         self._check_subscriptions()
         flow = pubsub_v1.types.FlowControl(
@@ -217,13 +220,26 @@ class PubSubTransport:
                 waiter.cancel()
 
     # --- claiming -----------------------------------------------------------------------------
+    def _within_room(self, batch):
+        """Claims by id (no message: flow control does not bound them) take
+        only free slots; the rest are tried again after a while."""
+        room = self.executor.free_slots - sum(message is not None for _, message in batch)
+        kept = []
+        for job_id, message in batch:
+            if message is None and room <= 0:
+                self._loop.call_later(repairs.worker_repair_interval(), self._arrive, job_id, None)
+                continue
+            room -= message is None
+            kept.append((job_id, message))
+        return kept
+
     def _within_quota(self, batch):
         """--max-jobs: nack what is beyond it (not ours to take any more)."""
         if self.max_jobs is None:
             return batch
         room = max(0, self.max_jobs - self.claimed)
         for _, message in batch[room:]:
-            message.nack()
+            _nack(message)
         return batch[:room]
 
     async def _claim(self, batch):
@@ -236,7 +252,7 @@ class PubSubTransport:
         except Exception:
             log.exception("claim failed; nacking %d message(s)", len(batch))
             for _, message in batch:
-                message.nack()
+                _nack(message)
             return
         for job_id, message in batch:
             # A duplicate in the same batch finds its outcome gone: the job is running here.
@@ -244,33 +260,34 @@ class PubSubTransport:
             self._route(job_id, message, outcome)
 
     def _route(self, job_id, message, outcome):
-        """Start a claimed job; hold the message of one in backoff or running
-        under a lease that may be a dead worker's; ack the rest."""
+        """Start a claimed job; hold the message of one in backoff; watch the
+        lease of one running elsewhere; ack the rest. ``message`` is None for
+        a claim by id (a watch's)."""
         if outcome.job is not None:
             self.claimed += 1
+            self._watch.forget(job_id)
             self._held.keep(job_id, message)
             self.executor.start_job(outcome.job, on_settled=self._settled)
         elif job_id in self._held:
-            message.ack()  # another copy of a message we already hold
+            _ack(message)  # another copy of a message we already hold
         elif outcome.reason is NotClaimed.NOT_YET:
             # In retry backoff: keep the message and try again when due.
             delay = (outcome.available_at - timezone.now()).total_seconds()
             self._held.look_again(job_id, delay, message)
-        elif outcome.reason is NotClaimed.RUNNING and self._held.wait_for_lease(
-            job_id, message, outcome.lease_expires_at
-        ):
-            pass  # looked at again when the lease could have run out
         else:
-            # Terminal, unknown, or live on another worker that renewed its lease:
-            # a duplicate never starts a second model call.
-            self._held.forget(job_id)
-            log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
-            message.ack()
+            # Running elsewhere: watched until its lease could have run out (its
+            # holder may be dead), ended once the holder renews it. Terminal or
+            # unknown: done. Either way a copy never starts a second model call.
+            if outcome.reason is not NotClaimed.RUNNING or not self._watch.watch(job_id, outcome.lease_expires_at):
+                self._watch.forget(job_id)
+            if message is not None:
+                log.info("acking message for %s job", outcome.reason, extra={"job_id": job_id})
+                message.ack()
 
     def leases_requeued(self):
-        """The worker's lease repair requeued jobs: the messages waiting for a lease are looked at now."""
-        if self._held is not None:
-            self._held.leases_requeued()
+        """The worker's lease repair requeued jobs: the watched ones are claimed now."""
+        if self._watch is not None:
+            self._watch.leases_requeued()
 
     # --- after a claim -------------------------------------------------------------------------
     def _settled(self, job_id, settled):
@@ -279,7 +296,7 @@ class PubSubTransport:
             self._held.look_again(job_id, settled.retry_at - time.monotonic())
             return
         message = self._held.take(job_id)
-        if message is None:
+        if message is None:  # none held (claimed by id)
             return
         if settled.outcome is Outcome.HANDED_BACK:
             message.nack()  # redelivered to another worker at once
@@ -310,4 +327,14 @@ class PubSubTransport:
             message.nack()
         while self._inbox:
             _, message = self._inbox.popleft()
-            message.nack()
+            _nack(message)
+
+
+def _ack(message):
+    if message is not None:
+        message.ack()
+
+
+def _nack(message):
+    if message is not None:
+        message.nack()

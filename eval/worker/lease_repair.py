@@ -7,8 +7,8 @@ step the daemon schedules (eval/jobs/repairs.py: running jobs whose lease
 ran out go back to the queue, or fail with no attempts left; one conditional
 UPDATE, so workers and the daemon running it together change each row once).
 When it requeued jobs, the transport is told at once: the db transport
-claims them on its next turn, the pubsub one looks again at the messages it
-holds for them (pubsub_holds.py) and claims them. The daemon's own pass
+claims them on its next turn, the pubsub one claims by id the jobs whose
+lease it watches (pubsub_holds.py). The daemon's own pass
 stays: with every worker dead, it is what requeues.
 """
 
