@@ -28,6 +28,7 @@ from eval.api.upload_schemas import (
     MULTIPART_BODY,
     DatasetList,
     ImportBody,
+    ImportInvalid,
     ImportOut,
     ImportQuery,
     VersionList,
@@ -113,7 +114,7 @@ def list_versions(request, name: str):
 
 @router.post(
     "/{name}/imports",
-    response=answers({200: ImportOut, 201: ImportOut}, 403, 404, 409, write=True),
+    response={**answers({200: ImportOut, 201: ImportOut}, 403, 404, 409, write=True), 400: ImportInvalid},
     url_name="api-dataset-imports",
     openapi_extra={"requestBody": {"content": {"multipart/form-data": MULTIPART_BODY}}},
 )

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-from eval.api.schemas import DATE_TIME, Body
+from eval.api.schemas import DATE_TIME, Body, ErrorDetail
 
 RECORD_EXAMPLE = {"id": "q1", "prompt": "What is 2 + 2?", "reference": "4"}
 CONVERSATION_EXAMPLE = {
@@ -92,6 +92,16 @@ class ImportOut(Schema):
     errors: list[ImportError_]
     error_count: int
     preview: list[PreviewRow] | None = Field(None, description="A dry run: the first records as they will be stored.")
+
+
+class ImportInvalidDetail(ErrorDetail):
+    errors: list[ImportError_] | None = Field(None, description="A file with bad lines: each, with its line.")
+    error_count: int | None = Field(None, description="Bad lines in all (the first 1,000 are listed).")
+    preview: list[PreviewRow] | None = Field(None, description="The first good records, as they would be stored.")
+
+
+class ImportInvalid(Schema):
+    error: ImportInvalidDetail
 
 
 class DatasetOut(Schema):
