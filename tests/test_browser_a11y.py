@@ -97,6 +97,18 @@ def _job_admin(page):
     page.goto(f"/admin/eval/llmjob/{job.pk}/change/")
 
 
+def _judgements(page):
+    """A win-rate cell of the results followed to its verdicts."""
+    page.goto("/results/")
+    page.locator("table.matrix td a").first.click()
+    page.wait_for_url("**/judgements/?**")
+
+
+def _judge_form(page):
+    page.goto("/runs/")
+    page.click("#judge-run summary")
+
+
 PAGES = {
     "tasks": lambda page: page.goto("/"),
     "review": _review,
@@ -104,6 +116,8 @@ PAGES = {
     "runs": lambda page: page.goto("/runs/"),
     "run": _run,
     "results": lambda page: page.goto("/results/"),
+    "judgements": _judgements,
+    "judge run form": _judge_form,
     "dashboard": lambda page: page.goto("/dashboard/"),
     "datasets": _datasets,
     "tokens": _tokens,
