@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from eval.jobs import create
-from eval.models import LLMJob, Review, Task
+from eval.models import DatasetVersion, LLMJob, Review, Task
 from eval.sync import SourceError, sync_tasks
 from eval.sync import formats as sync_formats
 
@@ -407,3 +407,17 @@ def test_sync_is_batched(tmp_path):
     Task.objects.filter(external_id__in=["t3", "t20"]).update(missing_since=timezone.now() - timedelta(days=1))
     result = sync_tasks(path, batch_size=7)
     assert (result.unchanged, result.restored, result.written) == (25, 2, 2)
+
+
+def test_a_sync_that_changes_its_dataset_makes_a_version(tmp_path):
+    source = write_jsonl(tmp_path / "versions.jsonl", records(3))
+    sync_tasks(source)
+    sync_tasks(source)  # unchanged: no version
+    sync_tasks(source, dry_run=True)
+    write_jsonl(source, records(2))
+    sync_tasks(source, allow_mass_missing=True)
+    versions = list(DatasetVersion.objects.filter(dataset="versions").order_by("number"))
+    assert [(v.number, v.added, v.changed, v.missing, v.file_name, v.created_by) for v in versions] == [
+        (1, 3, 0, 0, "versions.jsonl", None),
+        (2, 0, 0, 1, "versions.jsonl", None),
+    ]

@@ -5,6 +5,14 @@ from django.conf import settings
 from django.db import models
 
 
+class DatasetVersionQuerySet(models.QuerySet):
+    def record(self, dataset, **fields):
+        """The dataset's next version (uploads into one dataset are serialised by
+        eval/sync/upload.py; the sync daemon has one active instance)."""
+        last = self.filter(dataset=dataset).order_by("-number").values_list("number", flat=True).first()
+        return self.create(dataset=dataset, number=(last or 0) + 1, **fields)
+
+
 class DatasetVersion(models.Model):
     """One import into a dataset that changed it: who, when, from which file,
     and what it did. Numbers count up from 1 per dataset."""
@@ -27,6 +35,8 @@ class DatasetVersion(models.Model):
     missing = models.PositiveIntegerField(default=0)  # marked missing by this import
     unchanged = models.PositiveIntegerField(default=0)
     outputs = models.PositiveIntegerField(default=0)  # imported outputs added or changed
+
+    objects = DatasetVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["dataset", "-number"]

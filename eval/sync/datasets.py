@@ -52,10 +52,8 @@ def latest_version(dataset):
 
 
 def record_version(upload, report):
-    last = DatasetVersion.objects.filter(dataset=upload.dataset).order_by("-number").values_list("number", flat=True)
-    return DatasetVersion.objects.create(
-        dataset=upload.dataset,
-        number=(last.first() or 0) + 1,
+    return DatasetVersion.objects.record(
+        upload.dataset,
         created_by=upload.user,
         mode=upload.mode,
         file_name=upload.file_name[:255],

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from eval.models import Task
+from eval.models import DatasetVersion, Task
 from eval.sync.records import InvalidRecord, record_id, validate
 from eval.sync.sources import SourceError, SyncInterrupted, open_source
 from eval.sync.task_sql import TaskSql
@@ -118,8 +118,31 @@ def sync_tasks(
     result = SyncResult(source=source_name(source, name), location=str(source), dry_run=dry_run)
     sync = _Sync(result, batch_size, should_stop, allow_mass_missing)
     sync.run(source.records())
+    if result.written and not dry_run:
+        _record_version(result)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _record_version(result):
+    """A sync that changed its dataset makes a version too, as an upload does (by
+    no one; the location stands for the file name, with no hash: a URL is read as it
+    streams), so runs over the daemon's dataset know when it changed."""
+    DatasetVersion.objects.record(
+        result.source,
+        mode=DatasetVersion.Mode.REPLACE,
+        file_name=_shown(result.location)[:255],
+        added=result.created,
+        changed=result.updated,
+        missing=result.missing,
+        unchanged=result.unchanged,
+    )
+
+
+def _shown(location):
+    """``file /path/to/tasks.jsonl`` -> ``tasks.jsonl``; a URL (already without its secrets) as it is."""
+    kind, _, where = location.partition(" ")
+    return where if kind == "url" else where.rstrip("/").rsplit("/", 1)[-1]
 
 
 class _Sync:
