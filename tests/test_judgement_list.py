@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from eval.evaluation.exports import Export
-from eval.evaluation.reviews import judgements
+from eval.evaluation.reviews import judgement_filters, judgement_list, judgements
 from eval.evaluation.reviews.rubrics import rubric_for_source
 from eval.jobs import claims, create, endings
 from eval.models import ApiToken, Judgement, LLMJob, Run
@@ -190,6 +190,35 @@ def test_it_pages_by_keyset_newest_first(world, staff, reviewer):
     assert second["next"] is None
     seen = [row["id"] for row in first["judgements"] + second["judgements"]]
     assert len(seen) == len(set(seen)) == 61 and seen == sorted(seen, reverse=True) and newer.pk not in seen
+
+
+def test_a_page_of_fresh_judgements_reads_past_stale_ones(world, staff):
+    """Staleness is decided on the rows read, a few at a time: pages stay full and in order."""
+    task, job = world["tasks"][0], world["jobs"]["C", 0]
+    made = [
+        Judgement.objects.create(
+            kind="score",
+            task=task,
+            reviewer=staff,
+            job_a=job,
+            output_hash_a=job.output_hash,
+            prompt_hash=task.prompt_hash if n % 4 == 0 else "an earlier prompt",
+            rubric=rubric_for_source(task.source),
+            answers={"quality": 3},
+        )
+        for n in range(20)
+    ]
+    fresh = sorted((j.pk for j in made if j.prompt_hash == task.prompt_hash), reverse=True)
+    scope = judgement_filters.build(model="echo/echo-reverse", kind="score")
+    pages, after = [], None
+    while True:
+        rows, after = judgement_list.chosen(scope, after=after, size=2, read=3)
+        pages.append([j.pk for j in rows])
+        if after is None:
+            break
+    assert pages == [fresh[0:2], fresh[2:4], fresh[4:5]]
+    rows, _ = judgement_list.chosen(scope, include_stale=True, size=30)
+    assert [j.pk for j in rows] == sorted((j.pk for j in made), reverse=True)
 
 
 def test_it_is_for_staff_only(world, reviewer, outsider):

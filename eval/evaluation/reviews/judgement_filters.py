@@ -67,11 +67,11 @@ class JudgementFilter:
         if self.model:
             sides = [_model_side(label) for label in self.model]
             where &= _either(sides[0]) if len(sides) == 1 else _pair(*sides)
-        if self.judged_by:
-            where &= Q(reviewer__isnull=self.judged_by == "judge")
-        if self.judge:
+        if self.judge:  # an LLM judge's verdicts (a person's have no judge model): judged_by says no more
             provider, model = self.judge.split("/", 1)
-            where &= Q(judge_provider=provider, judge_model=model, reviewer__isnull=True)
+            where &= Q(judge_provider=provider, judge_model=model) & ~Q(judge_model="")
+        elif self.judged_by:
+            where &= Q(reviewer__isnull=self.judged_by == "judge")
         if self.blind is not None:
             where &= Q(blind=self.blind)
         if self.kind:
