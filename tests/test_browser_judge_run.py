@@ -74,6 +74,18 @@ def test_it_creates_a_judge_run_of_two_runs_from_the_form(page, launcher, worker
     assert page.errors == []
 
 
+def test_a_run_launched_from_the_new_run_form_can_be_judged_at_once(page, launcher):
+    make_task(words=6, source="judged")
+    page.goto("/runs/")
+    page.fill("#run-name", "Fresh")
+    page.select_option("#run-model", "echo/echo-reverse")
+    page.click("#run-submit")
+    page.wait_for_selector("#run-form-status a")
+    fresh = Run.objects.get(name="Fresh")
+    assert str(fresh.pk) in options(page, "#judge-a") and str(fresh.pk) in options(page, "#judge-b")
+    assert page.errors == []
+
+
 def test_it_says_what_is_wrong_before_posting(page, launcher):
     make_task(words=6, source="judged")
     a = runs.create_run(user=launcher, data={"name": "Only", "provider": "echo", "model": "echo"})

@@ -4,10 +4,12 @@ on the review page, no model of the "New run" form, and a generate job or run
 of one is refused (400 ``invalid``, field model); a judge run of one is made.
 The form's judge section itself is tested in the browser (test_browser_judge_run.py)."""
 
+import io
 import json
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import CommandError, call_command
 
 from eval.models import LLMJob, Run
 from eval.providers import catalogue
@@ -111,3 +113,10 @@ def test_a_launcher_without_review_rights_gets_the_judge_form(db, django_user_mo
     user = django_user_model.objects.create_user("lena", password="pw-lena-123")
     user.user_permissions.add(Permission.objects.get(codename="launch_run", content_type__app_label="eval"))
     assert "judge" in runs_config(login(user).get("/runs/"))
+
+
+def test_the_bulk_command_refuses_a_judge_model(make_task):
+    make_task()
+    with pytest.raises(CommandError, match="judge model"):
+        call_command("enqueue_llm_jobs", "--provider", "echo", "--model", "echo-judge", "--yes", stdout=io.StringIO())
+    assert not LLMJob.objects.exists()

@@ -33,6 +33,14 @@
     field("judge-b").value = String(config.runs[0].id);
   }
 
+  // A run launched from the "New run" form (runs.js) can be judged at once.
+  root.addEventListener("eval:run-launched", (event) => {
+    const run = event.detail;
+    if (config.runs.some((r) => r.id === run.id)) return;
+    config.runs.unshift(run);
+    for (const select of [field("judge-a"), field("judge-b")]) select.insertBefore(new Option(runLabel(run), String(run.id)), select.options[1] || null);
+  });
+
   const judgeSelect = field("judge-model");
   for (const provider of config.providers) {
     const group = document.createElement("optgroup");

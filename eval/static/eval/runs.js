@@ -321,6 +321,7 @@
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
     link.href = "/runs/" + run.id + "/";
     status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(E.Runs.totals(run).jobs, "job") + ".");
+    if (run.status !== "scheduled") root.dispatchEvent(new CustomEvent("eval:run-launched", { detail: run })); // judgerun.js offers it
     poller.kick();
     loadBudget();
   }
