@@ -16,7 +16,7 @@
 # --host HOST (any ssh destination: host, user@host, an ssh_config alias):
 #   the commit at HEAD (git archive: committed files only) goes to a new
 #   release directory /opt/eval/releases/<UTC time>-<sha>; there: a venv,
-#   pip install, manage.py check --deploy, migrate, collectstatic; the systemd
+#   pip install, collectstatic, manage.py check --deploy, migrate; the systemd
 #   units are installed; the `current` symlink is switched atomically (the old
 #   target becomes `previous`), the units restarted, and /readyz probed.
 #   Migrations run while the old release still serves and works: they must be

@@ -69,7 +69,8 @@ WSGI_APPLICATION = "coreproject.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [NINJA_DIR / "templates"],
+        # Ours first: coreproject/templates/admin/base_site.html extends Django's.
+        "DIRS": [BASE_DIR / "coreproject" / "templates", NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

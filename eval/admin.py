@@ -21,18 +21,44 @@ from eval.models import (
 )
 
 
+class LabelledSplitDateTimeMixin:
+    """The admin's date-and-time fields are two inputs under one <label for=...>
+    that names only the first: give each half its own accessible name."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and isinstance(field.widget, forms.MultiWidget):
+            for widget, part in zip(field.widget.widgets, ("date", "time"), strict=False):
+                widget.attrs["aria-label"] = f"{field.label or db_field.verbose_name}: {part}"
+        return field
+
+
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(LabelledSplitDateTimeMixin, admin.ModelAdmin):
     list_display = ("id", "external_id", "title", "source", "status", "missing_since", "updated_at")
     list_filter = ("status", "source", ("missing_since", admin.EmptyFieldListFilter))
     search_fields = ("external_id", "title", "prompt")
     readonly_fields = ("content_hash", "prompt_hash", "created_at", "updated_at")
 
 
+class ErrorCodeFilter(admin.SimpleListFilter):
+    """The error codes that occur; a job without an error is not a blank, unnamed choice."""
+
+    title = "error code"
+    parameter_name = "error_code"
+
+    def lookups(self, request, model_admin):
+        codes = LLMJob.objects.exclude(error_code="").order_by("error_code").values_list("error_code", flat=True)
+        return [(code, code) for code in codes.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(error_code=self.value()) if self.value() else queryset
+
+
 @admin.register(LLMJob)
 class LLMJobAdmin(admin.ModelAdmin):
     list_display = ("id", "task", "provider", "model", "status", "progress", "attempts", "created_by", "created_at")
-    list_filter = ("status", "provider", "model", "kind", "priority", "error_code")
+    list_filter = ("status", "provider", "model", "kind", "priority", ErrorCodeFilter)
     search_fields = ("id", "task__external_id", "task__title", "created_by__username", "worker_id")
     list_select_related = ("task", "created_by")
     raw_id_fields = ("task", "created_by", "retry_of")

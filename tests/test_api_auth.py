@@ -247,8 +247,9 @@ def test_malformed_json_is_400(reviewer, task):
 def test_token_page_creates_shows_once_and_revokes(reviewer):
     client = Client()
     client.force_login(reviewer)
-    response = client.post("/tokens/", {"name": "nightly export"})
-    assert response.status_code == 200
+    # Post/redirect/get: the secret is shown once, on the page the redirect leads to.
+    response = client.post("/tokens/", {"name": "nightly export"}, follow=True)
+    assert response.redirect_chain == [("/tokens/", 302)]
     raw = response.context["created"]
     assert raw and raw.encode() in response.content
     assert response["Cache-Control"] == "no-store"

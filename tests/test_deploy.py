@@ -165,9 +165,10 @@ def test_host_dry_run_prints_every_step_and_runs_nothing(fake_ssh):
     probe = index("curl -fsS")
     assert "http://127.0.0.1:8000/readyz" in cmds[probe]
     prune = index("rm -rf --")
-    # Migrations run before the switch (the old release keeps serving), the
+    # collectstatic comes before the checks (with DEBUG off they need its manifest);
+    # migrations run before the switch (the old release keeps serving), the
     # restart after it, the probe after the restart, old releases pruned last.
-    assert upload < venv < check < migrate < static < units <= sysctl < switch < restart < probe < prune
+    assert upload < venv < static < check < migrate < units <= sysctl < switch < restart < probe < prune
 
 
 def test_rollback_dry_run_switches_back_restarts_and_probes(fake_ssh):
@@ -206,9 +207,9 @@ def test_a_failing_remote_step_stops_the_deploy(fake_ssh):
     assert result.returncode != 0
     assert "FAILED at step 'migrate" in result.stderr
     calls = ssh_log.read_text()
-    assert "manage.py check --deploy" in calls
+    assert "manage.py collectstatic" in calls and "manage.py check --deploy" in calls
     assert "manage.py migrate" in calls
-    assert "collectstatic" not in calls and "systemctl restart" not in calls and "current.new" not in calls
+    assert "systemctl daemon-reload" not in calls and "systemctl restart" not in calls and "current.new" not in calls
 
 
 def test_usage_errors():
@@ -329,7 +330,11 @@ def test_env_example_passes_check_deploy(tmp_path):
         GEMINI_API_KEY="g-test",
         METRICS_TOKEN="m-test",
         PUBSUB_PROJECT_ID="demo-project",
+        DJANGO_STATIC_ROOT=str(tmp_path / "static"),
     )
+    # As deploy.sh does: collectstatic first (with DEBUG off the checks need its manifest).
+    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"]
+    subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=300)
     result = check_deploy(env, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
