@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
 run: venv
-	$(BIN)/python manage.py bootstrap
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py bootstrap
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python run_services.py
 
 # House rules: ruff (with complexity at most 10), the format, the import layers (pyproject.toml),

@@ -1,4 +1,5 @@
-"""First-start set-up for `make run`: migrate, demo data, the admin login."""
+"""First-start set-up for `make run`: migrate, static files when DEBUG is off,
+demo data, the admin login."""
 
 import os
 import secrets
@@ -13,10 +14,16 @@ from eval.models import Task
 
 
 class Command(BaseCommand):
-    help = "Migrate, load demo tasks into an empty database, and create the 'admin' login on first start."
+    help = (
+        "Migrate, collect static files when DEBUG is off, load demo tasks into an empty database, "
+        "and create the 'admin' login on first start."
+    )
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        if not settings.DEBUG:
+            # With DEBUG off pages name their static files through the manifest (eval.E040).
+            call_command("collectstatic", interactive=False, verbosity=0)
         if not Task.objects.exists():
             self.stdout.write(f"loaded {load_demo_tasks()} demo tasks")
         self._ensure_admin()
@@ -41,8 +48,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\n  Created the login 'admin' with password: {password}\n"
-                    f"  (kept in {password_file.relative_to(settings.BASE_DIR)}, readable only by you)\n"
+                    f"  (kept in {_shown(password_file)}, readable only by you)\n"
                 )
             )
         else:
             self.stdout.write("Created the login 'admin' with the password from DJANGO_ADMIN_PASSWORD")
+
+
+def _shown(path):
+    """The path from the checkout when it is inside it (DJANGO_LOCAL_DIR may be anywhere)."""
+    return path.relative_to(settings.BASE_DIR) if path.is_relative_to(settings.BASE_DIR) else path
