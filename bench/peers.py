@@ -18,7 +18,10 @@ bench/worker.py; peak RSS and CPU come from the worker's rusage. The peers do
 only their own bookkeeping; ours also writes each job's progress once a second.
 
     .venv/bin/pip install -r requirements-bench.txt
-    .venv/bin/python bench/peers.py [--peers celery,procrastinate] [--concurrency 200,1000] [--rounds 4]
+    .venv/bin/python bench/peers.py [--peers ours,celery,procrastinate] [--concurrency 200,1000] [--rounds 4]
+
+`ours` runs our worker (bench/worker.py's overhead row) in the same run, so
+every row of one table was measured under the same load.
 
 It prints a table; it is a measurement, not a pass/fail test.
 """
@@ -36,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import worker as ours  # noqa: E402
 from bench.common import child_usage, pg_url, print_throughput, reset_postgres  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -197,14 +201,31 @@ def figures(starts, ends, concurrency, rss, cpu, peer, broker):
     }
 
 
-RUNNERS = {"celery": run_celery, "procrastinate": run_procrastinate}
+def run_ours(concurrency, jobs):
+    """Our worker in the same run, so the rows compare: bench/worker.py's overhead
+    row (the echo model paced like the peers' jobs, the db transport on PostgreSQL)."""
+    services = ours.Services()
+    try:
+        url, extra = ours.config_env("db-postgres", services, None)
+        env = ours.child_env(url, extra)
+        reset_postgres(ours.PG_BENCH_DB)
+        ours.migrate(env)
+        phase = ["--phase", "throughput", "--jobs", str(jobs), "--worker-concurrency", str(concurrency)]
+        result = ours.run_phase([*phase, "--provider", "echo", "--model", "echo"], env)
+    finally:
+        services.stop()
+    result.update(workload="ours", config="db/postgresql", concurrency=concurrency)
+    return result
+
+
+RUNNERS = {"ours": run_ours, "celery": run_celery, "procrastinate": run_procrastinate}
 WORKERS = {"celery-worker": celery_worker, "procrastinate-worker": procrastinate_worker}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    parser.add_argument("--peers", default="celery,procrastinate")
+    parser.add_argument("--peers", default="ours,celery,procrastinate", help="'ours' is our worker, in the same run")
     parser.add_argument("--concurrency", default="200,1000")
     parser.add_argument("--rounds", type=int, default=4, help="jobs = rounds x concurrency (default 4)")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
