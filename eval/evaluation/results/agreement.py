@@ -1,5 +1,5 @@
 """Can the verdicts be trusted? Position bias, agreement and per-reviewer
-figures of ``/api/results``, from counts grouped in SQL (results_sql.py).
+figures of ``/api/results``, from counts grouped in SQL (results/sql.py).
 
 - Position bias: the share of decisive pairwise verdicts (a or b) won by the
   output shown on the left, with a Wilson interval; humans together, and

@@ -8,7 +8,7 @@ blind or not: a *segment*. Per row and segment: the judgement count, each
 rating question's mean (score judgements) with a t interval, wins, losses,
 ties and both-bad, and a Bradley-Terry rating with a bootstrap interval;
 per segment the win-rate matrix. Then position bias, agreement, reviewers
-and the runs' automatic checks. The counting is SQL (results_sql.py), the
+and the runs' automatic checks. The counting is SQL (results/sql.py), the
 statistics numpy (stats.py); this module only puts them together.
 """
 

@@ -1,5 +1,5 @@
 """The statistics behind ``/api/results``, on numbers already counted in SQL
-(eval/evaluation/results_sql.py): no database here, so each figure can be
+(eval/evaluation/results/sql.py): no database here, so each figure can be
 checked by hand (tests/test_stats.py).
 
 - A mean's 95% interval is Student's t interval: mean +- t(0.975, n-1) * s / sqrt(n),
