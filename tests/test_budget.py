@@ -290,6 +290,9 @@ def test_a_model_with_no_price_is_refused_while_a_budget_is_set(anthropic, staff
     assert post(client, f"/api/tasks/{task.id}/jobs", body).status_code == 201 and committed(staff) > 0
     anthropic.MODEL_PRICES, anthropic.USER_DAILY_BUDGET_USD = {}, 0
     assert post(client, f"/api/tasks/{task.id}/jobs", body).status_code == 201
+    # Launched without a price, a run shows no estimate and no cost: unknown, not $0.
+    run = post(client, "/api/runs", {"name": "unpriced", **body}).json()
+    assert (run["estimated_cost_usd"], run["cost_usd"]) == (None, None)
 
 
 # --- parallel spends on PostgreSQL ------------------------------------------------------------

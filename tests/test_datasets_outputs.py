@@ -3,10 +3,12 @@
 counted in results like any run's; the same text again changes nothing; a
 changed text makes a new job and the old one keeps its judgements."""
 
+import io
 import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 
 from eval.models import Judgement, LLMJob, Run
 from tests.helpers import login
@@ -59,6 +61,24 @@ def test_each_label_becomes_an_imported_run_of_succeeded_jobs(manager, staff):
     assert all(j.prompt_hash == j.task.prompt_hash and j.output_hash for j in jobs)
     run_json = manager.get(f"/api/runs/{v1.pk}").json()
     assert run_json["kind"] == "imported" and run_json["counts"]["succeeded"] == 2 and run_json["progress"] == 100
+
+
+def test_imported_outputs_have_no_cost_or_tokens_anywhere_not_zero(manager):
+    """Outputs produced elsewhere carry no usage: their run, its comparison and the
+    command say unknown, never $0 or 0 tokens."""
+    upload(manager, [record(1), record(2)])
+    v1, v2 = Run.objects.filter(kind="imported").order_by("model")
+    run_json = manager.get(f"/api/runs/{v1.pk}").json()
+    assert (run_json["cost_usd"], run_json["estimated_cost_usd"]) == (None, None)
+    summary = manager.get(f"/api/runs/compare?a={v1.pk}&b={v2.pk}").json()["summary"]
+    assert summary["cost_usd"] == {"a": None, "b": None}
+    assert summary["tokens"]["a"] == {"input": None, "output": None}
+    out = io.StringIO()
+    call_command("runs", "compare", str(v1.pk), str(v2.pk), stdout=out)
+    assert "cost: A -, B -; tokens in/out: A -/-, B -/-" in out.getvalue()
+    out = io.StringIO()
+    call_command("runs", "list", stdout=out)
+    assert "estimated -, cost so far -" in out.getvalue() and "$0" not in out.getvalue()
 
 
 def test_the_same_text_again_changes_nothing_and_a_changed_one_makes_a_new_job(manager, reviewer):

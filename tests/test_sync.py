@@ -421,3 +421,15 @@ def test_a_sync_that_changes_its_dataset_makes_a_version(tmp_path):
         (1, 3, 0, 0, "versions.jsonl", None),
         (2, 0, 0, 1, "versions.jsonl", None),
     ]
+
+
+def test_a_truncated_jsonl_line_is_named_as_such_by_its_column():
+    """The line's own newline is not part of its JSON: a string cut short reads as one
+    (it read as an "invalid control character at line 1", beside the file's line 2)."""
+    data = b'{"id": "1", "prompt": "p"}\n{"id": "g3", "prompt": "broken json\n{"id": "x"} junk\r\n'
+    found = [(number, error) for _, number, _, error in sync_formats.jsonl_records(io.BytesIO(data))]
+    assert found == [
+        (1, None),
+        (2, "invalid JSON: Unterminated string starting at column 24"),
+        (3, "invalid JSON: Extra data at column 12"),
+    ]

@@ -126,6 +126,21 @@ def test_a_missing_variable_names_the_task_and_the_variable(launcher, make_task,
     assert f"task {task.id}" in error(response)["message"] and words in error(response)["message"]
 
 
+def test_a_failing_message_is_named_as_the_editor_counts_it(launcher, make_task):
+    """From 1, with its role: "messages[2]" left the reader counting from 0."""
+    task = make_task(prompt="p", reference="", metadata={})
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "{{ metadata.topic }}"},
+    ]
+    response = post(login(launcher), "/api/templates/preview", {"system": "s", "messages": messages, "task": task.id})
+    assert "(in message 3 (user))" in error(response)["message"], error(response)["message"]
+    broken = post(login(launcher), "/api/templates", {**QA, "messages": [{"role": "user", "content": "{% for %}"}]})
+    assert error(broken)["field"] == "messages[0].content"
+    assert error(broken)["message"].startswith("message 1 (user): template syntax error")
+
+
 @pytest.mark.parametrize(
     "content",
     [

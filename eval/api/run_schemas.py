@@ -162,7 +162,10 @@ class RunOut(Schema):
         description=f"At launch: ceil(prompt characters / {pricing.CHARS_PER_TOKEN}) input tokens per task at the "
         "input price, plus max_tokens at the output price (an upper bound on the output side)."
     )
-    cost_usd: float = Field(description="What its jobs have cost so far.")
+    cost_usd: float | None = Field(
+        description="What its jobs have cost so far; null while none of them has a known cost "
+        "(a model with no price, imported outputs)."
+    )
     max_cost_usd: float | None
     schedule: str | None
     next_run_at: str | None = Field(json_schema_extra=DATE_TIME)

@@ -92,13 +92,17 @@ class VerdictSummary(VerdictCounts):
 
 
 class SideTotals(Schema):
-    a: float
-    b: float
+    """Null on a side none of whose jobs has a known cost (an unpriced model, imported outputs)."""
+
+    a: float | None
+    b: float | None
 
 
 class Tokens(Schema):
-    input: int
-    output: int
+    """Null where no job reported usage (imported outputs, a server that reports none)."""
+
+    input: int | None
+    output: int | None
 
 
 class TokenTotals(Schema):
@@ -145,7 +149,7 @@ class RowReviewer(Schema):
 class RowDelta(Schema):
     input_tokens: int | None
     output_tokens: int | None
-    cost_usd: float
+    cost_usd: float | None
     duration_s: float | None
 
 

@@ -45,20 +45,25 @@ def clean_parts(system, messages):
     size = len(system.encode()) + sum(len(m["content"].encode()) for m in cleaned)
     if size > MAX_TEMPLATE_BYTES:
         raise InvalidJob(f"the template is {size} bytes; at most {MAX_TEMPLATE_BYTES}", field="messages")
-    _compile(system, "system")
+    _compile(system, "system", "the system prompt")
     for index, message in enumerate(cleaned):
-        _compile(message["content"], f"messages[{index}].content")
+        _compile(message["content"], f"messages[{index}].content", _message_name(index, message["role"]))
     return system, cleaned
 
 
-def _compile(source, field):
+def _message_name(index, role):
+    """A message as the editor shows it, counted from 1 (``field`` keeps the JSON path)."""
+    return f"message {index + 1} ({role})"
+
+
+def _compile(source, field, name):
     try:
         sandbox.compile_source(source)
     except TemplateSyntaxError as error:
-        message = f"{field}: template syntax error on line {error.lineno}: {error.message}"
+        message = f"{name}: template syntax error on line {error.lineno}: {error.message}"
         raise InvalidJob(message, field=field) from None
     except SecurityError as error:
-        raise InvalidJob(f"{field}: {error}", field=field) from None
+        raise InvalidJob(f"{name}: {error}", field=field) from None
 
 
 def variables(task):
@@ -78,8 +83,8 @@ def render(system, messages, task):
     renders to text. Raises InvalidJob naming the task and what failed."""
     budget = sandbox.Budget(settings.MAX_PROMPT_CHARS, settings.TEMPLATE_RENDER_SECONDS)
     values = variables(task)
-    parts = [("system", "system", system)] if system else []
-    parts += [(f"messages[{i}].content", m["role"], m["content"]) for i, m in enumerate(messages)]
+    parts = [("the system prompt", "system", system)] if system else []
+    parts += [(_message_name(i, m["role"]), m["role"], m["content"]) for i, m in enumerate(messages)]
     rendered = []
     for field, role, source in parts:
         try:

@@ -34,7 +34,7 @@ def jsonl_records(stream, label=""):
     decode = _decode_json
     for number, raw in enumerate(stream, 1):
         try:
-            line = raw.decode()
+            line = raw.decode().rstrip("\r\n")  # the line's end is not part of its JSON
             data, end = decode(line)
             if end != len(line) and not line[end:].isspace():
                 raise json.JSONDecodeError("Extra data", line, end)
@@ -50,9 +50,18 @@ def jsonl_records(stream, label=""):
                 else:
                     yield line_label, number, data, None
                     continue
-            yield line_label, number, None, f"invalid JSON: {error}"
+            yield line_label, number, None, f"invalid JSON: {_json_error(error)}"
             continue
         yield line_label, number, data, None
+
+
+def _json_error(error):
+    """A line's JSON error by its column: the decoder's "line 1" would contradict the
+    file's line number beside it."""
+    if isinstance(error, json.JSONDecodeError):
+        where = "column" if error.msg.endswith(" at") else "at column"  # "Unterminated string starting at"
+        return f"{error.msg} {where} {error.colno}"
+    return str(error)
 
 
 def _raise_csv_limit():

@@ -85,7 +85,7 @@ class Side:
     check_results: dict  # {check: passed} of the checks asked for that applied
     input_tokens: int | None
     output_tokens: int | None
-    cost_usd: float  # summed for display: a float's 15 digits hold any run's total
+    cost_usd: float | None  # summed for display: a float's 15 digits hold any run's total
 
     @property
     def failed(self):
@@ -122,7 +122,7 @@ def _side(values, check_names):
         check_results={name: _BOOLEAN[v] for name, v in zip(check_names, checks, strict=True) if v is not None},
         input_tokens=tokens_in,
         output_tokens=tokens_out,
-        cost_usd=float(cost or 0),
+        cost_usd=None if cost is None else float(cost),
     )
 
 

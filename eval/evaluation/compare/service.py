@@ -111,14 +111,20 @@ def _verdict_summary(comparison, judge):
 
 
 def _totals(comparison):
-    money = {"a": 0, "b": 0}
-    tokens = {side: {"input": 0, "output": 0} for side in ("a", "b")}
+    """Each side's cost and tokens over the compared tasks; None where no job of the
+    side has one (an unpriced model, imported outputs): unknown is not 0."""
+    money = {"a": None, "b": None}
+    tokens = {side: {"input": None, "output": None} for side in ("a", "b")}
     for pair in comparison.pairs:
         for side, job in (("a", pair.a), ("b", pair.b)):
-            money[side] += job.cost_usd
-            tokens[side]["input"] += job.input_tokens or 0
-            tokens[side]["output"] += job.output_tokens or 0
-    return {side: round(total, 6) for side, total in money.items()}, tokens
+            money[side] = _add(money[side], job.cost_usd)
+            tokens[side]["input"] = _add(tokens[side]["input"], job.input_tokens)
+            tokens[side]["output"] = _add(tokens[side]["output"], job.output_tokens)
+    return {side: None if total is None else round(total, 6) for side, total in money.items()}, tokens
+
+
+def _add(total, value):
+    return total if value is None else (total or 0) + value
 
 
 def summary(comparison):
@@ -174,7 +180,7 @@ def _delta(a, b, seconds):
     return {
         "input_tokens": _minus(b.input_tokens, a.input_tokens),
         "output_tokens": _minus(b.output_tokens, a.output_tokens),
-        "cost_usd": round(b.cost_usd - a.cost_usd, 6),
+        "cost_usd": None if a.cost_usd is None or b.cost_usd is None else round(b.cost_usd - a.cost_usd, 6),
         "duration_s": _minus(seconds.get(b.job_id), seconds.get(a.job_id)),
     }
 

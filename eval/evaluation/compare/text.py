@@ -36,8 +36,9 @@ def lines(run_a, run_b, decision):
         )
     cost, tokens = summary["cost_usd"], summary["tokens"]
     out.append(
-        f"cost: A ${cost['a']:.6f}, B ${cost['b']:.6f}; tokens in/out: "
-        f"A {tokens['a']['input']}/{tokens['a']['output']}, B {tokens['b']['input']}/{tokens['b']['output']}"
+        f"cost: A {_usd(cost['a'])}, B {_usd(cost['b'])}; tokens in/out: "
+        f"A {_count(tokens['a']['input'])}/{_count(tokens['a']['output'])}, "
+        f"B {_count(tokens['b']['input'])}/{_count(tokens['b']['output'])}"
     )
     out.append(
         ("B REGRESSED" if decision["regressed"] else "no significant regression")
@@ -51,3 +52,12 @@ def as_json(run_a, run_b, decision):
         return {"id": run.pk, "name": run.name, "provider": run.provider, "model": run.model, "status": run.status}
 
     return {"a": brief(run_a), "b": brief(run_b), **decision}
+
+
+def _usd(value):
+    """Unknown (no price, imported outputs) is '-', never $0."""
+    return "-" if value is None else f"${value:.6f}"
+
+
+def _count(value):
+    return "-" if value is None else str(value)

@@ -2,8 +2,6 @@
 The arithmetic is eval/providers/pricing.py's; this module only says which
 calls a run makes (DESIGN "Evaluation", cost control)."""
 
-from decimal import Decimal
-
 from django.conf import settings
 from django.db.models import Sum
 
@@ -51,6 +49,14 @@ def _judge_estimate(entry, run):
 
 
 def actual(run_id):
-    """What a run's jobs have cost so far (the worker writes each job's cost)."""
+    """What a run's jobs have cost so far (the worker writes each job's cost), or
+    None while no job of it has a known cost (an unpriced model, imported outputs):
+    no cost is not $0."""
     value = LLMJob.objects.filter(run_id=run_id).aggregate(total=Sum("cost_usd"))["total"]
-    return pricing.usd(value or Decimal("0"))
+    return None if value is None else pricing.usd(value)
+
+
+def shown_estimate(found):
+    """The estimate a run records and shows: None for a model with no known price
+    (counted as free against budgets, but not shown as $0)."""
+    return None if found.price is None else found.usd

@@ -130,7 +130,7 @@ def run_json(run):
         "totals": totals(job_counts),
         "progress": progress(job_counts),
         "estimated_cost_usd": _money(run.estimated_cost_usd),
-        "cost_usd": float(costs.actual(run.pk)),
+        "cost_usd": _money(costs.actual(run.pk)),
         "max_cost_usd": _money(run.max_cost_usd),
         "schedule": run.schedule or None,
         "next_run_at": run.next_run_at.isoformat() if run.next_run_at else None,

@@ -102,7 +102,12 @@ def launch(run, *, confirm_cost_usd=None, firing=False, batch_size=create.BULK_B
         day = quota.reserve(run.created_by, cost)
         held = {"reserved_usd": cost, "reserved_on": day} if day is not None else {}
         moved = Run.objects.filter(pk=run.pk, status=Run.Status.SCHEDULED).update(
-            **_bump(status=Run.Status.RUNNING, estimated_cost_usd=cost, launched_at=timezone.now(), **held)
+            **_bump(
+                status=Run.Status.RUNNING,
+                estimated_cost_usd=costs.shown_estimate(found),
+                launched_at=timezone.now(),
+                **held,
+            )
         )
         if not moved:
             raise Conflict("the run was launched or cancelled meanwhile")

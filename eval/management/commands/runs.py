@@ -129,7 +129,7 @@ class Command(BaseCommand):
         counts = ", ".join(f"{n} {status}" for status, n in data["counts"].items() if n)
         self.stdout.write(
             f"run {run.pk} {data['status']}: {run.name} ({run.provider}/{run.model}) "
-            f"jobs: {counts or 'none'}; estimated ${cost if cost is not None else '-'}, cost so far ${data['cost_usd']}"
+            f"jobs: {counts or 'none'}; estimated {_usd(cost)}, cost so far {_usd(data['cost_usd'])}"
         )
 
     # --- actions ----------------------------------------------------------------------
@@ -238,3 +238,8 @@ def _judge(options):
 
 def _dumps(value, **kwargs):
     return json.dumps(value, default=str, ensure_ascii=False, **kwargs)
+
+
+def _usd(value):
+    """Unknown (a model with no price, imported outputs) prints as '-', never $0."""
+    return "-" if value is None else f"${value}"
