@@ -127,3 +127,14 @@ def test_a_mean_interval_stays_on_the_answers_scale():
     assert low < 1
     clipped = stats.mean_interval(3, 4.0, 6.0, within=(1, 5))
     assert clipped[0] == mean and clipped[1] == 1 and clipped[2] == high
+
+
+def test_rows_never_compared_are_in_separate_groups():
+    """Two models compared only with each other, two others likewise: their ratings
+    share no scale, and say so; one linked set has no groups at all."""
+    counts = {(0, 1): [5, 3, 0, 0], (2, 3): [2, 6, 1, 0]}
+    found = results_pairwise.ratings(4, counts)
+    assert [found[n]["group"] for n in range(4)] == [1, 1, 2, 2]
+    counts[(1, 2)] = [1, 1, 0, 0]  # one game links them
+    assert {found["group"] for found in results_pairwise.ratings(4, counts).values()} == {None}
+    assert results_pairwise.linked_groups(5, [(0, 4), (2, 3)]) == [1, 2, 3, 3, 1]

@@ -59,6 +59,11 @@ class QuestionMean(Interval):
 
 class Rating(Interval):
     elo: float = Field(description="Bradley-Terry on the Elo scale; low/high: 95% bootstrap interval.")
+    group: int | None = Field(
+        None,
+        description="Set when some rows were never compared, directly or through others: ratings of "
+        "different groups are on separate scales and say nothing about each other.",
+    )
 
 
 class Figures(Schema):

@@ -59,7 +59,10 @@ def segment_ratings(pairs, segment, order):
 
 
 def ratings(k, counts):
-    """{row index: {"elo", "low", "high"}} of the rows with a counted game (both-bad left out)."""
+    """{row index: {"elo", "low", "high", "group"}} of the rows with a counted game
+    (both-bad left out). ``group`` numbers the sets of rows linked by games, directly
+    or through others, from 1: ratings of two groups were never compared, so they
+    are on separate scales (None while there is one group)."""
     played = sorted({n for pair, c in counts.items() if sum(c[:3]) for n in pair})
     if not played:
         return {}
@@ -68,7 +71,29 @@ def ratings(k, counts):
     theta = stats.fit_bradley_terry(stats.win_matrix(len(played), games))
     elo = stats.elo(theta)
     low, high = stats.bootstrap_elo(len(played), games, start=theta)
-    return {n: {"elo": float(elo[m]), "low": float(low[m]), "high": float(high[m])} for n, m in local.items()}
+    groups = linked_groups(len(played), games)
+    return {
+        n: {"elo": float(elo[m]), "low": float(low[m]), "high": float(high[m]), "group": groups[m]}
+        for n, m in local.items()
+    }
+
+
+def linked_groups(k, games):
+    """Each of ``k`` rows' group number (1, 2, ... in order of first row), rows linked
+    by any game; all None when every row is in one group."""
+    parent = list(range(k))
+
+    def root(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for i, j, *_ in games:
+        parent[root(i)] = root(j)
+    numbers = {}
+    found = [numbers.setdefault(root(n), len(numbers) + 1) for n in range(k)]
+    return [None] * k if len(numbers) == 1 else found
 
 
 def win_rate(k, counts):
