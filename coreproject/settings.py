@@ -141,7 +141,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "coreproject.static_storage.ModuleManifestStorage"  # hashed names in JS imports too
         )
     },
 }
