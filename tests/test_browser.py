@@ -180,7 +180,7 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
     assert page.input_value("#review-notes") == "draft"
 
     # Hidden tab: no polls at all; shown again: polls at once.
-    count = lambda: page.evaluate("window.Eval.reviewPoller.pollCount")  # noqa: E731
+    count = lambda: page.evaluate("Number(document.getElementById('review').dataset.polls || 0)")  # noqa: E731
     page.evaluate(
         """() => {
             Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
@@ -196,7 +196,7 @@ def test_polling_updates_cards_in_place_and_pauses_when_hidden(page, user):
             document.dispatchEvent(new Event('visibilitychange'));
         }"""
     )
-    page.wait_for_function(f"window.Eval.reviewPoller.pollCount > {before}")
+    page.wait_for_function(f"Number(document.getElementById('review').dataset.polls || 0) > {before}")
 
     # All terminal: fast polling stops (the idle poll is 30 s apart).
     for job in (first, second):

@@ -80,7 +80,7 @@ def test_it_asks_before_p_takes_unsaved_work_away(page, user):
 def test_it_starts_one_job_for_a_held_r(page, user):
     task = make_task()
     open_review(page, task, settled=False)
-    page.wait_for_function("() => window.Eval.reviewPoller.pollCount > 0")
+    page.wait_for_function("() => Number(document.getElementById('review').dataset.polls || 0) > 0")
     for _ in range(6):  # the first keydown, then the key's auto-repeat (event.repeat)
         page.keyboard.down("r")
     page.keyboard.up("r")

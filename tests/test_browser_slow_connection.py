@@ -1,5 +1,5 @@
 """A hung poll no longer stalls the review page (issue "Operations under
-faults", item 10): every request has a deadline (eval/static/eval/common.js),
+faults", item 10): every request has a deadline (eval/static/eval/api.js),
 the poller says "Connection slow, retrying" in a calm style, keeps polling and
 clears the notice when a poll gets through. The deadline is shortened through
 window.EVAL_FETCH_TIMEOUT_MS so the test need not wait 10 s. Fixtures:
@@ -40,12 +40,12 @@ def test_a_hung_poll_shows_a_slow_connection_and_the_page_recovers(page, user):
         held.append(route)
 
     page.route(polls, hold)
-    before = page.evaluate("window.Eval.reviewPoller.pollCount")
+    before = page.evaluate("Number(document.getElementById('review').dataset.polls || 0)")
     notice.wait_for(state="visible")
     assert notice.get_attribute("data-state") == "slow"
     assert notice.inner_text().startswith("Connection slow, retrying")
     # The loop carries on past a poll that timed out: more polls, each held in turn.
-    page.wait_for_function("(n) => window.Eval.reviewPoller.pollCount >= n", arg=before + 3)
+    page.wait_for_function("(n) => Number(document.getElementById('review').dataset.polls || 0) >= n", arg=before + 3)
     assert len(held) >= 2
     assert notice.get_attribute("data-state") == "slow"
 

@@ -105,7 +105,7 @@ def test_the_run_page_has_the_cards_filters_and_links(reviewer, staff, make_task
     run = make_run(staff)
     html = login(staff).get(f"/runs/{run.pk}/").content.decode()
     assert 'id="run-jobs"' in html and 'data-show="failed_checks"' in html and 'class="job-task-link"' in html
-    assert f'href="/results/?runs={run.pk}"' in html and "runjobs.js" in html
+    assert f'href="/results/?runs={run.pk}"' in html and "eval/run.js" in html  # its entry module imports runjobs.js
     html = login(reviewer).get(f"/runs/{run.pk}/").content.decode()
     assert 'id="run-jobs"' in html and "/results/?runs=" not in html  # results are for staff
     review = login(reviewer).get(f"/tasks/{make_task().pk}/").content.decode()

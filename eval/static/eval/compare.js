@@ -1,4 +1,4 @@
-/* Two runs task by task (/runs/compare?a=A&b=B), from /api/runs/compare:
+/* Two runs task by task (/runs/compare?a=A&b=B), from the compare API:
    the summary (per check regressions, fixes and p; per judge wins and p;
    human verdict counts; totals), then one row per task with A's and B's
    outputs side by side as a word diff (diff.js: <del> only in A, <ins> only
@@ -6,221 +6,206 @@
    and duration deltas. Filters (regressions only, changed output only, by
    check) and keyset pages; j/k step through the rows, o opens the task.
    Outputs are text nodes only: never HTML. */
-(function () {
-  "use strict";
+import "./site.js";
+import { api, errorText, urlFor } from "./api.js";
+import { diff, renderDiff } from "./diff.js";
+import { byId as $, el, setText, typingInField } from "./dom.js";
+import { count, duration, jobDuration, money, signed, tokens } from "./format.js";
 
-  const E = window.Eval;
-  const root = document.getElementById("compare-page");
-  if (!root || !root.dataset.a) return;
-  const $ = (id) => document.getElementById(id);
-  const base = "/api/runs/compare?a=" + root.dataset.a + "&b=" + root.dataset.b;
-  let cursors = [null];
-  let next = null;
-  let selected = -1;
-  let checksFilled = false;
+const root = $("compare-page");
+const data = root.dataset;
+const base = data.compareUrl + "?a=" + encodeURIComponent(data.a) + "&b=" + encodeURIComponent(data.b);
+let cursors = [null];
+let next = null;
+let selected = -1;
+let checksFilled = false;
 
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text != null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
+function p(value) {
+  if (value == null) return "–";
+  return value < 0.001 ? value.toExponential(1) : value.toFixed(3);
+}
 
-  function p(value) {
-    if (value == null) return "–";
-    return value < 0.001 ? value.toExponential(1) : value.toFixed(3);
-  }
+function cells(tr, values) {
+  values.forEach((value, i) => tr.append(el(i ? "td" : "th", value, i ? "num" : null)));
+  if (tr.firstChild) tr.firstChild.scope = "row";
+  return tr;
+}
 
-  function signed(value, digits, unit) {
-    if (value == null) return "–";
-    const text = digits == null ? String(Math.abs(value)) : Math.abs(value).toFixed(digits);
-    return (value > 0 ? "+" : value < 0 ? "−" : "±") + text + (unit || "");
-  }
-
-  function money(value) {
-    return "$" + Number(value || 0).toFixed(4);
-  }
-
-  function cells(tr, values) {
-    values.forEach((value, i) => tr.append(el(i ? "td" : "th", value, i ? "num" : null)));
-    if (tr.firstChild) tr.firstChild.scope = "row";
+function drawSummary(summary) {
+  $("compare-summary").hidden = false;
+  const t = summary.tasks;
+  setText($("summary-tasks"), t.compared + " tasks compared (" + t.changed_output + " with a changed output)" +
+    (t.prompt_changed ? "; " + t.prompt_changed + " left out: their prompt or reference changed between the runs" : "") +
+    (t.only_a ? "; " + t.only_a + " only in A" : "") + (t.only_b ? "; " + t.only_b + " only in B" : "") + ".");
+  $("summary-checks").replaceChildren(...summary.checks.map((c) => {
+    const tr = cells(el("tr"), [c.check, c.regressions, c.fixes, c.tasks, p(c.p_value)]);
+    if (c.regressions > c.fixes && c.p_value < 0.05) tr.className = "worse";
     return tr;
-  }
-
-  function drawSummary(summary) {
-    $("compare-summary").hidden = false;
-    const t = summary.tasks;
-    E.setText($("summary-tasks"), t.compared + " tasks compared (" + t.changed_output + " with a changed output)" +
-      (t.prompt_changed ? "; " + t.prompt_changed + " left out: their prompt or reference changed between the runs" : "") +
-      (t.only_a ? "; " + t.only_a + " only in A" : "") + (t.only_b ? "; " + t.only_b + " only in B" : "") + ".");
-    $("summary-checks").replaceChildren(...summary.checks.map((c) => {
-      const tr = cells(el("tr"), [c.check, c.regressions, c.fixes, c.tasks, p(c.p_value)]);
-      if (c.regressions > c.fixes && c.p_value < 0.05) tr.className = "worse";
-      return tr;
-    }));
-    if (!summary.checks.length) $("summary-checks").append(cells(el("tr"), ["No check ran in both runs alike", "", "", "", ""]));
-    const leftOut = $("summary-left-out");
-    leftOut.hidden = !summary.checks_left_out.length;
-    E.setText(leftOut, "Not compared (only one run ran them, or with other settings): " + summary.checks_left_out.join(", ") + ".");
-    $("summary-verdicts-table").hidden = !summary.verdicts.length;
-    $("summary-verdicts").replaceChildren(...summary.verdicts.map((v) =>
-      cells(el("tr"), [v.by, v.a_wins, v.b_wins, v.ties, v.both_bad, p(v.p_value)])));
-    const h = summary.humans;
-    const humans = h.a_wins + h.b_wins + h.ties + h.both_bad;
-    E.setText($("summary-humans"), humans ? "Reviewers' verdicts: A better " + h.a_wins + ", B better " + h.b_wins +
-      ", ties " + h.ties + ", both bad " + h.both_bad + "." : "No reviewer has compared these two runs' outputs.");
-    const totals = [
-      ["Cost A", money(summary.cost_usd.a)], ["Cost B", money(summary.cost_usd.b)],
-      ["Tokens A (in / out)", summary.tokens.a.input + " / " + summary.tokens.a.output],
-      ["Tokens B (in / out)", summary.tokens.b.input + " / " + summary.tokens.b.output],
-    ];
-    $("summary-totals").replaceChildren(...totals.map(([name, value]) => {
-      const div = el("div");
-      div.append(el("dt", name), el("dd", value));
-      return div;
-    }));
-    if (!checksFilled) {
-      checksFilled = true;
-      for (const c of summary.checks) {
-        const option = el("option", c.check);
-        option.value = c.check;
-        $("filter-check").append(option);
-      }
+  }));
+  if (!summary.checks.length) $("summary-checks").append(cells(el("tr"), ["No check ran in both runs alike", "", "", "", ""]));
+  const leftOut = $("summary-left-out");
+  leftOut.hidden = !summary.checks_left_out.length;
+  setText(leftOut, "Not compared (only one run ran them, or with other settings): " + summary.checks_left_out.join(", ") + ".");
+  $("summary-verdicts-table").hidden = !summary.verdicts.length;
+  $("summary-verdicts").replaceChildren(...summary.verdicts.map((v) =>
+    cells(el("tr"), [v.by, v.a_wins, v.b_wins, v.ties, v.both_bad, p(v.p_value)])));
+  const h = summary.humans;
+  const humans = h.a_wins + h.b_wins + h.ties + h.both_bad;
+  setText($("summary-humans"), humans ? "Reviewers' verdicts: A better " + h.a_wins + ", B better " + h.b_wins +
+    ", ties " + h.ties + ", both bad " + h.both_bad + "." : "No reviewer has compared these two runs' outputs.");
+  const totals = [
+    ["Cost A", money(summary.cost_usd.a)], ["Cost B", money(summary.cost_usd.b)],
+    ["Tokens A (in / out)", summary.tokens.a.input + " / " + summary.tokens.a.output],
+    ["Tokens B (in / out)", summary.tokens.b.input + " / " + summary.tokens.b.output],
+  ];
+  $("summary-totals").replaceChildren(...totals.map(([name, value]) => {
+    const div = el("div");
+    div.append(el("dt", name), el("dd", value));
+    return div;
+  }));
+  if (!checksFilled) {
+    checksFilled = true;
+    for (const c of summary.checks) {
+      const option = el("option", c.check);
+      option.value = c.check;
+      $("filter-check").append(option);
     }
   }
+}
 
-  function diffPanes(a, b) {
-    const left = el("pre", null, "text diff");
-    const right = el("pre", null, "text diff");
-    const parts = E.diff(a, b);
-    E.renderDiff(left, parts.filter(([op]) => op !== "+"));
-    E.renderDiff(right, parts.filter(([op]) => op !== "-"));
-    return [left, right];
+function diffPanes(a, b) {
+  const left = el("pre", null, "text diff");
+  const right = el("pre", null, "text diff");
+  const parts = diff(a, b);
+  renderDiff(left, parts.filter(([op]) => op !== "+"));
+  renderDiff(right, parts.filter(([op]) => op !== "-"));
+  return [left, right];
+}
+
+function side(label, job) {
+  const box = el("div", null, "compare-side");
+  const head = el("p", null, "compare-side-head");
+  head.append(el("strong", label + " · " + job.model), " ", el("span", job.status, "badge badge-" + job.status));
+  if (job.error) head.append(" ", el("span", job.error.code, "error small"));
+  box.append(head);
+  return box;
+}
+
+function checkLine(c) {
+  const mark = (v) => (v == null ? "n/a" : v ? "✓" : "✗");
+  const li = el("li", c.check + ": " + mark(c.a) + " → " + mark(c.b), "check-change");
+  if (c.change) li.append(" ", el("span", c.change, "badge change-" + c.change));
+  return li;
+}
+
+function facts(row) {
+  const d = row.delta;
+  const dl = el("dl", null, "compare-facts");
+  const items = [
+    ["Tokens A", tokens(row.a.usage)], ["Tokens B", tokens(row.b.usage)],
+    ["Δ output tokens", signed(d.output_tokens)], ["Δ cost", signed(d.cost_usd, money)],
+    ["Duration A / B", jobDuration(row.a) + " / " + jobDuration(row.b)], ["Δ duration", signed(d.duration_s, duration)],
+  ];
+  for (const [name, value] of items) {
+    const div = el("div");
+    div.append(el("dt", name), el("dd", value));
+    dl.append(div);
   }
+  return dl;
+}
 
-  function side(label, job) {
-    const box = el("div", null, "compare-side");
-    const head = el("p", null, "compare-side-head");
-    head.append(el("strong", label + " · " + job.model), " ", el("span", job.status, "badge badge-" + job.status));
-    if (job.error) head.append(" ", el("span", job.error.code, "error small"));
-    box.append(head);
-    return box;
+function verdictText(row) {
+  const words = { a: "A better", b: "B better", tie: "tie", both_bad: "both bad" };
+  const parts = row.verdicts.map((v) => v.by + ": " + words[v.outcome]);
+  const h = row.humans;
+  if (h.a_wins + h.b_wins + h.ties + h.both_bad) {
+    parts.push("reviewers: A better " + h.a_wins + ", B better " + h.b_wins + ", ties " + h.ties + ", both bad " + h.both_bad);
   }
-
-  function checkLine(c) {
-    const mark = (v) => (v == null ? "n/a" : v ? "✓" : "✗");
-    const li = el("li", c.check + ": " + mark(c.a) + " → " + mark(c.b), "check-change");
-    if (c.change) li.append(" ", el("span", c.change, "badge change-" + c.change));
-    return li;
+  if (row.reviewers && row.reviewers.length) {
+    parts.push(row.reviewers.map((r) => r.reviewer + ": " + words[r.outcome]).join(", "));
   }
+  return parts.join(" · ");
+}
 
-  function facts(row) {
-    const d = row.delta;
-    const { tokens, duration } = E.jobText;
-    const dl = el("dl", null, "compare-facts");
-    const items = [
-      ["Tokens A", tokens(row.a.usage)], ["Tokens B", tokens(row.b.usage)],
-      ["Δ output tokens", signed(d.output_tokens)], ["Δ cost", signed(d.cost_usd, 6).replace(/^(.)/, "$1$")],
-      ["Duration A / B", duration(row.a) + " / " + duration(row.b)], ["Δ duration", signed(d.duration_s, 1, " s")],
-    ];
-    for (const [name, value] of items) {
-      const div = el("div");
-      div.append(el("dt", name), el("dd", value));
-      dl.append(div);
-    }
-    return dl;
+async function fullText(job) {
+  if (!job.output_truncated) return job.output;
+  const result = await api("GET", urlFor(data.jobUrl, job.id) + "?output_from=" + job.output.length);
+  return result.ok && result.data ? job.output + result.data.output : job.output + " […]";
+}
+
+function rowItem(row) {
+  const li = el("li", null, "compare-row");
+  li.tabIndex = -1;
+  li.dataset.task = row.task;
+  if (row.checks.some((c) => c.change === "regression")) li.classList.add("has-regression");
+  const head = el("p", null, "compare-row-head");
+  const link = el("a", row.title || "Task " + row.task);
+  link.href = "/tasks/" + row.task + "/";
+  link.className = "compare-task-link";
+  head.append(link, " ", el("span", row.changed_output ? "output changed" : "same output", "muted small"));
+  const checks = el("ul", null, "compare-row-checks");
+  checks.append(...row.checks.map(checkLine));
+  const panes = el("div", null, "compare-sides");
+  const a = side("A", row.a);
+  const b = side("B", row.b);
+  panes.append(a, b);
+  const verdicts = verdictText(row);
+  li.append(head, checks, panes, facts(row));
+  if (verdicts) li.append(el("p", verdicts, "compare-verdicts small"));
+  Promise.all([fullText(row.a), fullText(row.b)]).then(([textA, textB]) => {
+    const [left, right] = diffPanes(textA, textB);
+    a.append(left);
+    b.append(right);
+  });
+  return li;
+}
+
+function url() {
+  const params = new URLSearchParams();
+  if ($("filter-only").value) params.set("only", $("filter-only").value);
+  if ($("filter-check").value) params.set("check", $("filter-check").value);
+  const after = cursors[cursors.length - 1];
+  if (after) params.set("after", after);
+  const query = params.toString();
+  return base + (query ? "&" + query : "");
+}
+
+async function load() {
+  setText($("compare-status"), "Loading…");
+  const result = await api("GET", url());
+  if (!result.ok || !result.data) {
+    setText($("compare-status"), "Could not load the comparison: " + errorText(result));
+    return;
   }
+  const answer = result.data;
+  setText($("compare-status"), "");
+  drawSummary(answer.summary);
+  next = answer.next;
+  selected = -1;
+  $("compare-rows").replaceChildren(...answer.rows.map(rowItem));
+  $("rows-none").hidden = answer.rows.length > 0;
+  setText($("rows-count"), count(answer.count) + " task" + (answer.count === 1 ? "" : "s") +
+    (answer.count > 50 ? " · page " + cursors.length + " of " + Math.ceil(answer.count / 50) : ""));
+  $("rows-next").hidden = !next;
+  $("rows-prev").hidden = cursors.length <= 1;
+}
 
-  function verdictText(row) {
-    const words = { a: "A better", b: "B better", tie: "tie", both_bad: "both bad" };
-    const parts = row.verdicts.map((v) => v.by + ": " + words[v.outcome]);
-    const h = row.humans;
-    if (h.a_wins + h.b_wins + h.ties + h.both_bad) {
-      parts.push("reviewers: A better " + h.a_wins + ", B better " + h.b_wins + ", ties " + h.ties + ", both bad " + h.both_bad);
-    }
-    if (row.reviewers && row.reviewers.length) {
-      parts.push(row.reviewers.map((r) => r.reviewer + ": " + words[r.outcome]).join(", "));
-    }
-    return parts.join(" · ");
-  }
+function restart() {
+  cursors = [null];
+  load();
+}
 
-  async function fullText(job) {
-    if (!job.output_truncated) return job.output;
-    const result = await E.api("GET", "/api/jobs/" + job.id + "?output_from=" + job.output.length);
-    return result.ok && result.data ? job.output + result.data.output : job.output + " […]";
-  }
+function step(delta) {
+  const rows = Array.from(document.querySelectorAll("#compare-rows > li"));
+  if (!rows.length) return;
+  selected = Math.max(0, Math.min(rows.length - 1, selected + delta));
+  rows.forEach((row, i) => row.classList.toggle("selected", i === selected));
+  rows[selected].focus();
+  rows[selected].scrollIntoView({ block: "start" });
+}
 
-  function rowItem(row) {
-    const li = el("li", null, "compare-row");
-    li.tabIndex = -1;
-    li.dataset.task = row.task;
-    if (row.checks.some((c) => c.change === "regression")) li.classList.add("has-regression");
-    const head = el("p", null, "compare-row-head");
-    const link = el("a", row.title || "Task " + row.task);
-    link.href = "/tasks/" + row.task + "/";
-    link.className = "compare-task-link";
-    head.append(link, " ", el("span", row.changed_output ? "output changed" : "same output", "muted small"));
-    const checks = el("ul", null, "compare-row-checks");
-    checks.append(...row.checks.map(checkLine));
-    const panes = el("div", null, "compare-sides");
-    const a = side("A", row.a);
-    const b = side("B", row.b);
-    panes.append(a, b);
-    const verdicts = verdictText(row);
-    li.append(head, checks, panes, facts(row));
-    if (verdicts) li.append(el("p", verdicts, "compare-verdicts small"));
-    Promise.all([fullText(row.a), fullText(row.b)]).then(([textA, textB]) => {
-      const [left, right] = diffPanes(textA, textB);
-      a.append(left);
-      b.append(right);
-    });
-    return li;
-  }
-
-  function url() {
-    const params = new URLSearchParams();
-    if ($("filter-only").value) params.set("only", $("filter-only").value);
-    if ($("filter-check").value) params.set("check", $("filter-check").value);
-    const after = cursors[cursors.length - 1];
-    if (after) params.set("after", after);
-    const query = params.toString();
-    return base + (query ? "&" + query : "");
-  }
-
-  async function load() {
-    E.setText($("compare-status"), "Loading…");
-    const result = await E.api("GET", url());
-    if (!result.ok || !result.data) {
-      E.setText($("compare-status"), "Could not load the comparison: " + E.errorText(result));
-      return;
-    }
-    const data = result.data;
-    E.setText($("compare-status"), "");
-    drawSummary(data.summary);
-    next = data.next;
-    selected = -1;
-    $("compare-rows").replaceChildren(...data.rows.map(rowItem));
-    $("rows-none").hidden = data.rows.length > 0;
-    E.setText($("rows-count"), data.count.toLocaleString() + " task" + (data.count === 1 ? "" : "s") +
-      (data.count > 50 ? " · page " + cursors.length + " of " + Math.ceil(data.count / 50) : ""));
-    $("rows-next").hidden = !next;
-    $("rows-prev").hidden = cursors.length <= 1;
-  }
-
-  function restart() {
-    cursors = [null];
-    load();
-  }
-
-  function step(delta) {
-    const rows = Array.from(document.querySelectorAll("#compare-rows > li"));
-    if (!rows.length) return;
-    selected = Math.max(0, Math.min(rows.length - 1, selected + delta));
-    rows.forEach((row, i) => row.classList.toggle("selected", i === selected));
-    rows[selected].focus();
-    rows[selected].scrollIntoView({ block: "start" });
-  }
-
+/* The two runs' rows; before two runs are chosen the page is only their picker. */
+function start() {
   $("filter-only").addEventListener("change", restart);
   $("filter-check").addEventListener("change", restart);
   $("rows-next").addEventListener("click", () => {
@@ -233,7 +218,7 @@
     load();
   });
   document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey || E.typingInField(event)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || typingInField(event)) return;
     if (event.key === "j") step(1);
     else if (event.key === "k") step(-1);
     else if (event.key === "o" && selected >= 0) {
@@ -243,4 +228,6 @@
     event.preventDefault();
   });
   load();
-})();
+}
+
+if (data.a && data.b) start();

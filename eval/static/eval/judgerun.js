@@ -1,20 +1,22 @@
 /* "Judge two runs" on /runs/: run A and run B, the judge model (judge-only
    models such as echo-judge are offered here and nowhere else), the rubric
-   and swap (on by default), posted to POST /api/runs as a judge run, the same
+   and swap (on by default), posted to the runs API as a judge run, the same
    call `manage.py runs create --judge-compare` makes. A 409 confirm_cost asks
    first, like the "New run" form; a created run is announced with its link and
-   the runs list (runs.js) is told through an "eval:run-created" event. Text is
+   the runs list (runs.js) is told through onCreated. Text is
    always inserted as text. */
-(function () {
-  "use strict";
+import { api, errorText } from "./api.js";
+import { confirmDialog } from "./dialog.js";
+import { el, setText } from "./dom.js";
+import { money, num, plural } from "./format.js";
+import { totals } from "./runtext.js";
 
-  const E = window.Eval;
-  const root = document.getElementById("runs-page");
+/* Sets up the form on `root` (the runs page's <main>) from the page's judge
+   config; returns {offer(run)}. */
+export function judgeForm(root, config, onCreated) {
   const form = document.getElementById("judge-form");
-  if (!root || !form) return;
-  const config = JSON.parse(document.getElementById("runs-config").textContent).judge;
-  if (!config) return;
-  const { money, plural, el, num } = E.Runs;
+  const none = { offer() {} };
+  if (!form || !config) return none;
   const field = (id) => document.getElementById(id);
   const status = field("judge-form-status");
 
@@ -33,13 +35,6 @@
     field("judge-b").value = String(config.runs[0].id);
   }
 
-  // A run launched from the "New run" form (runs.js) can be judged at once.
-  root.addEventListener("eval:run-launched", (event) => {
-    const run = event.detail;
-    if (config.runs.some((r) => r.id === run.id)) return;
-    config.runs.unshift(run);
-    for (const select of [field("judge-a"), field("judge-b")]) select.insertBefore(new Option(runLabel(run), String(run.id)), select.options[1] || null);
-  });
 
   const judgeSelect = field("judge-model");
   for (const provider of config.providers) {
@@ -62,7 +57,7 @@
     input.setAttribute("aria-invalid", "true");
     status.classList.add("error");
     input.focus();
-    E.setText(status, message);
+    setText(status, message);
     return null;
   }
   form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
@@ -93,7 +88,7 @@
 
   async function confirmCost(body, error) {
     const usd = num(error.estimated_cost_usd);
-    const answer = await E.confirmDialog({
+    const answer = await confirmDialog({
       title: "Launch “" + body.name + "”?",
       lines: ["Estimated " + money(usd) + " — above the confirmation threshold. Launch anyway?"],
       buttons: [{ label: "Launch anyway (" + money(usd) + ")", value: true }, { label: "Don’t launch", value: false }],
@@ -101,7 +96,7 @@
     });
     if (answer !== true) {
       status.classList.remove("error");
-      return E.setText(status, "Not launched: you chose not to spend " + money(usd) + ".");
+      return setText(status, "Not launched: you chose not to spend " + money(usd) + ".");
     }
     return submit(Object.assign({}, body, { confirm_cost_usd: usd }));
   }
@@ -110,22 +105,22 @@
     status.replaceChildren();
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
     link.href = "/runs/" + run.id + "/";
-    status.append("Launched judge run ", link, ": " + plural(E.Runs.totals(run).jobs, "judge job") + " so far; more follow as the runs' outputs arrive.");
-    root.dispatchEvent(new CustomEvent("eval:run-created", { detail: run }));
+    status.append("Launched judge run ", link, ": " + plural(totals(run).jobs, "judge job") + " so far; more follow as the runs' outputs arrive.");
+    onCreated(run);
   }
 
   async function submit(body) {
     const button = field("judge-submit");
     button.disabled = true;
     status.classList.remove("error");
-    E.setText(status, "Launching…");
-    const result = await E.api("POST", root.dataset.runsUrl, body);
+    setText(status, "Launching…");
+    const result = await api("POST", root.dataset.runsUrl, body);
     button.disabled = false;
     const error = result.data && result.data.error;
     if (result.status === 201 && result.data) return created(result.data);
     if (error && error.code === "confirm_cost") return confirmCost(body, error);
     status.classList.add("error");
-    E.setText(status, "Not launched: " + E.errorText(result));
+    setText(status, "Not launched: " + errorText(result));
   }
 
   form.addEventListener("submit", (event) => {
@@ -133,4 +128,13 @@
     const body = build();
     if (body) submit(body);
   });
-})();
+
+  return {
+    // A run launched from the "New run" form (runs.js) can be judged at once.
+    offer(run) {
+      if (config.runs.some((r) => r.id === run.id)) return;
+      config.runs.unshift(run);
+      for (const select of [field("judge-a"), field("judge-b")]) select.insertBefore(new Option(runLabel(run), String(run.id)), select.options[1] || null);
+    },
+  };
+}

@@ -1,27 +1,30 @@
 /* A run's work on its page (/runs/<id>/): every task's job with its output,
    in the review page's card (cards.js), named by its task rather than by a
    letter, with the run's check results and a link to the task's review page.
-   Pages of 50 from /api/runs/<id>/jobs (keyset: "Next page" follows the
+   Pages of 50 from the run's jobs URL (keyset: "Next page" follows the
    `next` cursor, "Previous page" goes back along the cursors followed).
    Filters: failed checks, errors, tasks not yet reviewed by me.
    Kept live by poller.js (If-None-Match, paused while hidden, backing off on
    errors): fast while the run runs or a job on the page has not ended.
    Text is inserted as text (markdown.js sanitises Markdown). */
-(function () {
-  "use strict";
+import { api, errorText, urlFor } from "./api.js";
+import { JobCards } from "./cards.js";
+import { byId as $, copyText, setText } from "./dom.js";
+import { plural } from "./format.js";
+import { bindRawToggle } from "./markdown.js";
+import { Poller } from "./poller.js";
 
-  const E = window.Eval;
-  const root = document.getElementById("run-page");
-  const container = document.getElementById("run-jobs");
-  if (!root || !container) return;
-  const $ = (id) => document.getElementById(id);
-  const base = "/api/runs/" + root.dataset.runId + "/jobs";
+/* Called once by run.js with the page's <main>; returns {runChanged(run)}. */
+export function runJobs(root) {
+  const container = $("run-jobs");
+  if (!container) return { runChanged() {} }; // outputs are for reviewers only
+  const urls = root.dataset;
   let show = "";
   let cursors = [null]; // cursors[i]: the `after` of page i (null: the first)
   let next = null;
   let runRunning = root.dataset.runStatus === "running";
 
-  class RunCards extends E.JobCards {
+  class RunCards extends JobCards {
     label(id) {
       const card = this.cards.get(id);
       return card ? "#" + card.job.task : "?";
@@ -31,6 +34,7 @@
   const cards = new RunCards({
     container: container,
     template: $("job-card-template"),
+    jobUrl: urls.jobUrl,
     noJobs: $("run-jobs-none"),
     hiddenLine: $("run-jobs-hidden"),
     hiddenText: $("run-jobs-hidden-text"),
@@ -44,7 +48,7 @@
     const link = card.part(".job-task-link");
     const ref = job.task_ref || { id: job.task, title: "", external_id: "" };
     link.href = "/tasks/" + ref.id + "/";
-    E.setText(link, ref.title || ref.external_id || "Task " + ref.id);
+    setText(link, ref.title || ref.external_id || "Task " + ref.id);
     const checks = card.part(".job-checks");
     const names = Object.keys(job.checks || {}).sort();
     checks.replaceChildren(...names.map((name) => {
@@ -59,15 +63,15 @@
   async function cardAction(card, action) {
     const status = card.part(".job-action-status");
     if (action === "copy") {
-      await E.copyText(card.full);
-      E.setText(status, "Copied.");
-      setTimeout(() => E.setText(status, ""), 1500);
+      await copyText(card.full);
+      setText(status, "Copied.");
+      setTimeout(() => setText(status, ""), 1500);
       return;
     }
-    const paths = { cancel: "/cancel", retry: "/retry", hide: card.job.hidden ? "/unhide" : "/hide" };
-    E.setText(status, "…");
-    const result = await E.api("POST", "/api/jobs/" + card.job.id + paths[action]);
-    E.setText(status, result.ok ? (action === "retry" ? "Retried: the new job is on the task's page." : "") : E.errorText(result));
+    const actions = { cancel: urls.jobCancelUrl, retry: urls.retryUrl, hide: card.job.hidden ? urls.unhideUrl : urls.hideUrl };
+    setText(status, "…");
+    const result = await api("POST", urlFor(actions[action], card.job.id));
+    setText(status, result.ok ? (action === "retry" ? "Retried: the new job is on the task's page." : "") : errorText(result));
     poller.etag = null;
     poller.kick();
   }
@@ -78,7 +82,7 @@
     const after = cursors[cursors.length - 1];
     if (after) params.set("after", after);
     const query = params.toString();
-    return base + (query ? "?" + query : "");
+    return urls.jobsUrl + (query ? "?" + query : "");
   }
 
   function render(data) {
@@ -86,18 +90,19 @@
     next = data.next;
     const page = cursors.length;
     const count = data.count || 0;
-    E.setText($("run-jobs-count"), count.toLocaleString() + " job" + (count === 1 ? "" : "s") +
+    setText($("run-jobs-count"), plural(count, "job") +
       (count > 50 ? " · page " + page + " of " + Math.ceil(count / 50) : ""));
     $("run-jobs-next").hidden = !next;
     $("run-jobs-prev").hidden = page <= 1;
-    E.setText($("run-jobs-none"), show ? "No job matches this filter." : "No jobs in this run yet.");
-    return runRunning || (data.jobs || []).some((job) => !E.jobIsTerminal(job));
+    setText($("run-jobs-none"), show ? "No job matches this filter." : "No jobs in this run yet.");
+    return runRunning || (data.jobs || []).some((job) => !job.terminal);
   }
 
-  const poller = new E.Poller({
+  const poller = new Poller({
     url: url(),
     interval: Number(root.dataset.pollInterval) || 2000,
     notice: $("run-jobs-notice"),
+    owner: container,
     onData: render,
   });
 
@@ -128,12 +133,14 @@
     reload();
     container.scrollIntoView({ block: "start" });
   });
-  // run.js says when the run's status changes: a run that runs again polls fast.
-  document.addEventListener("eval:run", (event) => {
-    const running = event.detail.status === "running";
-    if (running && !runRunning) poller.kick();
-    runRunning = running;
-  });
-  E.bindRawToggle($("raw-toggle"));
+  bindRawToggle($("raw-toggle"));
   poller.start();
-})();
+  // run.js says when the run's status changes: a run that runs again polls fast.
+  return {
+    runChanged(run) {
+      const running = run.status === "running";
+      if (running && !runRunning) poller.kick();
+      runRunning = running;
+    },
+  };
+}

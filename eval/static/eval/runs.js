@@ -1,89 +1,103 @@
-/* Evaluation runs (/runs/): the runs list, polled from /api/runs (rows drawn
-   by run.js), today's spend from /api/budget, and the "New run" form: a live
+/* Evaluation runs (/runs/): the runs list, polled from the runs API (rows
+   drawn by runtext.js), today's spend from the budget API, the "Judge two
+   runs" form (judgerun.js), and the "New run" form: a live
    count of the tasks selected, an estimate, the confirm step a 409
    confirm_cost asks for, and a plain statement of a budget refusal. Text is
    always inserted as text. */
-(function () {
-  "use strict";
 
-  const E = window.Eval;
-  const COUNT_DELAY_MS = 300; // debounce of the live task count
-  const { money, plural, el, num } = E.Runs;
+import "./site.js";
+import { api, errorField, errorText } from "./api.js";
+import { confirmDialog } from "./dialog.js";
+import { byId, el, setText } from "./dom.js";
+import { count, money, num, plural } from "./format.js";
+import { judgeForm } from "./judgerun.js";
+import { Poller } from "./poller.js";
+import { runRow, totals } from "./runtext.js";
 
-  const root = document.getElementById("runs-page");
-  if (!root) return;
-  const config = JSON.parse(document.getElementById("runs-config").textContent);
+const COUNT_DELAY_MS = 300; // debounce of the live task count
 
-  // --- the list --------------------------------------------------------------------------
+const root = byId("runs-page");
+const config = JSON.parse(document.getElementById("runs-config").textContent);
 
-  const runRow = E.Runs.row;
-  const body = document.getElementById("runs-body");
-  const older = document.getElementById("older-runs");
-  let olderRows = [];
-  let nextCursor = null;
+// --- the list --------------------------------------------------------------------------
 
-  function drawRuns(firstPage) {
-    const rows = firstPage.map(runRow).concat(olderRows);
-    if (!rows.length) {
-      const td = el("td", config && root.dataset.canLaunch ? "No runs yet: start one with the form above." : "No runs yet.", "muted");
-      td.colSpan = 6;
-      const tr = el("tr");
-      tr.append(td);
-      rows.push(tr);
-    }
-    body.replaceChildren(...rows);
+const body = document.getElementById("runs-body");
+const older = document.getElementById("older-runs");
+let olderRows = [];
+let nextCursor = null;
+
+function drawRuns(firstPage) {
+  const rows = firstPage.map(runRow).concat(olderRows);
+  if (!rows.length) {
+    const td = el("td", config && root.dataset.canLaunch ? "No runs yet: start one with the form above." : "No runs yet.", "muted");
+    td.colSpan = 6;
+    const tr = el("tr");
+    tr.append(td);
+    rows.push(tr);
   }
+  body.replaceChildren(...rows);
+}
 
-  let firstPage = [];
-  const poller = new E.Poller({
-    url: root.dataset.runsUrl,
-    interval: Number(root.dataset.pollInterval) || 2000,
-    notice: document.getElementById("poll-notice"),
-    onData: (data) => {
-      firstPage = data.runs || [];
-      if (!olderRows.length) nextCursor = data.next;
-      older.hidden = !nextCursor;
-      drawRuns(firstPage);
-      return firstPage.some((run) => run.status === "running");
-    },
-  });
-  poller.start();
-
-  older.addEventListener("click", async () => {
-    older.disabled = true;
-    const result = await E.api("GET", root.dataset.runsUrl + "?after=" + encodeURIComponent(nextCursor));
-    older.disabled = false;
-    if (!result.ok || !result.data) return E.setText(document.getElementById("run-form-status") || older, E.errorText(result));
-    olderRows = olderRows.concat(result.data.runs.map(runRow));
-    nextCursor = result.data.next;
+let firstPage = [];
+const poller = new Poller({
+  url: root.dataset.runsUrl,
+  interval: Number(root.dataset.pollInterval) || 2000,
+  notice: document.getElementById("poll-notice"),
+  owner: root,
+  onData: (data) => {
+    firstPage = data.runs || [];
+    if (!olderRows.length) nextCursor = data.next;
     older.hidden = !nextCursor;
     drawRuns(firstPage);
-  });
+    return firstPage.some((run) => run.status === "running");
+  },
+});
+poller.start();
 
-  // --- today's spend -----------------------------------------------------------------------
+older.addEventListener("click", async () => {
+  older.disabled = true;
+  const result = await api("GET", root.dataset.runsUrl + "?after=" + encodeURIComponent(nextCursor));
+  older.disabled = false;
+  if (!result.ok || !result.data) return setText(document.getElementById("run-form-status") || older, errorText(result));
+  olderRows = olderRows.concat(result.data.runs.map(runRow));
+  nextCursor = result.data.next;
+  older.hidden = !nextCursor;
+  drawRuns(firstPage);
+});
 
-  let budget = null;
-  function pick(data, names) {
-    for (const name of names) if (data && data[name] != null) return data[name];
-    return null;
-  }
-  async function loadBudget() {
-    const result = await E.api("GET", root.dataset.budgetUrl);
-    const text = document.getElementById("budget-text");
-    if (!result.ok || !result.data) return E.setText(text, "unknown (" + E.errorText(result) + ")");
-    const spent = pick(result.data, ["spent_usd", "spent_today_usd"]);
-    const reserved = pick(result.data, ["reserved_usd"]);
-    const limit = pick(result.data, ["budget_usd"]);
-    const left = pick(result.data, ["left_usd"]);
-    budget = { spent: spent, reserved: reserved, limit: limit, left: left };
-    let line = money(spent || 0);
-    if (num(reserved)) line += " (launches reserved " + money(reserved) + ")";
-    line += limit != null ? " of " + money(limit) + " a day · " + money(left) + " left" : " · no daily budget set";
-    E.setText(text, line);
-  }
+// --- today's spend -----------------------------------------------------------------------
+
+let budget = null;
+function pick(data, names) {
+  for (const name of names) if (data && data[name] != null) return data[name];
+  return null;
+}
+async function loadBudget() {
+  const result = await api("GET", root.dataset.budgetUrl);
+  const text = document.getElementById("budget-text");
+  if (!result.ok || !result.data) return setText(text, "unknown (" + errorText(result) + ")");
+  const spent = pick(result.data, ["spent_usd", "spent_today_usd"]);
+  const reserved = pick(result.data, ["reserved_usd"]);
+  const limit = pick(result.data, ["budget_usd"]);
+  const left = pick(result.data, ["left_usd"]);
+  budget = { spent: spent, reserved: reserved, limit: limit, left: left };
+  let line = money(spent || 0);
+  if (num(reserved)) line += " (launches reserved " + money(reserved) + ")";
+  line += limit != null ? " of " + money(limit) + " a day · " + money(left) + " left" : " · no daily budget set";
+  setText(text, line);
+}
+loadBudget();
+
+// A judge run made here shows in the list at once, with its spend.
+const judge = judgeForm(root, config.judge, () => {
+  poller.kick();
   loadBudget();
+});
 
-  if (!root.dataset.canLaunch) return;
+if (root.dataset.canLaunch) newRunForm();
+
+/* The "New run" form: only for those who may launch runs. */
+function newRunForm() {
   const form = document.getElementById("run-form");
   const field = (id) => document.getElementById(id);
   const status = field("run-form-status");
@@ -130,7 +144,7 @@
     const chosen = ids();
     if (chosen.error) {
       selected = null;
-      return E.setText(out, chosen.error + ".");
+      return setText(out, chosen.error + ".");
     }
     let n;
     let note = "";
@@ -139,9 +153,9 @@
       n = taskStatus ? bySource[taskStatus] || 0 : Object.values(bySource).reduce((a, b) => a + b, 0);
       note = " in " + source;
     } else {
-      const result = await E.api("GET", root.dataset.tasksUrl + "?status=" + encodeURIComponent(taskStatus));
+      const result = await api("GET", root.dataset.tasksUrl + "?status=" + encodeURIComponent(taskStatus));
       if (seq !== countSeq) return; // a newer count is on its way
-      if (!result.ok || !result.data) return E.setText(out, "Cannot count the tasks: " + E.errorText(result));
+      if (!result.ok || !result.data) return setText(out, "Cannot count the tasks: " + errorText(result));
       const missing = config.missing || {};
       const gone = taskStatus ? missing[taskStatus] || 0 : Object.values(missing).reduce((a, b) => a + b, 0);
       n = Math.max(0, result.data.count - gone); // a run leaves out tasks gone from their source
@@ -150,14 +164,14 @@
     const limitText = field("run-limit").value.trim();
     if (limitText && !(/^\d+$/.test(limitText) && Number(limitText) >= 1)) {
       selected = null;
-      return E.setText(out, "The limit must be a whole number of at least 1 (or empty for all).");
+      return setText(out, "The limit must be a whole number of at least 1 (or empty for all).");
     }
     if (chosen.ids.length) {
       n = Math.min(n, chosen.ids.length);
       // The exact count (and any id that names no task) comes with the server's estimate.
       text = "Checking the " + plural(chosen.ids.length, "id") + " given…";
       selected = n;
-      E.setText(out, text);
+      setText(out, text);
       return estimateSoon();
     } else {
       text = plural(n, "task") + " selected" + note + (taskStatus ? " (" + taskStatus + ")" : "");
@@ -168,7 +182,7 @@
       n = limit;
     }
     selected = n;
-    E.setText(out, text + ".");
+    setText(out, text + ".");
     out.classList.toggle("none", n === 0);
     estimateSoon();
   }
@@ -186,28 +200,28 @@
     const out = field("run-estimate");
     const { provider, model } = chosenModel();
     const collected = collect();
-    if (!provider || !model || selected == null || collected.error) return E.setText(out, "");
+    if (!provider || !model || selected == null || collected.error) return setText(out, "");
     const seq = ++estimateSeq;
     const draft = Object.assign({}, collected.body, { name: collected.body.name || "estimate", dry_run: true });
-    const result = await E.api("POST", root.dataset.runsUrl, draft);
+    const result = await api("POST", root.dataset.runsUrl, draft);
     if (seq !== estimateSeq) return; // a newer estimate is on its way
     if (!result.ok || !result.data) {
-      if (E.errorField(result).startsWith("tasks")) E.setText(field("task-count"), E.errorText(result) + ".");
-      return E.setText(out, "No estimate: " + E.errorText(result));
+      if (errorField(result).startsWith("tasks")) setText(field("task-count"), errorText(result) + ".");
+      return setText(out, "No estimate: " + errorText(result));
     }
     if (collected.body.tasks && collected.body.tasks.ids && result.data.tasks != null) {
       selected = result.data.tasks;
-      E.setText(field("task-count"), plural(result.data.tasks, "task") + " selected (of the " + plural(collected.body.tasks.ids.length, "id") + " given).");
+      setText(field("task-count"), plural(result.data.tasks, "task") + " selected (of the " + plural(collected.body.tasks.ids.length, "id") + " given).");
     }
-    E.setText(out, estimateText(result.data, provider));
+    setText(out, estimateText(result.data, provider));
   }
   function estimateText(answer, provider) {
     const e = answer.estimate;
     if (!e.price) return "No price is known for this model: the estimate counts it as free.";
     if (!e.usd) return provider.demo ? "A demo model: free." : "Free.";
     return "At most about " + money(e.usd) + " for " + plural(e.calls, "call") + ": " +
-      e.input_tokens.toLocaleString() + " input tokens (the prompts' " + e.prompt_chars.toLocaleString() + " characters ÷ " +
-      e.chars_per_token + ") at $" + e.price.input + " per million, plus up to " + e.output_tokens.toLocaleString() +
+      count(e.input_tokens) + " input tokens (the prompts' " + count(e.prompt_chars) + " characters ÷ " +
+      e.chars_per_token + ") at $" + e.price.input + " per million, plus up to " + count(e.output_tokens) +
       " output tokens (max tokens) at $" + e.price.output + " per million. Most answers stop sooner.";
   }
   function estimateSoon() {
@@ -224,7 +238,7 @@
     input.setAttribute("aria-invalid", "true");
     status.classList.add("error");
     input.focus();
-    E.setText(status, message);
+    setText(status, message);
     return null;
   }
   form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
@@ -277,8 +291,8 @@
     const button = field("run-submit");
     button.disabled = true;
     status.classList.remove("error");
-    E.setText(status, body.schedule ? "Scheduling…" : "Launching…");
-    const result = await E.api("POST", root.dataset.runsUrl, body);
+    setText(status, body.schedule ? "Scheduling…" : "Launching…");
+    const result = await api("POST", root.dataset.runsUrl, body);
     button.disabled = false;
     const error = result.data && result.data.error;
     if (result.status === 201 && result.data) return created(result.data);
@@ -288,17 +302,17 @@
       await loadBudget();
       const left = budget && budget.left != null ? money(budget.left) : "less";
       const reserved = budget && budget.reserved != null ? money(budget.reserved) : "–";
-      return E.setText(status, "Not launched: over your daily budget. Its estimate is " + money(error.estimated_cost_usd) + "; " + left +
+      return setText(status, "Not launched: over your daily budget. Its estimate is " + money(error.estimated_cost_usd) + "; " + left +
         " is left today (" + reserved + " reserved by today's launches). Narrow the selection, lower max tokens, or wait for tomorrow.");
     }
     const input = error && error.field ? form.querySelector('[name="' + error.field.split(".").pop() + '"]') : null;
     if (input) input.setAttribute("aria-invalid", "true");
-    E.setText(status, "Not launched: " + E.errorText(result));
+    setText(status, "Not launched: " + errorText(result));
   }
 
   async function confirmCost(body, error) {
     const usd = num(error.estimated_cost_usd);
-    const answer = await E.confirmDialog({
+    const answer = await confirmDialog({
       title: "Launch “" + body.name + "”?",
       lines: [
         "Estimated " + money(usd) + " — above the " + money(config.confirm_cost_usd) + " confirmation threshold. Launch anyway?",
@@ -310,7 +324,7 @@
     });
     if (answer !== true) {
       status.classList.remove("error");
-      return E.setText(status, "Not launched: you chose not to spend " + money(usd) + ".");
+      return setText(status, "Not launched: you chose not to spend " + money(usd) + ".");
     }
     return submit(Object.assign({}, body, { confirm_cost_usd: usd }));
   }
@@ -320,8 +334,8 @@
     const what = run.status === "scheduled" ? "Scheduled" : "Launched";
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
     link.href = "/runs/" + run.id + "/";
-    status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(E.Runs.totals(run).jobs, "job") + ".");
-    if (run.status !== "scheduled") root.dispatchEvent(new CustomEvent("eval:run-launched", { detail: run })); // judgerun.js offers it
+    status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(totals(run).jobs, "job") + ".");
+    if (run.status !== "scheduled") judge.offer(run); // judged at once
     poller.kick();
     loadBudget();
   }
@@ -331,11 +345,7 @@
     const body = build();
     if (body) submit(body);
   });
-  root.addEventListener("eval:run-created", () => {
-    poller.kick(); // a judge run from judgerun.js
-    loadBudget();
-  });
   field("run-schedule").addEventListener("input", () => {
-    E.setText(field("run-submit"), field("run-schedule").value.trim() ? "Schedule run" : "Launch run");
+    setText(field("run-submit"), field("run-schedule").value.trim() ? "Schedule run" : "Launch run");
   });
-})();
+}
