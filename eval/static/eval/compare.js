@@ -31,6 +31,11 @@ function cells(tr, values) {
   return tr;
 }
 
+/* A side's token totals ({input, output}, null where unknown) as format.js words them. */
+function sideTokens(side) {
+  return tokens({ input_tokens: side && side.input, output_tokens: side && side.output });
+}
+
 function drawSummary(summary) {
   $("compare-summary").hidden = false;
   const t = summary.tasks;
@@ -55,8 +60,8 @@ function drawSummary(summary) {
     ", ties " + h.ties + ", both bad " + h.both_bad + "." : "No reviewer has compared these two runs' outputs.");
   const totals = [
     ["Cost A", money(summary.cost_usd.a)], ["Cost B", money(summary.cost_usd.b)],
-    ["Tokens A (in / out)", summary.tokens.a.input + " / " + summary.tokens.a.output],
-    ["Tokens B (in / out)", summary.tokens.b.input + " / " + summary.tokens.b.output],
+    ["Tokens A", sideTokens(summary.tokens.a)],
+    ["Tokens B", sideTokens(summary.tokens.b)],
   ];
   $("summary-totals").replaceChildren(...totals.map(([name, value]) => {
     const div = el("div");
