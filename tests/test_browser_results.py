@@ -125,3 +125,23 @@ def test_ratings_from_few_verdicts_are_starred_and_explained(page, user):
     few = [f for f in figures if "n = 3" in f]
     assert len(few) == 2 and all("*" in f for f in few), figures  # neither is one way
     assert "Fewer than 10 verdicts" in page.inner_text("body")
+
+
+def test_a_rating_that_lost_every_decided_verdict_is_starred_and_unlinked_sets_are_named(page, user):
+    """0 wins, 10 losses and 2 ties had no star, though the footnote says "won or lost
+    every decided one"; two pairs of models never compared with each other were drawn
+    on one axis as if their ratings compared."""
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    for first, second in (("m1", "m2"), ("m3", "m4")):
+        for verdict in ["b"] * 10 + ["tie"] * 2 + (["a", "a", "b"] if first == "m3" else []):
+            task = support.make_task()
+            pairwise(task, output(task, first), output(task, second), verdict, reviewer=user, blind=True)
+    open_results(page)
+    figures = page.locator("svg.rating-chart text.figure").all_text_contents()
+    labels = page.locator("svg.rating-chart text.row-label").all_text_contents()
+    by_model = {label.split("/")[-1]: figure for label, figure in zip(labels, figures, strict=True)}
+    assert "*" in by_model["m1"] and "*" in by_model["m2"], by_model  # one way, ties aside
+    assert "*" not in by_model["m3"] and "*" not in by_model["m4"], by_model  # 2 wins, 11 losses
+    assert "(set 1)" in by_model["m1"] and "(set 2)" in by_model["m3"], by_model
+    assert "Sets 1, 2: no verdict links one set to another" in page.inner_text("body")

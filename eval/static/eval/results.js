@@ -151,7 +151,18 @@ function count(x) {
 }
 
 function ratingText(rating) {
-  return rating ? withInterval(rating.elo, rating.low, rating.high, (x) => fixed(x, 0)) : "–";
+  if (!rating) return "–";
+  const text = withInterval(rating.elo, rating.low, rating.high, (x) => fixed(x, 0));
+  return rating.group ? text + " (set " + rating.group + ")" : text;
+}
+
+/* Ratings from sets of models that no verdict links, directly or through others,
+   are on separate scales: the server numbers the sets (rating.group). */
+function setsFootnote(rows) {
+  const sets = new Set(rows.map((r) => r.rating && r.rating.group).filter(Boolean));
+  return sets.size > 1
+    ? "Sets " + [...sets].sort().join(", ") + ": no verdict links one set to another, directly or through other models, so their ratings are on separate scales. Compare ratings within a set only."
+    : "";
 }
 
 function meanText(q) {
@@ -192,9 +203,10 @@ function shaky(r) {
   return oneWay(r) || (r.games || 0) < FEW_VERDICTS;
 }
 
-/* Every decided verdict one way: a Bradley-Terry estimate without a finite maximum. */
+/* Every decided verdict (a win or a loss; ties are not decided) one way, as the
+   footnote says: the rating says which way, not by how much. */
 function oneWay(r) {
-  return r.wins + r.losses + r.ties > 0 && (r.wins + r.ties === 0 || r.losses + r.ties === 0);
+  return r.wins + r.losses > 0 && (r.wins === 0 || r.losses === 0);
 }
 
 /* Bradley-Terry ratings as points with 95% whiskers on one axis, the
@@ -244,10 +256,12 @@ function ratingChart(group, width) {
   const footnote = rated.some(shaky)
     ? "* Fewer than " + FEW_VERDICTS + " verdicts, or won or lost every decided one: read the rating as a direction only; its size and interval say little (a few verdicts can give an interval of a single point)."
     : "";
+  const sets = setsFootnote(rated);
   return node("figure", { className: "chart" }, [
     root,
     node("figcaption", { className: "muted small", text: caption }),
     footnote ? node("p", { className: "footnote small", text: footnote }) : null,
+    sets ? node("p", { className: "footnote small", text: sets }) : null,
   ]);
 }
 
