@@ -26,10 +26,15 @@ def test_the_compare_page_filtered_to_regressions(page, user):
         settle(b, task, "word0 word1" if broke else "word0 word1 word2 word3", checks={"exact": not broke})
     page.goto(f"/runs/compare?a={a.pk}&b={b.pk}")
     page.wait_for_selector("#summary-checks tr")
-    assert page.inner_text("#summary-checks tr").split("\t") == ["exact", "2", "0", "4", "0.250"]
+    assert page.inner_text("#summary-checks tr").split("\t") == ["exact", "2", "0", "4", "0.250", "0.250"]
+    assert page.inner_text("#summary-gate") == "No significant regression (alpha 0.05, Holm across 1 test)."
     assert page.locator("#compare-rows > li").count() == 4
     page.select_option("#filter-only", "regressions")
     page.wait_for_function("() => document.querySelectorAll('#compare-rows > li').length === 2")
+    assert "only=regressions" in page.url  # the filtered view can be linked: reloaded, it stays filtered
+    page.reload()
+    page.wait_for_function("() => document.querySelectorAll('#compare-rows > li').length === 2")
+    assert page.input_value("#filter-only") == "regressions"
     first = page.locator("#compare-rows > li").first
     assert first.locator(".compare-task-link").inner_text() == "Compare task 0"
     assert "regression" in first.locator(".compare-row-checks").inner_text()
@@ -42,3 +47,33 @@ def test_the_compare_page_filtered_to_regressions(page, user):
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path="/tmp/compare-regressions.png", full_page=True)
     assert not page.errors
+
+
+def test_the_compare_page_says_what_the_gate_decides(page, user):
+    """The page gave the raw p only; the command also says p after Holm and whether
+    B regressed. The page now says both, as `runs compare` decides."""
+    a = make_run(user, name="before", status=Run.Status.DONE)
+    b = make_run(user, name="after", model="echo-brief", status=Run.Status.DONE)
+    for n in range(6):
+        task = make_task(words=4, title=f"Gate task {n}", reference="word0 word1 word2 word3")
+        settle(a, task, "word0 word1 word2 word3", checks={"exact": True})
+        settle(b, task, "word0 word1", checks={"exact": False})
+    page.goto(f"/runs/compare?a={a.pk}&b={b.pk}&check=exact")
+    page.wait_for_selector("#summary-checks tr.worse")
+    assert page.inner_text("#summary-checks tr").split("\t") == ["exact", "6", "0", "6", "0.016", "0.016"]
+    gate = page.inner_text("#summary-gate")
+    assert gate == "B regressed: check exact (6 regressions, 0 fixes, p = 0.016 after Holm)."
+    assert page.input_value("#filter-check") == "exact"
+    assert not page.errors
+
+
+def test_a_change_too_small_to_show_reads_as_none(page, user):
+    """Δ duration read "−0.0 s" and "+0.0 s"."""
+    page.goto("/runs/compare")
+    found = page.evaluate(
+        """async () => {
+            const f = await import("/static/eval/format.js");
+            return [f.signed(-0.01, f.duration), f.signed(0.04, f.duration), f.signed(-2.5, f.duration), f.signed(3)];
+        }"""
+    )
+    assert found == ["±0.0 s", "±0.0 s", "−2.5 s", "+3"]

@@ -17,6 +17,7 @@ from eval.api.responses import answers
 from eval.api.run_schemas import RunId, RunOut
 from eval.api.run_work_schemas import CompareOut, CompareQuery, RunJobFilters, RunJobPage
 from eval.api.serializers import job_json, job_rows
+from eval.evaluation.compare import gate
 from eval.evaluation.compare import service as compare
 from eval.evaluation.reviews import seen
 from eval.evaluation.runs import baselines, job_list
@@ -33,8 +34,10 @@ def compare_runs(request, query: Query[CompareQuery]):
     each (a failed job fails every check); a task whose prompt or reference changed
     between them is left out and counted. The summary tests each check both runs ran
     (same settings) and each judge run that compared them with the one-sided exact
-    binomial p that B regressed. Rows are 50 a page by task id (`next` as `after`);
-    `only` and `check` narrow the rows, never the summary. Reviewers only (403 for
+    binomial p that B regressed; `gate` is what `manage.py runs compare` decides on
+    (each test's p after Holm's correction across them all, at alpha 0.05). Rows are
+    50 a page by task id (`next` as `after`); `only` and `check` narrow the rows,
+    never the summary. Reviewers only (403 for
     others who may see runs); each reviewer's own verdict only for staff."""
     user = request.user
     if not access.may_see_runs(user):
@@ -49,10 +52,13 @@ def compare_runs(request, query: Query[CompareQuery]):
         comparison, only=query.only or "", check=query.check or "", after=query.after, staff=access.is_staff(user)
     )
     _with_jobs(rows, user)
+    decision = gate.decide(comparison)
+    summary = decision.pop("summary")
     return {
         "a": _run_brief(found[query.a]),
         "b": _run_brief(found[query.b]),
-        "summary": compare.summary(comparison),
+        "summary": summary,
+        "gate": decision,
         "rows": rows,
         "next": following,
         "count": count,

@@ -166,10 +166,27 @@ class CompareRow(Schema):
     delta: RowDelta = Field(description="B minus A.")
 
 
+class GateTest(Schema):
+    kind: Literal["check", "judge"]
+    name: str
+    regressions: int
+    fixes: int
+    p_value: float
+    p_holm: float = Field(description="p after Holm's step-down correction across every test of the comparison.")
+    significant: bool = Field(description="More regressions than fixes and p_holm below alpha.")
+
+
+class CompareGate(Schema):
+    regressed: bool = Field(description="Some test is a significant regression: `runs compare` would exit 1.")
+    alpha: float
+    tests: list[GateTest]
+
+
 class CompareOut(Schema):
     a: CompareRun
     b: CompareRun
     summary: CompareSummary
+    gate: CompareGate
     rows: list[CompareRow]
     next: int | None
     count: int = Field(description="Rows matching the filters, all pages.")

@@ -36,24 +36,48 @@ function sideTokens(side) {
   return tokens({ input_tokens: side && side.input, output_tokens: side && side.output });
 }
 
-function drawSummary(summary) {
+/* What `manage.py runs compare` decides on, in words: each test's p after Holm's
+   correction across them all, and whether B regressed. */
+function drawGate(gate) {
+  const found = gate.tests.filter((t) => t.significant);
+  const line = $("summary-gate");
+  line.className = found.length ? "gate worse" : "gate";
+  setText(line, found.length
+    ? "B regressed: " + found.map((t) => (t.kind === "check" ? "check " : "") + t.name + " (" + t.regressions +
+        " regressions, " + t.fixes + " fixes, p = " + p(t.p_holm) + " after Holm)").join("; ") + "."
+    : "No significant regression (alpha " + gate.alpha + ", Holm across " + gate.tests.length + " test" +
+        (gate.tests.length === 1 ? "" : "s") + ").");
+}
+
+function holmOf(gate, kind, name) {
+  const test = gate.tests.find((t) => t.kind === kind && t.name === name);
+  return test || { p_holm: null, significant: false };
+}
+
+function drawSummary(summary, gate) {
+  drawGate(gate);
   $("compare-summary").hidden = false;
   const t = summary.tasks;
   setText($("summary-tasks"), t.compared + " tasks compared (" + t.changed_output + " with a changed output)" +
     (t.prompt_changed ? "; " + t.prompt_changed + " left out: their prompt or reference changed between the runs" : "") +
     (t.only_a ? "; " + t.only_a + " only in A" : "") + (t.only_b ? "; " + t.only_b + " only in B" : "") + ".");
   $("summary-checks").replaceChildren(...summary.checks.map((c) => {
-    const tr = cells(el("tr"), [c.check, c.regressions, c.fixes, c.tasks, p(c.p_value)]);
-    if (c.regressions > c.fixes && c.p_value < 0.05) tr.className = "worse";
+    const test = holmOf(gate, "check", c.check);
+    const tr = cells(el("tr"), [c.check, c.regressions, c.fixes, c.tasks, p(c.p_value), p(test.p_holm)]);
+    if (test.significant) tr.className = "worse";
     return tr;
   }));
-  if (!summary.checks.length) $("summary-checks").append(cells(el("tr"), ["No check ran in both runs alike", "", "", "", ""]));
+  if (!summary.checks.length) $("summary-checks").append(cells(el("tr"), ["No check ran in both runs alike", "", "", "", "", ""]));
   const leftOut = $("summary-left-out");
   leftOut.hidden = !summary.checks_left_out.length;
   setText(leftOut, "Not compared (only one run ran them, or with other settings): " + summary.checks_left_out.join(", ") + ".");
   $("summary-verdicts-table").hidden = !summary.verdicts.length;
-  $("summary-verdicts").replaceChildren(...summary.verdicts.map((v) =>
-    cells(el("tr"), [v.by, v.a_wins, v.b_wins, v.ties, v.both_bad, p(v.p_value)])));
+  $("summary-verdicts").replaceChildren(...summary.verdicts.map((v) => {
+    const test = holmOf(gate, "judge", v.by);
+    const tr = cells(el("tr"), [v.by, v.a_wins, v.b_wins, v.ties, v.both_bad, p(v.p_value), p(test.p_holm)]);
+    if (test.significant) tr.className = "worse";
+    return tr;
+  }));
   const h = summary.humans;
   const humans = h.a_wins + h.b_wins + h.ties + h.both_bad;
   setText($("summary-humans"), humans ? "Reviewers' verdicts: A better " + h.a_wins + ", B better " + h.b_wins +
@@ -75,6 +99,7 @@ function drawSummary(summary) {
       option.value = c.check;
       $("filter-check").append(option);
     }
+    $("filter-check").value = new URLSearchParams(window.location.search).get("check") || "";
   }
 }
 
@@ -184,7 +209,7 @@ async function load() {
   }
   const answer = result.data;
   setText($("compare-status"), "");
-  drawSummary(answer.summary);
+  drawSummary(answer.summary, answer.gate);
   next = answer.next;
   selected = -1;
   $("compare-rows").replaceChildren(...answer.rows.map(rowItem));
@@ -195,7 +220,18 @@ async function load() {
   $("rows-prev").hidden = cursors.length <= 1;
 }
 
+/* The filters live in the page's address too, so a filtered view can be linked. */
+function keepFiltersInAddress() {
+  const params = new URLSearchParams(window.location.search);
+  for (const [name, id] of [["only", "filter-only"], ["check", "filter-check"]]) {
+    if ($(id).value) params.set(name, $(id).value);
+    else params.delete(name);
+  }
+  window.history.replaceState(null, "", "?" + params.toString());
+}
+
 function restart() {
+  keepFiltersInAddress();
   cursors = [null];
   load();
 }
@@ -211,6 +247,15 @@ function step(delta) {
 
 /* The two runs' rows; before two runs are chosen the page is only their picker. */
 function start() {
+  const asked = new URLSearchParams(window.location.search);
+  $("filter-only").value = asked.get("only") || "";
+  if (asked.get("check")) {
+    // Its options come with the first answer; until then the asked check is the only one.
+    const option = el("option", asked.get("check"));
+    option.value = asked.get("check");
+    $("filter-check").append(option);
+    $("filter-check").value = option.value;
+  }
   $("filter-only").addEventListener("change", restart);
   $("filter-check").addEventListener("change", restart);
   $("rows-next").addEventListener("click", () => {

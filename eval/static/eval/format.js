@@ -57,7 +57,10 @@ export function jobDuration(job) {
 export function signed(value, format) {
   const n = num(value);
   if (n == null || isNaN(n)) return "–";
-  return (n > 0 ? "+" : n < 0 ? "−" : "±") + (format ? format(Math.abs(n)) : String(Math.abs(n)));
+  const shown = format ? format(Math.abs(n)) : String(Math.abs(n));
+  // A change too small to show is no change: "±0.0 s", never "−0.0 s".
+  const zero = shown === (format ? format(0) : "0");
+  return (zero ? "±" : n > 0 ? "+" : "−") + shown;
 }
 
 /* A job's or run's parameters: "max tokens 1024 · temperature default · seed 7". */
