@@ -295,3 +295,12 @@ def test_the_runs_command_takes_a_template(make_task, staff):
     command("runs", "create", "--name", "cli", "--provider", "echo", "--model", "echo", "--template", str(template.pk))
     job = LLMJob.objects.get(task=task)
     assert job.template_id == template.pk and job.messages_sent[0] == {"role": "system", "content": "In Basque."}
+
+
+def test_the_preview_task_picker_names_tasks_as_reviewers_know_them(launcher, make_task):
+    """Tasks without a title were a bare "#36": now source / external id and the
+    start of the prompt."""
+    untitled = make_task(prompt="Name a prime number greater than 10", title="")
+    html = login(launcher).get("/templates/").content.decode()
+    shown = f"{untitled.source} / {untitled.external_id}: Name a prime number greater than 10 (#{untitled.pk})"
+    assert shown in html, html[html.index('id="preview-task"') :][:400]

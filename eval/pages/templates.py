@@ -2,6 +2,7 @@
 against a chosen task (templates.js talks to /api/templates; this view only draws
 the frame and the task picker)."""
 
+from django.db.models.functions import Substr
 from django.http import Http404
 from django.shortcuts import render
 
@@ -16,5 +17,12 @@ TASKS_OFFERED = 200
 def templates(request):
     if not access.is_reviewer(request.user):
         raise Http404("no such page")
-    tasks = Task.objects.filter(missing_since__isnull=True).order_by("id").values("id", "title")[:TASKS_OFFERED]
+    # Named as a reviewer knows them: source and external id, then the title (or, for
+    # the many tasks without one, the start of the prompt): "#36" alone said nothing.
+    tasks = (
+        Task.objects.filter(missing_since__isnull=True)
+        .order_by("id")
+        .annotate(prompt_start=Substr("prompt", 1, 60))
+        .values("id", "title", "source", "external_id", "prompt_start")[:TASKS_OFFERED]
+    )
     return render(request, "prompt_templates.html", {"tasks": list(tasks)})
