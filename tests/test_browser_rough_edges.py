@@ -72,3 +72,20 @@ def test_the_run_form_refuses_a_negative_limit_and_names_an_unknown_task_id(page
     assert "no task with id 9999" in page.inner_text("#task-count")
     page.fill("#run-ids", f"{tasks[0].pk}, {tasks[1].pk}")
     page.wait_for_function("() => document.getElementById('task-count').textContent.startsWith('2 tasks selected')")
+
+
+def test_a_new_token_has_a_copy_button_and_breaks_anywhere_at_400_px(page, user, server):
+    """At 400 px the token wrapped at its own "-" (a reader copying by hand could take
+    it for a line-end hyphen), and there was nothing to copy it with."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.goto("/tokens/")
+    page.fill("input[name=name]", "nightly export")
+    page.click("form.token-form button[type=submit]")
+    token = page.inner_text("#new-token").strip()
+    assert page.eval_on_selector("#new-token", "el => getComputedStyle(el).wordBreak") == "break-all"
+    page.click("#copy-token")
+    page.wait_for_function("() => document.getElementById('copy-status').textContent === 'Copied.'")
+    assert page.evaluate("() => navigator.clipboard.readText()") == token
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert not page.errors
