@@ -87,7 +87,7 @@ def watch_to_the_end(page, task, job):
     assert page.evaluate("window.__noReload") is True
     card = page.locator(f"#job-{job.pk}")
     assert "40 out" in card.locator(".job-tokens").inner_text()
-    assert card.locator(".job-stop").inner_text() == "end_turn"
+    assert card.locator(".job-stop").inner_text() == "finished"
     assert card.locator(".job-cancel").is_hidden() and card.locator(".job-retry").is_hidden()
     assert page.errors == []
 

@@ -131,6 +131,19 @@ def test_it_marks_an_answer_cut_off_at_max_tokens(page, user):
     assert card.locator(".job-params").inner_text().startswith("max tokens 3")
 
 
+def test_stop_reasons_read_the_same_whatever_the_provider_calls_them(page, user):
+    """OpenAI's "length" is a cut-off like Anthropic's "max_tokens" (it was not marked),
+    and "stop" beside "end_turn" looked like two outcomes."""
+    task = make_task()
+    cut = finished_job(task, user, "word0 word1", model="echo", stop_reason="length", params={"max_tokens": 2})
+    done = finished_job(task, user, "word0", model="echo-brief", stop_reason="stop", worker_id="fake-2")
+    open_review(page, task)
+    assert page.locator(f"#job-{cut.pk} .job-cutoff").inner_text() == "Cut off at max tokens (2)"
+    assert page.locator(f"#job-{cut.pk} .job-stop").inner_text() == "max tokens"
+    stop = page.locator(f"#job-{done.pk} .job-stop")
+    assert stop.inner_text() == "finished" and stop.get_attribute("title") == "The provider's stop reason: stop"
+
+
 def test_it_shows_markdown_from_the_beginning_with_a_raw_toggle(page, user):
     task = make_task(prompt="Write **bold** and a list:\n\n- one\n- two")
     job = finished_job(task, user, LONG_ANSWER + "\n\n```\ncode <b>here</b>\n```")

@@ -13,7 +13,7 @@
    apply(jobs) from a poll; upsert(job) from an action's answer. */
 import { api, urlFor } from "./api.js";
 import { setText } from "./dom.js";
-import { jobDuration, money, paramsText, setTime, shortId, tokens } from "./format.js";
+import { jobDuration, money, paramsText, setTime, shortId, stopText, tokens } from "./format.js";
 import { showText } from "./markdown.js";
 
 const FOLLOW_SLACK_PX = 8;
@@ -33,7 +33,7 @@ export function letters(index) {
 /* Cut off at max tokens: the status stays "succeeded" (DESIGN), the stop
    reason says why it ended. */
 export function cutOff(job) {
-  return job.status === "succeeded" && String(job.stop_reason || "").toLowerCase() === "max_tokens";
+  return job.status === "succeeded" && stopText(job.stop_reason) === "max tokens";
 }
 
 export class JobCards {
@@ -239,7 +239,9 @@ export class JobCards {
     setText(card.part(".job-tokens"), tokens(job.usage));
     setText(card.part(".job-cost"), money(job.cost_usd));
     setText(card.part(".job-duration"), jobDuration(job));
-    setText(card.part(".job-stop"), job.stop_reason || "–");
+    const stop = card.part(".job-stop");
+    setText(stop, stopText(job.stop_reason));
+    stop.title = job.stop_reason ? "The provider's stop reason: " + job.stop_reason : "";
     setText(card.part(".job-attempts"), String(job.attempts));
     setText(card.part(".job-by"), job.created_by || "–");
     const started = card.part(".job-started");

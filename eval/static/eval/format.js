@@ -75,6 +75,19 @@ export function paramsText(params) {
   return parts.join(" · ");
 }
 
+/* Why a model stopped, in one set of words whatever the provider calls it
+   (Anthropic end_turn / max_tokens / stop_sequence, OpenAI stop / length,
+   Gemini STOP / MAX_TOKENS); the provider's own word stays in the title. */
+const STOPS = {
+  end_turn: "finished", stop: "finished", max_tokens: "max tokens", length: "max tokens",
+  stop_sequence: "stop sequence",
+};
+
+export function stopText(reason) {
+  if (!reason) return "–";
+  return STOPS[String(reason).toLowerCase()] || String(reason);
+}
+
 /* A job's short id: the first 8 characters of its UUID, wherever a page names a job. */
 export function shortId(id) {
   return String(id || "").slice(0, 8);
