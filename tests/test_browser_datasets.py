@@ -81,8 +81,12 @@ def test_a_csv_is_previewed_with_its_bad_line_then_mapped_and_imported(page, man
     assert (task.prompt, task.reference, task.metadata) == ("Capital of France?", "Paris", {"topic": "geo"})
     assert DatasetVersion.objects.get(dataset="quiz").file_name == "quiz.csv"
     page.wait_for_selector("#versions:not([hidden])")
-    assert page.locator("#versions-table tbody tr").first.locator("td").first.text_content() == "v1"
+    version = page.locator("#versions-table tbody tr").first.locator("td").all_text_contents()
+    assert version[0] == "v1" and version[4] == DatasetVersion.objects.get(dataset="quiz").sha256[:12]
     assert page.locator("#datasets-table tbody tr").first.locator("td").nth(1).text_content() == "3"
+    # The file is in: the form starts over (no file, no mapping, nothing to preview).
+    assert page.text_content("#file-name") == "" and page.is_hidden("#mapping")
+    assert page.is_disabled("#preview-button")
     assert not page.errors
 
 

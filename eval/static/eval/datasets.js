@@ -85,6 +85,7 @@ async function showVersions(name) {
         time(v.created_at),
         v.created_by || "—",
         v.file_name || "—",
+        v.sha256 ? v.sha256.slice(0, 12) : "—",
         v.mode,
         v.added,
         v.changed,
@@ -348,6 +349,12 @@ async function doImport() {
   $("import-result").hidden = false;
   $("preview").hidden = true;
   state.previewed = null;
+  // The file is in: the form starts over rather than invite the same file again.
+  state.file = null;
+  state.header = null;
+  $("upload-file").value = "";
+  setText($("file-name"), "");
+  $("mapping").hidden = true;
   status("");
   updateButtons();
   await loadList();
