@@ -56,7 +56,10 @@ def test_it_creates_a_judge_run_of_two_runs_from_the_form(page, launcher, worker
     page.select_option("#judge-b", str(b.pk))
     page.click("#judge-submit")
     page.wait_for_selector("#judge-form-status a")
-    assert page.inner_text("#judge-form-status").startswith("Launched judge run")
+    launched = page.inner_text("#judge-form-status")
+    assert launched.startswith("Launched judge run")
+    # Both runs' jobs had all ended (stored "done" or not yet): no more judge jobs follow.
+    assert launched.endswith(": 4 judge jobs."), launched
 
     judge = Run.objects.get(kind=Run.Kind.JUDGE)
     assert (judge.provider, judge.model, judge.swap) == ("echo", "echo-judge", True)

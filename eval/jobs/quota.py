@@ -202,8 +202,6 @@ def summary(user):
 
 # --- settling what ended ---------------------------------------------------------------------
 
-ENDED_RUNS = (Run.Status.DONE, Run.Status.CANCELLED)
-
 
 def _ended_jobs(user_id, limit):
     jobs = LLMJob.objects.filter(reserved_usd__isnull=False, status__in=states.TERMINAL)
@@ -214,7 +212,7 @@ def _ended_jobs(user_id, limit):
 def _ended_runs(user_id, limit):
     """(pk, user, day, reserved, cost) of ended runs still holding a reservation
     and with no live job left (a cancelled run's running jobs still spend)."""
-    runs = Run.objects.filter(reserved_usd__isnull=False, status__in=ENDED_RUNS)
+    runs = Run.objects.filter(reserved_usd__isnull=False, status__in=Run.ENDED)
     runs = list((runs if user_id is None else runs.filter(created_by_id=user_id)).order_by("pk")[:limit])
     ids = [run.pk for run in runs]
     live = set(LLMJob.objects.filter(run_id__in=ids, status__in=states.CANCELLABLE).values_list("run_id", flat=True))

@@ -22,6 +22,9 @@ class Run(models.Model):
         DONE = "done"
         CANCELLED = "cancelled"
 
+    # A run that will run no more jobs of its own (the one list: quota, gate, cancel, pages).
+    ENDED = (Status.DONE, Status.CANCELLED)
+
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GENERATE)
     provider = models.CharField(max_length=40)

@@ -61,6 +61,14 @@ def runs(request):
     return render(request, "runs.html", context)
 
 
+def _judged_json(run):
+    """A run the judge form offers; ``ended``: no more outputs come (the status a read
+    shows: its jobs may all have ended before the daemon stores done)."""
+    status = run_status.shown(run)
+    fields = {"id": run.pk, "name": run.name, "kind": run.kind, "provider": run.provider, "model": run.model}
+    return {**fields, "status": status, "ended": status in Run.ENDED}
+
+
 def _judge_form():
     """What the "Judge two runs" form offers: the runs a judge run may compare (generate
     and imported ones that have jobs), every model as the judge (judge-only ones
@@ -69,12 +77,12 @@ def _judge_form():
         Run.objects.filter(kind__in=[Run.Kind.GENERATE, Run.Kind.IMPORTED])
         .exclude(status=Run.Status.SCHEDULED)
         .order_by("-id")
-        .values("id", "name", "kind", "provider", "model", "status")[:JUDGED_RUNS_SHOWN]
+        .only("id", "name", "kind", "provider", "model", "status")[:JUDGED_RUNS_SHOWN]
     )
     default = default_rubric()
     rubrics = [default, *Rubric.objects.exclude(pk=default.pk).order_by("name", "-version")[:RUBRICS_SHOWN]]
     return {
-        "runs": list(judged),
+        "runs": [_judged_json(run) for run in judged],
         "providers": providers_json(judges=True),
         "rubrics": [{"id": r.pk, "label": f"{r.name} v{r.version}"} for r in rubrics],
     }

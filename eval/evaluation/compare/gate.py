@@ -11,7 +11,6 @@ from eval.evaluation.results.stats import holm
 from eval.models import Run
 
 DEFAULT_ALPHA = 0.05
-ENDED = (Run.Status.DONE, Run.Status.CANCELLED)
 
 
 class Unfinished(Conflict):
@@ -19,7 +18,7 @@ class Unfinished(Conflict):
 
 
 def require_ended(run):
-    if run.status not in ENDED:
+    if run.status not in Run.ENDED:
         raise Unfinished(f"run {run.pk} is {run.status}: compare runs that have ended")
 
 

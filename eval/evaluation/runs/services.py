@@ -135,7 +135,7 @@ def cancel(run, *, by):
     """Stop a run: queued jobs cancelled in one UPDATE, running ones asked to
     stop; a scheduled run stops firing. Its reservation is settled to what its
     jobs cost once none is running (now, or when the last one stops)."""
-    if run.status in (Run.Status.DONE, Run.Status.CANCELLED):
+    if run.status in Run.ENDED:
         raise Conflict(f"the run is already {run.status}")
     who = by.get_username() if by is not None else "an operator"
     transitions.cancel_queued_of_run(run.pk, by=who)

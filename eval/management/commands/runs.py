@@ -162,7 +162,7 @@ class Command(BaseCommand):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             run = runs.refresh_status(Run.objects.get(pk=run.pk))
-            if run.status in gate.ENDED:
+            if run.status in Run.ENDED:
                 return run
             if deadline is not None and time.monotonic() >= deadline:
                 raise CommandError(f"run {run.pk} has not ended after {timeout:g} s (it goes on)", returncode=1)
@@ -182,7 +182,7 @@ class Command(BaseCommand):
         if run_a is None:
             raise CommandError(f"run {run_b.pk}'s dataset has no baseline (POST /api/runs/<id>/baseline)", returncode=2)
         for run in (run_a, run_b):
-            if run.status not in gate.ENDED:
+            if run.status not in Run.ENDED:
                 raise CommandError(
                     f"run {run.pk} is {run.status}: wait for it to end (runs create --wait)", returncode=2
                 )

@@ -105,7 +105,11 @@ export function judgeForm(root, config, onCreated) {
     status.replaceChildren();
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
     link.href = "/runs/" + run.id + "/";
-    status.append("Launched judge run ", link, ": " + plural(totals(run).jobs, "judge job") + " so far; more follow as the runs' outputs arrive.");
+    // Judge jobs follow the judged runs' outputs: more come only while a judged run is live.
+    const judged = [field("judge-a").value, field("judge-b").value].map((id) => config.runs.find((r) => String(r.id) === id));
+    const live = judged.some((r) => r && !r.ended);
+    status.append("Launched judge run ", link, ": " + plural(totals(run).jobs, "judge job") +
+      (live ? " so far; more follow as the runs' outputs arrive." : "."));
     onCreated(run);
   }
 
