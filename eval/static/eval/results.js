@@ -6,6 +6,7 @@
 import "./site.js";
 import { api, errorText } from "./api.js";
 import { cell, node } from "./dom.js";
+import { count as formatCount } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -146,8 +147,9 @@ function readResults(data) {
 
 // --- a group: its table, its rating chart, its matrix ---------------------------------------------
 
+/* A count as format.js words it ("30,000"), "–" when there is none. */
 function count(x) {
-  return isNum(x) ? String(x) : "–";
+  return isNum(x) ? formatCount(x) : "–";
 }
 
 function ratingText(rating) {
