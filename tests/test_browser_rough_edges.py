@@ -89,3 +89,22 @@ def test_a_new_token_has_a_copy_button_and_breaks_anywhere_at_400_px(page, user,
     assert page.evaluate("() => navigator.clipboard.readText()") == token
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     assert not page.errors
+
+
+def test_a_selected_cards_badge_does_not_cover_the_keys_hint(page, user):
+    """The "selected · 1–5 score it" badge sits on the card's ring, above the card:
+    on the first row it covered the end of the keys hint."""
+    task = make_task()
+    finished_job(task, user, "word0 word1")
+    open_review(page, task)
+    page.keyboard.press("j")
+    page.wait_for_selector(".job-card.selected")
+    badge_top, hint_bottom = page.evaluate(
+        """() => {
+            const card = document.querySelector(".job-card.selected");
+            const badge = getComputedStyle(card, "::before");
+            const top = card.getBoundingClientRect().top + parseFloat(badge.top);
+            return [top, document.getElementById("keys-hint").getBoundingClientRect().bottom];
+        }"""
+    )
+    assert badge_top >= hint_bottom, (badge_top, hint_bottom)
