@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "eval.pages.context.capabilities",  # `can`: what the user may do (eval/access.py)
+                "eval.pages.context.page_urls",  # the pages' URLs for scripts (base.html's <body>)
             ],
         },
     },

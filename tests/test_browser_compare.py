@@ -37,6 +37,8 @@ def test_the_compare_page_filtered_to_regressions(page, user):
     assert page.input_value("#filter-only") == "regressions"
     first = page.locator("#compare-rows > li").first
     assert first.locator(".compare-task-link").inner_text() == "Compare task 0"
+    # The page's own URLs come from base.html (api.pageUrl), not spelled in the script.
+    assert first.locator(".compare-task-link").get_attribute("href") == f"/tasks/{tasks[0].pk}/"
     assert "regression" in first.locator(".compare-row-checks").inner_text()
     page.wait_for_function("() => document.querySelectorAll('#compare-rows del').length === 2")
     assert first.locator("del").inner_text().strip() == "word2 word3"  # only in A

@@ -101,9 +101,11 @@ def test_no_script_uses_a_window_namespace(path):
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda path: path.name)
 def test_no_script_spells_an_api_url(path):
-    """The page renders every API URL with {% url %} into a data-*-url attribute."""
+    """The page renders every API URL with {% url %} into a data-*-url attribute, and
+    base.html the pages' own (data-page-url-task, data-page-url-run: api.pageUrl)."""
     code = _code(path.read_text())
     assert not re.search(r"""["'`]/api/""", code), f"{path.name} hard-codes an /api/ URL"
+    assert not re.search(r"""["'`]/(tasks|runs)/["'`]""", code), f"{path.name} hard-codes a page URL"
 
 
 def _template_scripts():

@@ -17,6 +17,12 @@ export function urlFor(template, id) {
   return template.replace("__id__", encodeURIComponent(String(id)));
 }
 
+/* A page's own URL ("task", "run"), from the templates base.html puts on <body>
+   (data-page-url-task, data-page-url-run). */
+export function pageUrl(page, id) {
+  return urlFor(document.body.dataset["pageUrl" + page[0].toUpperCase() + page.slice(1)], id);
+}
+
 /* Every request has a total deadline (answer and body): a hung connection (a
    proxy that accepts and never answers, a server stalled mid-body) would
    otherwise hold its caller until the browser gives up, minutes later, and

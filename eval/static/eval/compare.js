@@ -7,7 +7,7 @@
    check) and keyset pages; j/k step through the rows, o opens the task.
    Outputs are text nodes only: never HTML. */
 import "./site.js";
-import { api, errorText, urlFor } from "./api.js";
+import { api, errorText, pageUrl, urlFor } from "./api.js";
 import { diff, renderDiff } from "./diff.js";
 import { byId as $, el, setText, typingInField } from "./dom.js";
 import { count, duration, jobDuration, money, signed, tokens } from "./format.js";
@@ -170,7 +170,7 @@ function rowItem(row) {
   if (row.checks.some((c) => c.change === "regression")) li.classList.add("has-regression");
   const head = el("p", null, "compare-row-head");
   const link = el("a", row.title || "Task " + row.task);
-  link.href = "/tasks/" + row.task + "/";
+  link.href = pageUrl("task", row.task);
   link.className = "compare-task-link";
   head.append(link, " ", el("span", row.changed_output ? "output changed" : "same output", "muted small"));
   const checks = el("ul", null, "compare-row-checks");

@@ -1,6 +1,7 @@
 /* Staff dashboard: active alerts, queue counts, oldest wait, workers, recent failures,
    polled from /api/status (paused while the tab is hidden). */
 import "./site.js";
+import { pageUrl } from "./api.js";
 import { byId, cell, setText } from "./dom.js";
 import { duration, time } from "./format.js";
 import { Poller } from "./poller.js";
@@ -75,7 +76,7 @@ function render(data) {
   const items = (data.recent_failures || []).map((f) => {
     const li = document.createElement("li");
     const link = document.createElement("a");
-    link.href = "/tasks/" + f.task + "/";
+    link.href = pageUrl("task", f.task);
     link.textContent = f.provider + "/" + f.model + " on task " + f.task;
     li.appendChild(link);
     li.appendChild(document.createTextNode(" — " + f.error.code + ": " + f.error.message + " (" + time(f.finished_at) + ")"));

@@ -5,7 +5,7 @@
    first, like the "New run" form; a created run is announced with its link and
    the runs list (runs.js) is told through onCreated. Text is
    always inserted as text. */
-import { api, errorText } from "./api.js";
+import { api, errorText, pageUrl } from "./api.js";
 import { confirmDialog } from "./dialog.js";
 import { el, setText } from "./dom.js";
 import { money, num, plural } from "./format.js";
@@ -104,7 +104,7 @@ export function judgeForm(root, config, onCreated) {
   function created(run) {
     status.replaceChildren();
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
-    link.href = "/runs/" + run.id + "/";
+    link.href = pageUrl("run", run.id);
     // Judge jobs follow the judged runs' outputs: more come only while a judged run is live.
     const judged = [field("judge-a").value, field("judge-b").value].map((id) => config.runs.find((r) => String(r.id) === id));
     const live = judged.some((r) => r && !r.ended);

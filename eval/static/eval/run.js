@@ -6,7 +6,7 @@
    failures itself too (with task titles); the poll's list replaces it, and
    says when more failed than it lists. Its jobs: runjobs.js. */
 import "./site.js";
-import { api, errorText } from "./api.js";
+import { api, errorText, pageUrl } from "./api.js";
 import { confirmDialog } from "./dialog.js";
 import { byId as $, el, setText } from "./dom.js";
 import { money, paramsText, plural, shortId, time } from "./format.js";
@@ -88,7 +88,7 @@ for (const link of document.querySelectorAll("#failures [data-task]")) titles[li
 function failureItem(f) {
   const li = document.createElement("li");
   const link = el("a", titles[f.task] || "Task " + f.task);
-  link.href = "/tasks/" + f.task + "/";
+  link.href = pageUrl("task", f.task);
   li.append(link, " ", el("span", f.code || "failed", "badge badge-failed"), el("span", " job " + shortId(f.job), "muted small"));
   if (f.message) li.append(el("pre", f.message, "text failure-text"));
   return li;

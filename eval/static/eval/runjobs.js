@@ -7,7 +7,7 @@
    Kept live by poller.js (If-None-Match, paused while hidden, backing off on
    errors): fast while the run runs or a job on the page has not ended.
    Text is inserted as text (markdown.js sanitises Markdown). */
-import { api, errorText, urlFor } from "./api.js";
+import { api, errorText, pageUrl, urlFor } from "./api.js";
 import { JobCards } from "./cards.js";
 import { byId as $, copyText, setText } from "./dom.js";
 import { plural } from "./format.js";
@@ -47,7 +47,7 @@ export function runJobs(root) {
     const job = card.job;
     const link = card.part(".job-task-link");
     const ref = job.task_ref || { id: job.task, title: "", external_id: "" };
-    link.href = "/tasks/" + ref.id + "/";
+    link.href = pageUrl("task", ref.id);
     setText(link, ref.title || ref.external_id || "Task " + ref.id);
     const checks = card.part(".job-checks");
     const names = Object.keys(job.checks || {}).sort();

@@ -6,7 +6,7 @@
    always inserted as text. */
 
 import "./site.js";
-import { api, errorField, errorText } from "./api.js";
+import { api, errorField, errorText, pageUrl } from "./api.js";
 import { confirmDialog } from "./dialog.js";
 import { byId, el, setText } from "./dom.js";
 import { count, money, num, plural } from "./format.js";
@@ -333,7 +333,7 @@ function newRunForm() {
     status.replaceChildren();
     const what = run.status === "scheduled" ? "Scheduled" : "Launched";
     const link = el("a", "“" + run.name + "” (#" + run.id + ")");
-    link.href = "/runs/" + run.id + "/";
+    link.href = pageUrl("run", run.id);
     status.append(what + " ", link, ": estimated " + money(run.estimated_cost_usd) + ", " + plural(totals(run).jobs, "job") + ".");
     if (run.status !== "scheduled") judge.offer(run); // judged at once
     poller.kick();

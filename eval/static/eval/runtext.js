@@ -1,6 +1,7 @@
 /* A run as text, shared by the runs list (runs.js) and a run's page
    (run.js): its counts, progress and its row in the runs list. Money, counts
    and times are worded by format.js. */
+import { pageUrl } from "./api.js";
 import { el } from "./dom.js";
 import { money, num, plural, time } from "./format.js";
 
@@ -33,7 +34,7 @@ export function runRow(run) {
   tr.className = "run-row status-" + run.status;
   const name = el("td", null, "run-name");
   const link = el("a", run.name || "Run " + run.id);
-  link.href = "/runs/" + run.id + "/";
+  link.href = pageUrl("run", run.id);
   name.append(link, el("span", " #" + run.id + " · " + run.provider + "/" + run.model + (run.kind === "judge" ? " · judge" : "") + (run.template_name ? " · template " + run.template_name : ""), "muted small"));
   const status = el("td");
   status.append(badge(run.status));
