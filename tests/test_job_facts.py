@@ -12,7 +12,7 @@ from django.utils import timezone
 from eval.evaluation.reviews.rubrics import default_rubric
 from eval.evaluation.runs import judges, report
 from eval.jobs import create, heartbeats, states
-from eval.models import JobStatus, LLMJob, Run
+from eval.models import JobStatus, LLMJob, Run, WorkerHeartbeat
 from eval.worker import flusher
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +87,17 @@ def test_every_new_job_starts_queued_with_the_same_defaults(make_task, settings,
 def test_the_online_threshold_is_missed_beats_of_the_interval_the_worker_beats_at():
     assert heartbeats.ONLINE_SECONDS == heartbeats.INTERVAL_SECONDS * heartbeats.MISSED_BEATS
     assert not hasattr(flusher, "HEARTBEAT_SECONDS")  # the flusher asks heartbeats, not a copy
+
+
+@pytest.mark.django_db
+def test_a_late_beat_never_overwrites_the_stopped_one():
+    """A flush still on a database thread when the worker stopped wrote its older counts
+    over the final heartbeat (CI: 3 done and 2 in flight, stopped, after 5 done)."""
+    heartbeats.beat("w1", jobs_done=0, jobs_failed=0, in_flight=0, first=("db", timezone.now()))
+    heartbeats.beat("w1", jobs_done=5, jobs_failed=0, in_flight=0, stopped=True)
+    heartbeats.beat("w1", jobs_done=3, jobs_failed=0, in_flight=2)  # the late flush
+    beat = WorkerHeartbeat.objects.get(worker_id="w1")
+    assert (beat.jobs_done, beat.in_flight) == (5, 0) and beat.stopped_at is not None
 
 
 def test_a_runs_json_counts_live_and_ended_jobs_for_its_page():

@@ -50,7 +50,12 @@ def beat(worker_id, *, jobs_done, jobs_failed, in_flight, first=None, stopped=Fa
     if stopped:
         values["stopped_at"] = now
     if first is None:
-        WorkerHeartbeat.objects.filter(worker_id=worker_id).update(**values)
+        rows = WorkerHeartbeat.objects.filter(worker_id=worker_id)
+        if not stopped:
+            # A beat from a flush still on a database thread when the worker stopped must
+            # not overwrite the final one (its counts are older; the stop's are whole).
+            rows = rows.filter(stopped_at__isnull=True)
+        rows.update(**values)
         return
     transport, started_at = first
     WorkerHeartbeat.objects.update_or_create(
