@@ -139,8 +139,8 @@ class Supervisor:
             self.log(service.name, line.rstrip("\n"))
 
     def _announce(self, service, process):
-        """Print the URL once the web answers (a connection succeeds): the line a
-        first run looks for. Not before: gunicorn's workers may still be booting."""
+        """Print the URL once the web answers HTTP: the line a first run looks for.
+        Not before: a connection alone succeeds while gunicorn's worker still boots."""
         _, where = address.configured()
         url = address.url(where)
         if url is None:  # a Unix socket: for a proxy, not a browser

@@ -6,6 +6,7 @@ once the web answers it prints the URL to open; its stdout's reader gone, it
 still stops its children."""
 
 import errno
+import http.server
 import io
 import os
 import select
@@ -124,6 +125,9 @@ def env(tmp_path):
         "WORKER_PROCESSES": "1",
         "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
         "SYNC_INTERVAL_SECONDS": "1",
+        # Static files from the finders: with DEBUG off and nothing collected gunicorn's
+        # worker refuses to boot (eval.E040), and the web would never answer.
+        "DJANGO_DEBUG": "1",
     }
     values.pop("PROMETHEUS_MULTIPROC_DIR", None)
     values.pop(guards.MARK, None)
@@ -295,6 +299,23 @@ def test_the_announced_url_is_where_a_browser_reaches_the_bind():
     assert address.url(("0.0.0.0", 8080)) == "http://127.0.0.1:8080/"
     assert address.url(("::", 8000)) == "http://[::1]:8000/"
     assert address.url("/run/eval.sock") is None
+
+
+def test_the_web_is_up_when_it_answers_http_not_when_a_connection_is_accepted():
+    """gunicorn's arbiter listens before its worker boots: a connection alone succeeded
+    and "web is up" came before anything could answer (CI saw no worker in the group)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts into the backlog, never answers
+        assert not address.answers(silent.getsockname(), timeout=0.3)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        assert address.answers(server.server_address)  # a 501 is an answer: the web is up
+    finally:
+        thread.join(5)
+        server.server_close()
 
 
 def test_a_malformed_gunicorn_bind_is_named(monkeypatch):

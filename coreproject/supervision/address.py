@@ -1,8 +1,9 @@
 """The web's address, from GUNICORN_BIND as deploy/gunicorn.conf.py reads it:
 checked before gunicorn starts (a taken port made it crash-loop, nameless) and
-announced as a URL once something answers there."""
+announced as a URL once the web answers HTTP there."""
 
 import errno
+import http.client
 import os
 import re
 import socket
@@ -72,12 +73,18 @@ def url(address):
     return f"http://{f'[{host}]' if ':' in host else host}:{address[1]}/"
 
 
-def answers(address, timeout=1.0):
-    """Does a TCP connection to ``address`` succeed (is the web up)?"""
+def answers(address, timeout=2.0):
+    """Does the web answer HTTP at ``address`` (GET /healthz, any status)? A TCP
+    connection alone is not enough: gunicorn's arbiter listens before its worker has
+    booted, and the kernel accepts connections for it that nobody answers yet."""
     if not _tcp(address):
         return False
+    connection = http.client.HTTPConnection(_reachable_host(address[0]), address[1], timeout=timeout)
     try:
-        with socket.create_connection((_reachable_host(address[0]), address[1]), timeout=timeout):
-            return True
-    except OSError:
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()
