@@ -12,7 +12,7 @@
    (jobUrl: GET /api/jobs/__id__ as the page rendered it)
    apply(jobs) from a poll; upsert(job) from an action's answer. */
 import { api, urlFor } from "./api.js";
-import { setText } from "./dom.js";
+import { messageItems, setText } from "./dom.js";
 import { jobDuration, money, paramsText, setTime, shortId, stopText, tokens } from "./format.js";
 import { showText } from "./markdown.js";
 
@@ -257,19 +257,7 @@ export class JobCards {
     const key = JSON.stringify(sent);
     if (box.dataset.key === key) return;
     box.dataset.key = key;
-    card.part(".job-sent-list").replaceChildren(
-      ...sent.map((message) => {
-        const item = document.createElement("li");
-        item.className = "sent-" + message.role;
-        const role = document.createElement("strong");
-        role.textContent = message.role;
-        const text = document.createElement("div");
-        text.className = "text-view";
-        text.textContent = message.content;
-        item.append(role, text);
-        return item;
-      })
-    );
+    card.part(".job-sent-list").replaceChildren(...messageItems(sent));
   }
 
   paintOutput(card, job) {

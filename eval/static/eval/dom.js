@@ -79,3 +79,13 @@ export function say(target, text) {
   clearTimeout(target.sayTimer);
   target.sayTimer = setTimeout(() => (target.hidden = true), 3000);
 }
+
+/* Messages (a job's messages sent, a template's preview) as <li> items: the role, then
+   the text as text (never HTML). */
+export function messageItems(messages) {
+  return messages.map((message) => {
+    const item = el("li", null, "sent-" + message.role);
+    item.append(el("strong", message.role), el("div", message.content, "text-view"));
+    return item;
+  });
+}

@@ -4,7 +4,7 @@
    version. Every text is inserted as text. */
 import "./site.js";
 import { api, errorText } from "./api.js";
-import { byId as $, setText } from "./dom.js";
+import { byId as $, messageItems, setText } from "./dom.js";
 
 const PREVIEW_DELAY_MS = 300;
 
@@ -41,19 +41,7 @@ document.addEventListener("DOMContentLoaded", function () {
   }
 
   function showMessages(list) {
-    $("preview").replaceChildren(
-      ...list.map((message) => {
-        const item = document.createElement("li");
-        item.className = "sent-" + message.role;
-        const role = document.createElement("strong");
-        role.textContent = message.role;
-        const text = document.createElement("div");
-        text.className = "text-view";
-        text.textContent = message.content;
-        item.append(role, text);
-        return item;
-      })
-    );
+    $("preview").replaceChildren(...messageItems(list));
   }
 
   async function preview() {
